@@ -1,0 +1,103 @@
+"""One typed settings object, read from ACCRUAL_* environment variables and `.env`.
+
+Every value has an embedded default so that `accrual serve` runs with nothing installed but Python:
+a SQLite file for state and kombu's SQLAlchemy transport over a second SQLite file as the broker.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_BROKER_SCHEME = "sqla+sqlite"
+
+
+class Settings(BaseSettings):
+    """Settings for every process: API, worker, relay/scheduler and the command line."""
+
+    model_config = SettingsConfigDict(env_prefix="ACCRUAL_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path("accrual-data"), description="Where embedded state lives.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; SQLite file in data_dir if empty.")
+    broker_url: str = Field(default="", description="Celery broker URL; embedded SQLite broker if empty.")
+    secret_key: str = Field(
+        default="", description="Signs pagination cursors; generated into data_dir if empty."
+    )
+
+    relay_interval_seconds: float = Field(default=0.05, gt=0, le=10)
+    broker_poll_interval_seconds: float = Field(default=0.05, gt=0, le=10)
+    sweep_interval_seconds: float = Field(default=15, gt=0)
+    sweep_after_seconds: float = Field(
+        default=60, gt=0, description="Undecided for this long: publish again."
+    )
+    broker_purge_interval_seconds: float = Field(default=300, gt=0)
+    outbox_max_attempts: int = Field(default=50, ge=1)
+
+    worker_concurrency: int = Field(default=2, ge=1, le=64)
+    api_workers: int = Field(default=2, ge=1, le=64)
+    api_threads: int = Field(default=4, ge=1, le=64)
+    task_soft_time_limit: int = Field(default=60, ge=1)
+    task_time_limit: int = Field(default=90, ge=2)
+    visibility_timeout: int = Field(default=900, ge=10)
+    screening_max_deliveries: int = Field(default=5, ge=1)
+
+    idempotency_ttl_hours: int = Field(default=24, ge=1)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    page_size_max: int = Field(default=200, ge=1)
+    log_level: str = Field(default="INFO")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'accrual.db'}"
+        if not self.broker_url:
+            self.broker_url = f"{EMBEDDED_BROKER_SCHEME}:///{self.data_dir / 'broker.db'}"
+        if self.task_time_limit * 3 > self.visibility_timeout:
+            raise ValueError("ACCRUAL_VISIBILITY_TIMEOUT must be at least 3 x ACCRUAL_TASK_TIME_LIMIT")
+        if self.task_soft_time_limit >= self.task_time_limit:
+            raise ValueError("ACCRUAL_TASK_SOFT_TIME_LIMIT must be below ACCRUAL_TASK_TIME_LIMIT")
+        return self
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.broker_url.startswith(EMBEDDED_BROKER_SCHEME)
+
+    def signing_key(self) -> bytes:
+        """The configured secret, else one generated once and kept in the data directory."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        return path.read_text().strip().encode()
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, fit for a log line or an error message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

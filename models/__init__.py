@@ -1,0 +1,36 @@
+"""Persistence: typed SQLAlchemy 2.x models, the engine and session factory, Alembic migrations."""
+
+from models.application import Application, ApplicationHistory, CriterionResult, Screening
+from models.base import Base
+from models.enums import ApplicationStatus, CriterionKind, Decision, EventStatus, Outcome, Role, TrialStatus
+from models.event import Event, ProcessedMessage, SchedulerLease
+from models.reporting import CountedApplication, ScreenFailureCount, StatusCount, WeeklyCount
+from models.token import ApiToken, IdempotencyRecord
+from models.trial import CriteriaVersion, Site, Trial
+
+__all__ = [
+    "ApiToken",
+    "Application",
+    "ApplicationHistory",
+    "ApplicationStatus",
+    "Base",
+    "CountedApplication",
+    "CriteriaVersion",
+    "CriterionKind",
+    "CriterionResult",
+    "Decision",
+    "Event",
+    "EventStatus",
+    "IdempotencyRecord",
+    "Outcome",
+    "ProcessedMessage",
+    "Role",
+    "SchedulerLease",
+    "ScreenFailureCount",
+    "Screening",
+    "Site",
+    "StatusCount",
+    "Trial",
+    "TrialStatus",
+    "WeeklyCount",
+]

@@ -1,0 +1,82 @@
+"""Applications, their status history, and each screening's per-criterion results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, JSONType, utcnow
+from models.enums import ApplicationStatus
+
+
+class Application(Base):
+    __tablename__ = "applications"
+    __table_args__ = (
+        UniqueConstraint("trial_id", "site_id", "screening_id"),
+        Index("ix_applications_trial_status", "trial_id", "status"),
+        Index("ix_applications_listing", "submitted_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.trial_id"))
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.site_id"), index=True)
+    screening_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=ApplicationStatus.SUBMITTED.value)
+    decision: Mapped[str | None] = mapped_column(String(16))
+    observations: Mapped[dict[str, Any]]
+    criteria_version: Mapped[int | None]
+    screening_round: Mapped[int] = mapped_column(default=1)
+    screening_deliveries: Mapped[int] = mapped_column(default=0)
+    submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
+
+    history: Mapped[list[ApplicationHistory]] = relationship(
+        order_by="ApplicationHistory.id", cascade="all, delete-orphan"
+    )
+
+
+class ApplicationHistory(Base):
+    """Append-only: one row per status the application has had."""
+
+    __tablename__ = "application_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    by: Mapped[str] = mapped_column(String(80))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Screening(Base):
+    """One evaluation of an application against one criteria version."""
+
+    __tablename__ = "screenings"
+    __table_args__ = (UniqueConstraint("application_id", "round"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"))
+    round: Mapped[int]
+    criteria_version: Mapped[int]
+    decision: Mapped[str] = mapped_column(String(16))
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    results: Mapped[list[CriterionResult]] = relationship(order_by="CriterionResult.position")
+
+
+class CriterionResult(Base):
+    __tablename__ = "criterion_results"
+    __table_args__ = (Index("ix_criterion_results_criterion", "criterion_id", "outcome"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    screening_id: Mapped[int] = mapped_column(ForeignKey("screenings.id"), index=True)
+    position: Mapped[int]
+    criterion_id: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))
+    missing: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    note: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,58 @@
+"""The contract's enumerations, stored as strings."""
+
+from enum import StrEnum
+
+
+class TrialStatus(StrEnum):
+    NOT_YET_RECRUITING = "NOT_YET_RECRUITING"
+    RECRUITING = "RECRUITING"
+    ENROLLING_BY_INVITATION = "ENROLLING_BY_INVITATION"
+    ACTIVE_NOT_RECRUITING = "ACTIVE_NOT_RECRUITING"
+    SUSPENDED = "SUSPENDED"
+    TERMINATED = "TERMINATED"
+    COMPLETED = "COMPLETED"
+    WITHDRAWN = "WITHDRAWN"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def accepts_applications(self) -> bool:
+        return self in (TrialStatus.RECRUITING, TrialStatus.ENROLLING_BY_INVITATION)
+
+
+class ApplicationStatus(StrEnum):
+    SUBMITTED = "submitted"
+    ELIGIBLE = "eligible"
+    INELIGIBLE = "ineligible"
+    NEEDS_REVIEW = "needs_review"
+    ENROLLED = "enrolled"
+    WITHDRAWN = "withdrawn"
+
+
+class Decision(StrEnum):
+    ELIGIBLE = "eligible"
+    INELIGIBLE = "ineligible"
+    NEEDS_REVIEW = "needs_review"
+
+
+class Outcome(StrEnum):
+    MET = "met"
+    NOT_MET = "not_met"
+    UNKNOWN = "unknown"
+    JUDGMENT = "judgment"
+
+
+class CriterionKind(StrEnum):
+    INCLUSION = "inclusion"
+    EXCLUSION = "exclusion"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    COORDINATOR = "coordinator"
+    SPONSOR = "sponsor"
+
+
+class EventStatus(StrEnum):
+    PENDING = "pending"
+    PUBLISHED = "published"
+    DEAD = "dead"
