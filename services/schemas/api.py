@@ -1,0 +1,332 @@
+"""Request and response models of the HTTP API; they generate the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.schemas.observations import (
+    Applicant,
+    ApplicantBase,
+    ChangesBase,
+    ObservationChanges,
+    Observations,
+    ObservationsBase,
+)
+
+# Server-made and registry ids alike: letters, digits, dot, dash and underscore only.
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+
+ApplicationStatusName = Literal[
+    "submitted", "eligible", "ineligible", "needs_review", "enrolled", "withdrawn"
+]
+TrialStatusName = Literal[
+    "NOT_YET_RECRUITING", "RECRUITING", "ENROLLING_BY_INVITATION", "ACTIVE_NOT_RECRUITING",
+    "SUSPENDED", "TERMINATED", "COMPLETED", "WITHDRAWN", "UNKNOWN",
+]  # fmt: skip
+
+
+class SubmitApplication(BaseModel):
+    """A coordinator's submission of one applicant to one trial at one site."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trial_id: Identifier = Field(description="NCT number or sponsor protocol id")
+    site_id: Identifier
+    if TYPE_CHECKING:
+        applicant: ApplicantBase
+    else:
+        applicant: Applicant
+
+
+class CriterionOut(BaseModel):
+    id: str
+    kind: Literal["inclusion", "exclusion"]
+    text: str
+    outcome: Literal["met", "not_met", "unknown", "judgment"]
+    missing: list[str] = Field(description="Observations whose absence left the criterion unknown")
+    note: str | None = Field(default=None, description="For the reviewer, when a rule asks for review")
+
+
+class HistoryOut(BaseModel):
+    status: ApplicationStatusName
+    at: datetime
+    by: str
+    reason: str | None = None
+
+
+class ApplicationOut(BaseModel):
+    id: str
+    trial_id: str
+    site_id: str
+    screening_id: str
+    status: ApplicationStatusName
+    decision: Literal["eligible", "ineligible", "needs_review"] | None
+    criteria: list[CriterionOut]
+    criteria_version: int | None
+    submitted_at: datetime
+    decided_at: datetime | None
+    history: list[HistoryOut]
+    observations: dict[str, Any] | None = Field(
+        default=None, description="The observations as stored, in canonical units (single-application reads)"
+    )
+
+
+class ApplicationPage(BaseModel):
+    items: list[ApplicationOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+class ApplicationPath(BaseModel):
+    application_id: Identifier
+
+
+class ApplicationQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    trial_id: Identifier | None = None
+    site_id: Identifier | None = None
+    status: ApplicationStatusName | None = None
+    cursor: str | None = Field(default=None, max_length=1000)
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class TrialPath(BaseModel):
+    trial_id: Identifier
+
+
+class TrialOut(BaseModel):
+    trial_id: str
+    nct_id: str | None
+    org_study_id: str | None
+    title: str
+    sponsor: str
+    phases: list[str]
+    conditions: list[str]
+    keywords: list[str]
+    overall_status: TrialStatusName
+    enrollment_target: int | None
+    enrollment_type: str | None
+    minimum_age: str | None
+    maximum_age: str | None
+    sex: str
+    applied_count: int
+    enrolled_count: int
+    criteria_version: int | None
+
+
+class TrialList(BaseModel):
+    items: list[TrialOut]
+
+
+class SiteOut(BaseModel):
+    site_id: str
+    trial_id: str
+    name: str
+    city: str | None
+    country: str | None
+    status: TrialStatusName
+    enrollment_target: int | None
+    applied_count: int
+    enrolled_count: int
+
+
+class SiteList(BaseModel):
+    items: list[SiteOut]
+
+
+class CriterionSpecOut(BaseModel):
+    id: str
+    kind: Literal["inclusion", "exclusion"]
+    text: str
+    judgment: bool
+    rule: dict[str, Any] | None
+    reading: str | None
+
+
+class CriteriaOut(BaseModel):
+    trial_id: str
+    version: int
+    created_at: datetime
+    criteria: list[CriterionSpecOut]
+
+
+class FieldError(BaseModel):
+    field: str
+    pointer: str
+    detail: str
+
+
+class ProblemOut(BaseModel):
+    """RFC 9457 problem details (application/problem+json)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(default_factory=dict)
+
+
+class CorrectApplication(BaseModel):
+    """Observations to add or correct (null removes one); the application is screened again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    if TYPE_CHECKING:
+        applicant: ChangesBase
+    else:
+        applicant: ObservationChanges
+
+
+class PrescreenRequest(BaseModel):
+    """One applicant's observations (no screening id: nothing is stored) and optionally the trials to try."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    if TYPE_CHECKING:
+        applicant: ObservationsBase
+    else:
+        applicant: Observations
+    trial_ids: list[Identifier] | None = Field(default=None, max_length=50)
+
+
+class PrescreenResult(BaseModel):
+    trial_id: str
+    title: str
+    overall_status: TrialStatusName
+    decision: Literal["eligible", "ineligible", "needs_review"]
+    criteria_version: int
+    deciding: list[str] = Field(description="Criteria that excluded, or that are unknown for needs_review")
+    missing: list[str] = Field(description="Observations whose absence left criteria unknown")
+    criteria: list[CriterionOut]
+
+
+class PrescreenResponse(BaseModel):
+    results: list[PrescreenResult]
+
+
+class FormatQuery(BaseModel):
+    format: Literal["json", "fhir"] | None = Field(
+        default=None, description="`fhir` answers as a FHIR R4B resource (also Accept: application/fhir+json)"
+    )
+
+
+class StudyRecord(BaseModel):
+    """A ClinicalTrials.gov API v2 study record (the registry's own JSON)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    protocolSection: dict[str, Any]
+
+
+class ReviewApplication(BaseModel):
+    """The investigator's decision on an application that needs review."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["eligible", "ineligible"]
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class WithdrawApplication(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class EnrollApplication(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class TrialChanges(BaseModel):
+    """What an admin may change on a trial; fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    overall_status: TrialStatusName | None = None
+    enrollment_target: int | None = Field(default=None, ge=0, le=1_000_000)
+
+
+class SiteChanges(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: TrialStatusName | None = None
+    enrollment_target: int | None = Field(default=None, ge=0, le=1_000_000)
+
+
+class NewSite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=300)
+    city: str | None = Field(default=None, max_length=120)
+    country: str | None = Field(default=None, max_length=120)
+    status: TrialStatusName = "RECRUITING"
+    enrollment_target: int | None = Field(default=None, ge=0, le=1_000_000)
+
+
+class SitePath(BaseModel):
+    trial_id: Identifier
+    site_id: Identifier
+
+
+class PublicTrial(BaseModel):
+    """What anyone may see: nothing about any applicant but how many applied."""
+
+    trial_id: str
+    title: str
+    conditions: list[str]
+    overall_status: TrialStatusName
+    cities: list[str]
+    applied_count: int
+
+
+class ReportSite(BaseModel):
+    site_id: str
+    name: str
+    status: TrialStatusName
+    applied_count: int
+    enrolled_count: int
+    enrollment_target: int | None
+
+
+class ScreenFailure(BaseModel):
+    criterion_id: str
+    text: str
+    count: int = Field(description="Applications now ineligible that this criterion excluded")
+
+
+class WeekCount(BaseModel):
+    week_start: date
+    applied: int
+    enrolled: int
+
+
+class Forecast(BaseModel):
+    enrolled_per_week: float = Field(description="Posterior mean enrolment rate")
+    projected_target_date: date | None = Field(description="Median projected date the target is reached")
+    interval_80: list[date] | None = Field(description="10th and 90th percentile of that date")
+    model: Literal["poisson-gamma"]
+
+
+class RecruitmentReport(BaseModel):
+    trial_id: str
+    overall_status: TrialStatusName
+    enrollment_target: int | None
+    applied_count: int = Field(
+        description="Each applicant (trial, site, screening id) once, whatever its status"
+    )
+    counts: dict[str, int]
+    sites: list[ReportSite]
+    screen_failures: list[ScreenFailure]
+    weekly: list[WeekCount]
+    forecast: Forecast
