@@ -1,0 +1,59 @@
+"""Accrual's service layer and its HTTP application (Flask app factory)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Response, redirect
+from flask_openapi3 import Info, OpenAPI
+
+from config import Settings, get_settings
+from models.db import Database
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> OpenAPI:
+    """The HTTP API for `settings` (read from the environment when not given)."""
+    from services.api import applications, health, prescreen, public, trials
+    from services.api.context import authenticate_request
+    from services.api.errors import on_validation_error, parse_json_body, register_error_handlers
+
+    settings = settings or get_settings()
+    app = OpenAPI(
+        __name__,
+        info=Info(
+            title="Accrual",
+            version="1",
+            description="Recruitment into clinical trials: intake and screening.",
+        ),
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        validation_error_status=422,
+        validation_error_callback=on_validation_error,
+        doc_prefix="/docs",
+        doc_url="/openapi.json",
+    )
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+    app.extensions["accrual.settings"] = settings
+    app.extensions["accrual.db"] = database or Database(settings.database_url)
+    app.extensions["accrual.cursor_key"] = settings.signing_key()  # read once, not per request
+    logging.getLogger("services").setLevel(settings.log_level)
+    app.before_request(authenticate_request)
+    app.before_request(parse_json_body)
+    register_error_handlers(app)
+    for module in (health, trials, applications, prescreen, public):
+        app.register_api(module.blueprint)
+
+    @app.get("/openapi.json", doc_ui=False)
+    def openapi_document() -> Response:
+        from flask import jsonify
+
+        return jsonify(app.api_doc)
+
+    @app.get("/docs", doc_ui=False)
+    def docs() -> Response:
+        return redirect("/docs/swagger", code=302)  # type: ignore[return-value]
+
+    return app

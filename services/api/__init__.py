@@ -1,0 +1,1 @@
+"""HTTP blueprints: parse, call one use case, serialise. Never imports Celery."""

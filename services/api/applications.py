@@ -1,0 +1,176 @@
+"""/api/v1/applications: submit an applicant, read one application, list applications."""
+
+from __future__ import annotations
+
+from flask import Response, jsonify, request
+from flask_openapi3 import APIBlueprint, Tag
+
+from models import Application, Role
+from services.api.context import caller, cursor_key, database, settings, wants_fhir
+from services.applications import get_application, list_applications
+from services.corrections import correct_observations, etag
+from services.fhir import FHIR_JSON, research_subject
+from services.intake import fingerprint, parse_idempotency_key, submit_application
+from services.lifecycle import enroll, review, withdraw
+from services.schemas.api import (
+    ApplicationOut,
+    ApplicationPage,
+    ApplicationPath,
+    ApplicationQuery,
+    CorrectApplication,
+    EnrollApplication,
+    FormatQuery,
+    ProblemOut,
+    ReviewApplication,
+    SubmitApplication,
+    WithdrawApplication,
+)
+from services.tokens import Caller
+
+tag = Tag(name="applications", description="Applicants submitted by site coordinators and their decisions")
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
+blueprint = APIBlueprint(
+    "applications", __name__, url_prefix="/api/v1/applications", abp_tags=[tag], abp_security=SECURITY
+)
+
+
+@blueprint.post(
+    "",
+    responses={
+        202: ApplicationOut,
+        400: ProblemOut,
+        401: ProblemOut,
+        403: ProblemOut,
+        409: ProblemOut,
+        413: ProblemOut,
+        415: ProblemOut,
+        422: ProblemOut,
+    },
+)
+def submit(body: SubmitApplication) -> Response:
+    """Submit an applicant; answers 202 at once, the decision follows asynchronously.
+
+    An `Idempotency-Key` header makes retries safe: the same key with the same body replays the first
+    answer (kept 24 hours); with another body it is refused with 422.
+    """
+    who = caller(Role.COORDINATOR)
+    key = parse_idempotency_key(request.headers.get("Idempotency-Key"))
+    answer = submit_application(
+        database(), who, body, key, fingerprint(request.get_json()), settings().idempotency_ttl_hours
+    )
+    response = jsonify(answer.body)
+    response.status_code = answer.status
+    response.headers.update(answer.headers)
+    return response
+
+
+@blueprint.get("/<application_id>", responses={200: ApplicationOut, 401: ProblemOut, 404: ProblemOut})
+def read(path: ApplicationPath, query: FormatQuery) -> Response:
+    """An application: status, decision, every criterion's outcome and what was missing, history.
+
+    Also as a FHIR R4B ResearchSubject (`?format=fhir` or Accept: application/fhir+json).
+    """
+    who = caller(Role.COORDINATOR, Role.ADMIN)
+    with database().reading() as session:
+        view = get_application(session, who, path.application_id)
+        application = session.get_one(Application, view.id)
+        tag = etag(application)
+        if wants_fhir(query.format):
+            response = jsonify(research_subject(application))
+            response.mimetype = FHIR_JSON
+        else:
+            response = jsonify(view.model_dump(mode="json"))
+    response.headers["ETag"] = tag
+    return response
+
+
+@blueprint.patch(
+    "/<application_id>",
+    responses={
+        200: ApplicationOut,
+        202: ApplicationOut,
+        401: ProblemOut,
+        404: ProblemOut,
+        409: ProblemOut,
+        412: ProblemOut,
+        422: ProblemOut,
+    },
+)
+def correct(path: ApplicationPath, body: CorrectApplication) -> Response:
+    """Add or correct observations (null removes one); the application is screened again (202).
+
+    Send `If-Match` with the ETag of your last read to refuse (412) a change made meanwhile.
+    """
+    who = caller(Role.COORDINATOR)
+    with database().transaction() as session:
+        application = correct_observations(
+            session, who, path.application_id, body.applicant, request.headers.get("If-Match")
+        )
+        rescreening = application.status == "submitted" and application.decision is None
+        application_id = application.id
+    with database().reading() as session:
+        view = get_application(session, who, application_id)
+        tag = etag(session.get_one(Application, application_id))
+    response = jsonify(view.model_dump(mode="json"))
+    response.status_code = 202 if rescreening else 200
+    response.headers["ETag"] = tag
+    return response
+
+
+@blueprint.get("", responses={200: ApplicationPage, 400: ProblemOut, 401: ProblemOut})
+def listing(query: ApplicationQuery) -> Response:
+    """Applications of the caller's sites (all for an admin), newest first, cursor-paginated."""
+    who = caller(Role.COORDINATOR, Role.ADMIN)
+    with database().reading() as session:
+        page = list_applications(session, who, query, cursor_key())
+    return jsonify(page.model_dump(mode="json"))
+
+
+TRANSITION_RESPONSES = {
+    200: ApplicationOut,
+    401: ProblemOut,
+    404: ProblemOut,
+    409: ProblemOut,
+    422: ProblemOut,
+}
+
+
+def _transition_answer(who: Caller, application_id: str) -> Response:
+    with database().reading() as session:
+        view = get_application(session, who, application_id)
+        tag = etag(session.get_one(Application, application_id))
+    response = jsonify(view.model_dump(mode="json"))
+    response.headers["ETag"] = tag
+    return response
+
+
+@blueprint.post("/<application_id>/review", responses=TRANSITION_RESPONSES)
+def review_application(path: ApplicationPath, body: ReviewApplication) -> Response:
+    """An investigator's decision on a `needs_review` application: eligible or ineligible, with a reason."""
+    who = caller(Role.COORDINATOR)
+    with database().transaction() as session:
+        review(session, who, path.application_id, body.decision, body.reason)
+    return _transition_answer(who, path.application_id)
+
+
+@blueprint.post("/<application_id>/enroll", responses=TRANSITION_RESPONSES)
+def enroll_application(path: ApplicationPath) -> Response:
+    """`eligible` -> `enrolled`; 409 when the trial or site is not recruiting or its target is reached.
+
+    The last place closes recruitment at once (status ACTIVE_NOT_RECRUITING). An optional body
+    `{"reason": "..."}` is kept in the history.
+    """
+    who = caller(Role.COORDINATOR)
+    body = EnrollApplication.model_validate(request.get_json(silent=True) or {})
+    with database().transaction() as session:
+        enroll(session, who, path.application_id, body.reason)
+    return _transition_answer(who, path.application_id)
+
+
+@blueprint.post("/<application_id>/withdraw", responses=TRANSITION_RESPONSES)
+def withdraw_application(path: ApplicationPath, body: WithdrawApplication) -> Response:
+    """Any open status (submitted, eligible, needs_review) -> `withdrawn`, with a reason."""
+    who = caller(Role.COORDINATOR)
+    with database().transaction() as session:
+        withdraw(session, who, path.application_id, body.reason)
+    return _transition_answer(who, path.application_id)

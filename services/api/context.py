@@ -1,0 +1,70 @@
+"""Per-app resources (settings, database) and the authenticated caller of a request."""
+
+from __future__ import annotations
+
+from flask import current_app, g, request
+
+from config import Settings
+from models import Role
+from models.db import Database
+from services.problems import Problem
+from services.tokens import Caller, authenticate
+
+
+def settings() -> Settings:
+    value: Settings = current_app.extensions["accrual.settings"]
+    return value
+
+
+def database() -> Database:
+    value: Database = current_app.extensions["accrual.db"]
+    return value
+
+
+def wants_fhir(format_parameter: str | None) -> bool:
+    """FHIR when asked for by `?format=fhir` or by an Accept header preferring application/fhir+json."""
+    if format_parameter is not None:
+        return format_parameter == "fhir"
+    best = request.accept_mimetypes.best_match(["application/json", "application/fhir+json"])
+    return best == "application/fhir+json"
+
+
+def cursor_key() -> bytes:
+    """The key that signs pagination cursors."""
+    value: bytes = current_app.extensions["accrual.cursor_key"]
+    return value
+
+
+PUBLIC_PREFIX = "/api/v1/public/"
+
+
+def authenticate_request() -> None:
+    """Before any view or body validation: every /api/v1 call but the public ones needs a valid token."""
+    if request.path.startswith("/api/v1/") and not request.path.startswith(PUBLIC_PREFIX):
+        g.caller = _authenticated()
+
+
+def caller(*roles: Role) -> Caller:
+    """The request's caller; 403 when its role is not among `roles`."""
+    found: Caller = g.caller if "caller" in g else _authenticated()
+    if roles and found.role not in roles:
+        allowed = " or ".join(r.value for r in roles)
+        raise Problem(403, "forbidden", f"this needs a {allowed} token; this one is {found.role.value}")
+    return found
+
+
+def _authenticated() -> Caller:
+    """The bearer token's caller; 401 without a valid token."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(
+            401, "unauthorized", "send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"}
+        )
+    with database().reading() as session:
+        found = authenticate(session, token.strip())
+    if found is None:
+        raise Problem(
+            401, "unauthorized", "the token is unknown or revoked", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return found

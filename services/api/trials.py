@@ -1,0 +1,185 @@
+"""/api/v1/trials: the trials, their sites and current criteria (read-only here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify, request
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from models import Role, Site
+from services.api.context import caller, database, wants_fhir
+from services.criteria import CriteriaError
+from services.eligibility.document import CriteriaDocument
+from services.fhir import FHIR_JSON, research_study
+from services.problems import Problem, invalid
+from services.reporting import recruitment_report
+from services.rescreening import amend_criteria
+from services.schemas.api import (
+    CriteriaOut,
+    FormatQuery,
+    NewSite,
+    ProblemOut,
+    RecruitmentReport,
+    SiteChanges,
+    SiteList,
+    SiteOut,
+    SitePath,
+    StudyRecord,
+    TrialChanges,
+    TrialList,
+    TrialOut,
+    TrialPath,
+)
+from services.trial_admin import add_site, change_site, change_trial
+from services.trial_import import import_record
+from services.trials import find_trial, get_criteria, get_trial, list_sites, list_trials
+
+tag = Tag(name="trials", description="Trials as registered, with their sites and criteria")
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
+blueprint = APIBlueprint(
+    "trials", __name__, url_prefix="/api/v1/trials", abp_tags=[tag], abp_security=SECURITY
+)
+
+
+@blueprint.get("", responses={200: TrialList, 401: ProblemOut})
+def index() -> Response:
+    """Trials visible to the caller, with applied and enrolled counts."""
+    caller()
+    with database().reading() as session:
+        return jsonify(TrialList(items=list_trials(session)).model_dump(mode="json"))
+
+
+@blueprint.post(
+    "", responses={200: TrialOut, 201: TrialOut, 401: ProblemOut, 403: ProblemOut, 422: ProblemOut}
+)
+def create(body: StudyRecord) -> Response:
+    """Create or replace a trial from a ClinicalTrials.gov API v2 study record; sites from its locations.
+
+    Criteria are not machine-readable in the registry: attach them with PUT .../criteria.
+    """
+    caller(Role.ADMIN)
+    with database().transaction() as session:
+        trial, created = import_record(session, request.get_json())
+        trial_id = trial.trial_id
+    with database().reading() as session:
+        response = jsonify(get_trial(session, trial_id).model_dump(mode="json"))
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/api/v1/trials/{trial_id}"
+    return response
+
+
+@blueprint.get("/<trial_id>", responses={200: TrialOut, 401: ProblemOut, 404: ProblemOut})
+def read(path: TrialPath, query: FormatQuery) -> Response:
+    """One trial by NCT number or sponsor protocol id (case-insensitive); also as FHIR R4B ResearchStudy."""
+    caller()
+    with database().reading() as session:
+        if wants_fhir(query.format):
+            trial = find_trial(session, path.trial_id)
+            sites = list(
+                session.scalars(select(Site).where(Site.trial_id == trial.trial_id).order_by(Site.name))
+            )
+            response = jsonify(research_study(trial, sites))
+            response.mimetype = FHIR_JSON
+            return response
+        return jsonify(get_trial(session, path.trial_id).model_dump(mode="json"))
+
+
+@blueprint.get("/<trial_id>/sites", responses={200: SiteList, 401: ProblemOut, 404: ProblemOut})
+def sites(path: TrialPath) -> Response:
+    """The trial's sites with status, optional target and counts."""
+    caller()
+    with database().reading() as session:
+        return jsonify(SiteList(items=list_sites(session, path.trial_id)).model_dump(mode="json"))
+
+
+@blueprint.get("/<trial_id>/criteria", responses={200: CriteriaOut, 401: ProblemOut, 404: ProblemOut})
+def criteria(path: TrialPath) -> Response:
+    """The current criteria version: each criterion's text, rule and recorded reading."""
+    caller()
+    with database().reading() as session:
+        return jsonify(get_criteria(session, path.trial_id).model_dump(mode="json"))
+
+
+@blueprint.put(
+    "/<trial_id>/criteria",
+    responses={200: CriteriaOut, 201: CriteriaOut, 401: ProblemOut, 403: ProblemOut, 422: ProblemOut},
+)
+def amend(path: TrialPath, body: CriteriaDocument) -> Response:
+    """A new criteria version (the old ones stay); open applications are screened again asynchronously.
+
+    Sending the current criteria again changes nothing and answers 200.
+    """
+    who = caller(Role.ADMIN)
+    if body.trial_id.strip().upper() != path.trial_id.strip().upper():
+        raise invalid("trial_id", f"the document is for {body.trial_id}, not {path.trial_id}")
+    try:
+        with database().transaction() as session:
+            trial = find_trial(session, path.trial_id)
+            amendment = amend_criteria(session, trial, request.get_json(), who.token_id)
+    except CriteriaError as exc:
+        raise Problem(422, "invalid-criteria", str(exc)) from None
+    with database().reading() as session:
+        response = jsonify(get_criteria(session, path.trial_id).model_dump(mode="json"))
+    response.status_code = 201 if amendment.created else 200
+    return response
+
+
+ADMIN_RESPONSES = {401: ProblemOut, 403: ProblemOut, 404: ProblemOut, 409: ProblemOut, 422: ProblemOut}
+
+
+@blueprint.patch("/<trial_id>", responses={200: TrialOut, **ADMIN_RESPONSES})
+def change(path: TrialPath, body: TrialChanges) -> Response:
+    """Change `overall_status` and/or `enrollment_target`; raising a reached target re-opens recruitment."""
+    who = caller(Role.ADMIN)
+    with database().transaction() as session:
+        change_trial(session, path.trial_id, sent(body), who.token_id)
+    with database().reading() as session:
+        return jsonify(get_trial(session, path.trial_id).model_dump(mode="json"))
+
+
+@blueprint.post("/<trial_id>/sites", responses={201: SiteOut, **ADMIN_RESPONSES})
+def create_site(path: TrialPath, body: NewSite) -> Response:
+    """Add a site to the trial, with its status and optional enrolment target."""
+    who = caller(Role.ADMIN)
+    with database().transaction() as session:
+        site_id = add_site(session, path.trial_id, body.model_dump(), who.token_id).site_id
+    return _site_answer(path.trial_id, site_id, 201)
+
+
+@blueprint.patch("/<trial_id>/sites/<site_id>", responses={200: SiteOut, **ADMIN_RESPONSES})
+def change_one_site(path: SitePath, body: SiteChanges) -> Response:
+    """Change a site's `status` and/or `enrollment_target`."""
+    who = caller(Role.ADMIN)
+    with database().transaction() as session:
+        change_site(session, path.trial_id, path.site_id, sent(body), who.token_id)
+    return _site_answer(path.trial_id, path.site_id, 200)
+
+
+def sent(body: BaseModel) -> dict[str, Any]:
+    """Only the fields the client sent: absent means unchanged, null means none (e.g. no target)."""
+    return {name: getattr(body, name) for name in body.model_fields_set}
+
+
+def _site_answer(trial_id: str, site_id: str, status: int) -> Response:
+    with database().reading() as session:
+        site = next(s for s in list_sites(session, trial_id) if s.site_id == site_id)
+    response = jsonify(site.model_dump(mode="json"))
+    response.status_code = status
+    response.headers["Location"] = f"/api/v1/trials/{site.trial_id}/sites/{site_id}"
+    return response
+
+
+@blueprint.get(
+    "/<trial_id>/recruitment", responses={200: RecruitmentReport, 401: ProblemOut, 404: ProblemOut}
+)
+def recruitment(path: TrialPath) -> Response:
+    """The recruitment report: counts by status, per site, screen failures, weekly series, forecast.
+
+    For the trial's sponsor and admins; counts only, never application-level data.
+    """
+    who = caller(Role.SPONSOR, Role.ADMIN)
+    with database().reading() as session:
+        return jsonify(recruitment_report(session, who, path.trial_id).model_dump(mode="json"))

@@ -1,0 +1,125 @@
+"""Reading applications: one with its decision and history, or a caller's cursor-paginated list."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Select, select, tuple_
+from sqlalchemy.orm import Session, selectinload
+
+from models import Application, CriterionResult, Role, Screening
+from services.criteria import compiled_version
+from services.pagination import decode_cursor, encode_cursor
+from services.problems import Problem
+from services.schemas.api import ApplicationOut, ApplicationPage, ApplicationQuery, CriterionOut, HistoryOut
+from services.tokens import Caller
+
+
+def _results_of(session: Session, application_ids: list[str]) -> dict[str, list[CriterionResult]]:
+    """Per application, the per-criterion results of its latest screening, in protocol order."""
+    if not application_ids:
+        return {}
+    screenings = session.execute(
+        select(Screening.application_id, Screening.id)
+        .where(Screening.application_id.in_(application_ids))
+        .order_by(Screening.application_id, Screening.round)
+    ).all()
+    latest = dict(screenings)  # ordered by round, so the last one per application wins
+    rows = session.scalars(
+        select(CriterionResult)
+        .where(CriterionResult.screening_id.in_(latest.values()))
+        .order_by(CriterionResult.screening_id, CriterionResult.position)
+    )
+    by_screening: dict[int, list[CriterionResult]] = {}
+    for row in rows:
+        by_screening.setdefault(row.screening_id, []).append(row)
+    return {app_id: by_screening.get(screening_id, []) for app_id, screening_id in latest.items()}
+
+
+def _criteria_view(
+    session: Session, application: Application, results: list[CriterionResult]
+) -> list[CriterionOut]:
+    """Results with their texts, taken from the criteria version the decision was made under."""
+    if not results or application.criteria_version is None:
+        return []
+    compiled = compiled_version(session, application.trial_id, application.criteria_version)
+    texts = {c.id: c.text for c in compiled.criteria}
+    return [
+        CriterionOut(
+            id=r.criterion_id,
+            kind=r.kind,  # type: ignore[arg-type]
+            text=texts.get(r.criterion_id, ""),
+            outcome=r.outcome,  # type: ignore[arg-type]
+            missing=r.missing,
+            note=r.note,
+        )
+        for r in results
+    ]
+
+
+def to_view(
+    session: Session, application: Application, results: list[CriterionResult], with_observations: bool
+) -> ApplicationOut:
+    return ApplicationOut(
+        id=application.id,
+        trial_id=application.trial_id,
+        site_id=application.site_id,
+        screening_id=application.screening_id,
+        status=application.status,  # type: ignore[arg-type]
+        decision=application.decision,  # type: ignore[arg-type]
+        criteria=_criteria_view(session, application, results),
+        criteria_version=application.criteria_version,
+        submitted_at=application.submitted_at,
+        decided_at=application.decided_at,
+        history=[HistoryOut(status=h.status, at=h.at, by=h.by, reason=h.reason) for h in application.history],  # type: ignore[arg-type]
+        observations=application.observations if with_observations else None,
+    )
+
+
+def get_application(session: Session, caller: Caller, application_id: str) -> ApplicationOut:
+    """One application with its latest decision; 404 as well when it belongs to a site the caller lacks."""
+    application = session.get(Application, application_id, options=[selectinload(Application.history)])
+    if application is None or not caller.can_use_site(application.site_id):
+        raise Problem(404, "not-found", f"no application {application_id} visible to this token")
+    results = _results_of(session, [application.id]).get(application.id, [])
+    return to_view(session, application, results, with_observations=True)
+
+
+def _visible(caller: Caller, query: ApplicationQuery) -> Select[Application]:
+    statement = select(Application).options(selectinload(Application.history))
+    if caller.role is not Role.ADMIN:
+        statement = statement.where(Application.site_id.in_(caller.site_ids))
+    if query.site_id is not None:
+        statement = statement.where(Application.site_id == query.site_id)
+    if query.trial_id is not None:
+        statement = statement.where(Application.trial_id == query.trial_id.upper())
+    if query.status is not None:
+        statement = statement.where(Application.status == query.status)
+    return statement
+
+
+def list_applications(
+    session: Session, caller: Caller, query: ApplicationQuery, key: bytes
+) -> ApplicationPage:
+    """Newest first, keyset-paginated on (submitted_at, id) so pages stay stable while rows arrive."""
+    scope = f"{caller.token_id}|{query.trial_id}|{query.site_id}|{query.status}"
+    statement = _visible(caller, query)
+    if query.cursor:
+        position = decode_cursor(query.cursor, scope, key)
+        after = (datetime.fromisoformat(position["t"]), position["i"])
+        statement = statement.where(tuple_(Application.submitted_at, Application.id) < after)
+    rows = list(
+        session.scalars(
+            statement.order_by(Application.submitted_at.desc(), Application.id.desc()).limit(query.limit + 1)
+        )
+    )
+    page, more = rows[: query.limit], len(rows) > query.limit
+    results = _results_of(session, [a.id for a in page])
+    next_cursor = None
+    if more:
+        last = page[-1]
+        next_cursor = encode_cursor({"t": last.submitted_at.isoformat(), "i": last.id}, scope, key)
+    return ApplicationPage(
+        items=[to_view(session, a, results.get(a.id, []), with_observations=False) for a in page],
+        next_cursor=next_cursor,
+    )

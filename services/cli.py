@@ -1,0 +1,295 @@
+"""The `accrual` command: serve, api, worker, beat, db upgrade, seed, token create.
+
+This is the composition root: the only place in services/ that reaches into workers/, and only inside
+the commands that run them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from sqlalchemy import select
+
+from config import Settings, get_settings
+from config.settings import redact_url
+from models import Role, Site, Trial
+from models.db import Database
+from models.migrate import is_current, upgrade
+from services.criteria import CriteriaError
+from services.health import check_broker, check_database
+from services.problems import Problem
+from services.rescreening import amend_criteria
+from services.seed import seed
+from services.tokens import TokenError, create_token
+from services.trial_import import import_record
+from services.trials import find_trial
+
+
+def _fail(message: str) -> None:
+    click.echo(f"accrual: {message}", err=True)
+    sys.exit(2)
+
+
+def _database(settings: Settings) -> Database:
+    """The configured database, or one clear line naming the variable and address and exit 2."""
+    db = Database(settings.database_url)
+    if (problem := check_database(db)) is not None:
+        _fail(f"cannot reach ACCRUAL_DATABASE_URL={redact_url(settings.database_url)}: {problem}")
+    return db
+
+
+def _broker_problem(settings: Settings) -> str | None:
+    if (problem := check_broker(settings.broker_url)) is not None:
+        return f"cannot reach ACCRUAL_BROKER_URL={redact_url(settings.broker_url)}: {problem}"
+    return None
+
+
+def _require_broker(settings: Settings) -> None:
+    if (problem := _broker_problem(settings)) is not None:
+        _fail(problem)
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@click.group()
+def main() -> None:
+    """Accrual: recruitment into clinical trials."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the newest revision."""
+    upgrade(_database(get_settings()))
+    click.echo("database schema is current")
+
+
+@main.command("seed")
+def seed_command() -> None:
+    """Load the bundled seed trials with their criteria and sites (idempotent)."""
+    database = _database(get_settings())
+    with database.transaction() as session:
+        loaded = seed(session)
+    click.echo(f"seed trials loaded: {', '.join(loaded)}")
+
+
+@main.group()
+def trials() -> None:
+    """Trials from ClinicalTrials.gov records, and their criteria."""
+
+
+@trials.command("import")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+def trials_import(files: tuple[Path, ...]) -> None:
+    """Create or replace trials from ClinicalTrials.gov API v2 study records (JSON); all or nothing."""
+    database = _database(get_settings())
+    imported = []
+    with database.transaction() as session:
+        for path in files:
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+                trial, created = import_record(session, record)
+            except (ValueError, Problem) as exc:
+                session.rollback()
+                _fail(f"{path}: {exc}; nothing was imported")
+            imported.append(f"{trial.trial_id} ({'created' if created else 'replaced'})")
+    click.echo("imported: " + ", ".join(imported))
+
+
+@trials.command("criteria")
+@click.argument("trial_id")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def trials_criteria(trial_id: str, file: Path) -> None:
+    """Attach a criteria file (YAML or JSON) as the trial's new criteria version."""
+    database = _database(get_settings())
+    document = yaml.safe_load(file.read_text(encoding="utf-8"))
+    try:
+        with database.transaction() as session:
+            trial = find_trial(session, trial_id)
+            if not isinstance(document, dict) or str(document.get("trial_id", "")).upper() != trial.trial_id:
+                raise CriteriaError(f"{file} is not a criteria document for {trial.trial_id}")
+            amendment = amend_criteria(session, trial, document, "cli")
+    except (CriteriaError, Problem) as exc:
+        _fail(str(exc))
+    state = "new version" if amendment.created else "unchanged, version"
+    click.echo(f"{trial_id.upper()} criteria: {state} {amendment.version}")
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--site", "sites", multiple=True, help="Site id a coordinator works for (repeatable).")
+@click.option("--sponsor", help="Sponsor organisation a sponsor token reads for.")
+@click.option("--name", help="A label for the token's holder.")
+def token_create(role: str, sites: tuple[str, ...], sponsor: str | None, name: str | None) -> None:
+    """Print a new bearer token, alone on its line. It is stored hashed and cannot be shown again."""
+    database = _database(get_settings())
+    try:
+        with database.transaction() as session:
+            value = create_token(session, Role(role), sites, sponsor, name)
+    except TokenError as exc:
+        _fail(str(exc))
+    click.echo(value)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def api(host: str, port: int) -> None:
+    """The HTTP API under gunicorn (a production WSGI server)."""
+    from gunicorn.app.base import BaseApplication
+
+    from services import create_app
+
+    settings = get_settings()
+    _database(settings)
+
+    class _Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", settings.api_workers)
+            self.cfg.set("threads", settings.api_threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("accesslog", "-")
+            # The access log shows paths and statuses only: no query strings, which may carry filters.
+            self.cfg.set("access_log_format", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss')
+            self.cfg.set("graceful_timeout", 20)
+
+        def load(self) -> Any:
+            return create_app(settings)
+
+    _Server().run()
+
+
+@main.command()
+@click.option("--concurrency", type=int, help="Worker processes (default ACCRUAL_WORKER_CONCURRENCY).")
+def worker(concurrency: int | None) -> None:
+    """A Celery worker consuming the screening queue."""
+    settings = get_settings()
+    _database(settings)
+    if (problem := _broker_problem(settings)) is not None:
+        # A worker outlives broker restarts: say so once, then let Celery retry until the broker answers.
+        click.echo(f"accrual: {problem}; the worker keeps retrying", err=True)
+    from workers.celery_app import SCREENING_QUEUE, celery
+
+    celery.worker_main(
+        [
+            "worker",
+            "--queues", f"{SCREENING_QUEUE},default",
+            "--concurrency", str(concurrency or settings.worker_concurrency),
+            "--pool", "prefork",
+            "--loglevel", settings.log_level,
+            "--without-gossip", "--without-mingle",
+        ]
+    )  # fmt: skip
+
+
+@main.command()
+def beat() -> None:
+    """The event relay and the periodic jobs (sweep, purges)."""
+    settings = get_settings()
+    _logging(settings)
+    database = _database(settings)
+    from workers import beat as scheduler
+    from workers.celery_app import celery
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    scheduler.run(settings, database, celery, stop)
+
+
+def _first_start(database: Database) -> list[str]:
+    """Migrate and, on an empty database, seed and mint an admin and a coordinator token."""
+    if not is_current(database):
+        upgrade(database)
+    with database.transaction() as session:
+        if session.scalar(select(Trial.trial_id).limit(1)) is not None:
+            return []
+        seed(session)
+        first_site = session.scalars(
+            select(Site)
+            .join(Trial, Trial.trial_id == Site.trial_id)
+            .where(Site.status == "RECRUITING", Trial.overall_status == "RECRUITING")
+            .order_by(Site.trial_id, Site.name)
+            .limit(1)
+        ).first()
+        admin = create_token(session, Role.ADMIN, name="first admin")
+        coordinator = create_token(
+            session, Role.COORDINATOR, [first_site.site_id] if first_site else [], name="first coordinator"
+        )
+    return [
+        f"admin token:       {admin}",
+        f"coordinator token: {coordinator} (site {first_site.site_id if first_site else '-'})",
+        "These tokens are shown once. Make more with `accrual token create`.",
+    ]
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Everything in one command: API, worker, relay and scheduler, on the configured (embedded) services."""
+    settings = get_settings()
+    database = _database(settings)
+    _require_broker(settings)
+    for line in _first_start(database):
+        click.echo(line)
+    database.dispose()
+    children = {
+        name: subprocess.Popen([sys.executable, "-m", "services.cli", name, *args])
+        for name, args in (("worker", []), ("beat", []), ("api", ["--host", host, "--port", str(port)]))
+    }
+    click.echo(f"Accrual listening on http://{host}:{port} (API docs at /docs); Ctrl-C stops it")
+    sys.exit(_supervise(children))
+
+
+def _supervise(children: dict[str, subprocess.Popen[bytes]]) -> int:
+    """Wait until a signal or a child's exit, then stop every child; the exit code says which."""
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    code = 0
+    while not stopping.is_set():
+        exited = [name for name, child in children.items() if child.poll() is not None]
+        if exited:
+            code = children[exited[0]].returncode or 1
+            click.echo(f"accrual: the {exited[0]} component exited; stopping the others", err=True)
+            break
+        stopping.wait(0.5)
+    for child in children.values():
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + 20
+    for child in children.values():
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return code
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Correcting an application's observations: the application is screened again."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from models import Application, ApplicationHistory, ApplicationStatus
+from models.base import utcnow
+from services.outbox import add_event
+from services.problems import Problem, field_error
+from services.schemas.observations import ChangesBase, Observations
+from services.tokens import Caller
+
+CLOSED = (ApplicationStatus.ENROLLED.value, ApplicationStatus.WITHDRAWN.value)
+
+
+def etag(application: Application) -> str:
+    """A strong validator that changes with every change to the application, the worker's included."""
+    return f'"{application.id}.{application.version}"'
+
+
+def _merged(application: Application, changes: ChangesBase) -> dict[str, object]:
+    values, removed = changes.changes()
+    merged = {k: v for k, v in application.observations.items() if k not in removed}
+    merged.update(values)
+    try:
+        return Observations.model_validate(merged).observations()
+    except ValidationError as exc:
+        errors = [
+            field_error(("applicant", *error["loc"]), str(error["msg"]).removeprefix("Value error, "))
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        fields = ", ".join(e["field"] for e in errors)
+        raise Problem(
+            422, "validation-error", f"the corrected observations are invalid: {fields}", errors=errors
+        ) from None
+
+
+def correct_observations(
+    session: Session, caller: Caller, application_id: str, changes: ChangesBase, if_match: str | None
+) -> Application:
+    """Apply added or corrected observations and queue a new screening; unchanged data change nothing."""
+    application = session.get(Application, application_id, with_for_update=True)
+    if application is None or not caller.can_use_site(application.site_id):
+        raise Problem(404, "not-found", f"no application {application_id} visible to this token")
+    if if_match is not None and if_match.strip() not in (etag(application), "*"):
+        raise Problem(412, "precondition-failed", "the application changed since it was read; read it again")
+    if application.status in CLOSED:
+        raise Problem(
+            409,
+            "invalid-state-transition",
+            f"the application is {application.status}; observations can be corrected while it is submitted, "
+            "eligible, ineligible or needs_review",
+        )
+    observations = _merged(application, changes)
+    if observations == application.observations:
+        return application
+    changed = sorted(
+        k for k in observations.keys() | application.observations.keys()
+        if observations.get(k) != application.observations.get(k)
+    )  # fmt: skip
+    now = utcnow()
+    application.observations = observations
+    application.status = ApplicationStatus.SUBMITTED.value
+    application.decision = None
+    application.decided_at = None
+    application.screening_round += 1
+    application.screening_deliveries = 0
+    application.version += 1
+    session.add(
+        ApplicationHistory(
+            application_id=application.id,
+            status=ApplicationStatus.SUBMITTED.value,
+            at=now,
+            by=caller.token_id,
+            reason="observations corrected: " + ", ".join(changed),
+        )
+    )
+    add_event(
+        session,
+        "application.updated",
+        trial_id=application.trial_id,
+        site_id=application.site_id,
+        application_id=application.id,
+        data={"reason": "observations_corrected"},
+    )
+    return application

@@ -1,0 +1,188 @@
+"""Intake use case: accept an applicant, storing the application and its event in one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from models import Application, ApplicationHistory, ApplicationStatus, IdempotencyRecord, Site, TrialStatus
+from models.base import utcnow
+from models.db import Database
+from services.applications import to_view
+from services.ids import new_id
+from services.outbox import add_event
+from services.problems import Problem, invalid
+from services.schemas.api import SubmitApplication
+from services.tokens import Caller
+from services.trials import find_trial
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+def fingerprint(payload: Any) -> str:
+    """A digest of the request body as parsed, so key order and spacing do not matter."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def parse_idempotency_key(raw: str | None) -> str | None:
+    """The key of an `Idempotency-Key` header, a structured-field string or a bare token; 400 if malformed."""
+    if raw is None:
+        return None
+    key = raw.strip()
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        key = key[1:-1]
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable() or '"' in key:
+        raise Problem(
+            400, "invalid-idempotency-key", "Idempotency-Key must be 1-255 printable ASCII characters"
+        )
+    return key
+
+
+def submit_application(
+    db: Database,
+    caller: Caller,
+    request: SubmitApplication,
+    key: str | None,
+    body_fingerprint: str,
+    ttl_hours: int,
+) -> Response:
+    """Store the application and `application.submitted` together, or replay the first answer to this key."""
+    for _ in range(2):
+        try:
+            with db.transaction() as session:
+                return _submit(session, caller, request, key, body_fingerprint, ttl_hours)
+        except IntegrityError:
+            # A concurrent request committed the same key or applicant first; the next pass sees it.
+            continue
+    raise Problem(409, "duplicate-application", "a concurrent request is submitting this applicant; retry")
+
+
+def _replay(session: Session, caller: Caller, key: str, body_fingerprint: str) -> Response | None:
+    record = session.get(IdempotencyRecord, (caller.token_id, key))
+    if record is None:
+        return None
+    if record.expires_at <= utcnow():
+        session.delete(record)
+        session.flush()
+        return None
+    if record.fingerprint != body_fingerprint:
+        raise Problem(
+            422, "idempotency-key-reused", "this Idempotency-Key was used with a different request body"
+        )
+    return Response(record.status_code, record.body, {**record.headers, "Idempotent-Replayed": "true"})
+
+
+def _site_for(session: Session, caller: Caller, trial_id: str, site_id: str) -> Site:
+    site = session.get(Site, site_id)
+    if site is None or site.trial_id != trial_id:
+        raise invalid("site_id", f"no site {site_id} in trial {trial_id}")
+    if not caller.can_use_site(site_id):
+        raise Problem(403, "forbidden", f"this token may not submit to site {site_id}")
+    return site
+
+
+def _check_recruiting(trial_status: str, site: Site) -> None:
+    if not TrialStatus(trial_status).accepts_applications:
+        raise Problem(409, "not-recruiting", f"the trial is {trial_status} and accepts no new applications")
+    if not TrialStatus(site.status).accepts_applications:
+        raise Problem(
+            409, "not-recruiting", f"site {site.site_id} is {site.status} and accepts no new applications"
+        )
+
+
+def _submit(
+    session: Session,
+    caller: Caller,
+    request: SubmitApplication,
+    key: str | None,
+    body_fingerprint: str,
+    ttl_hours: int,
+) -> Response:
+    if key is not None and (replayed := _replay(session, caller, key, body_fingerprint)) is not None:
+        return replayed
+    try:
+        trial = find_trial(session, request.trial_id)
+    except Problem:
+        raise invalid("trial_id", f"no trial {request.trial_id}") from None
+    site = _site_for(session, caller, trial.trial_id, request.site_id)
+    _check_recruiting(trial.overall_status, site)
+    screening_id = request.applicant.screening_id
+    existing = session.scalar(
+        select(Application.id).where(
+            Application.trial_id == trial.trial_id,
+            Application.site_id == site.site_id,
+            Application.screening_id == screening_id,
+        )
+    )
+    if existing is not None:
+        # Under READ COMMITTED each statement sees the latest commits: a retry with our key may have
+        # committed between the replay lookup above and this query. Its record is visible now.
+        if key is not None and (replayed := _replay(session, caller, key, body_fingerprint)) is not None:
+            return replayed
+        raise Problem(
+            409, "duplicate-application",
+            f"applicant {screening_id} was already submitted to this trial at this site",
+            existing_application=existing, existing_application_url=f"/api/v1/applications/{existing}",
+            headers={"Location": f"/api/v1/applications/{existing}"},
+        )  # fmt: skip
+    application = _store(session, caller, trial.trial_id, site.site_id, request)
+    view = to_view(session, application, [], with_observations=False)
+    response = Response(
+        202,
+        view.model_dump(mode="json"),
+        {"Location": f"/api/v1/applications/{application.id}", "Retry-After": "1"},
+    )
+    if key is not None:
+        session.add(
+            IdempotencyRecord(
+                scope=caller.token_id,
+                key=key,
+                fingerprint=body_fingerprint,
+                status_code=response.status,
+                body=response.body,
+                headers=response.headers,
+                expires_at=utcnow() + timedelta(hours=ttl_hours),
+            )
+        )
+    return response
+
+
+def _store(
+    session: Session, caller: Caller, trial_id: str, site_id: str, request: SubmitApplication
+) -> Application:
+    now = utcnow()
+    application = Application(
+        id=new_id("app"),
+        trial_id=trial_id,
+        site_id=site_id,
+        screening_id=request.applicant.screening_id,
+        status=ApplicationStatus.SUBMITTED.value,
+        observations=request.applicant.observations(),
+        submitted_at=now,
+        screening_round=1,
+        screening_deliveries=0,
+        version=1,
+    )
+    application.history = [
+        ApplicationHistory(status=ApplicationStatus.SUBMITTED.value, at=now, by=caller.token_id, reason=None)
+    ]
+    session.add(application)
+    add_event(
+        session, "application.submitted", trial_id=trial_id, site_id=site_id, application_id=application.id
+    )
+    session.flush()
+    return application

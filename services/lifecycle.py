@@ -1,0 +1,188 @@
+"""An application's life after screening: an investigator's review, enrolment, withdrawal.
+
+Each transition is guarded by the application's current status, recorded in its history and
+announced by its event, all in one transaction. Enrolment takes its place with one conditional
+UPDATE per counter, so no race can enrol past a trial's or a site's target (a CHECK constraint
+backs it up), and closes recruitment in the same transaction when it takes the last place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from models import Application, ApplicationHistory, ApplicationStatus, Site, Trial, TrialStatus
+from models.base import utcnow
+from services.outbox import add_event
+from services.problems import Problem
+from services.tokens import Caller
+
+RECRUITING = tuple(s.value for s in TrialStatus if s.accepts_applications)
+# What each transition may start from.
+ALLOWED_FROM = {
+    "review": (ApplicationStatus.NEEDS_REVIEW.value,),
+    "enroll": (ApplicationStatus.ELIGIBLE.value,),
+    "withdraw": (
+        ApplicationStatus.SUBMITTED.value,
+        ApplicationStatus.ELIGIBLE.value,
+        ApplicationStatus.NEEDS_REVIEW.value,
+    ),
+}
+
+
+def _application(session: Session, caller: Caller, application_id: str, action: str) -> Application:
+    application = session.get(Application, application_id, with_for_update=True)
+    if application is None or not caller.can_use_site(application.site_id):
+        raise Problem(404, "not-found", f"no application {application_id} visible to this token")
+    allowed = ALLOWED_FROM[action]
+    if application.status not in allowed:
+        raise Problem(
+            409,
+            "invalid-state-transition",
+            f"cannot {action} an application that is {application.status}; {action} is allowed from "
+            + " or ".join(allowed),
+            status_now=application.status,
+        )
+    return application
+
+
+def _move(
+    session: Session, application: Application, status: str, by: str, reason: str | None, event: str
+) -> None:
+    application.status = status
+    application.version += 1
+    session.add(
+        ApplicationHistory(application_id=application.id, status=status, at=utcnow(), by=by, reason=reason)
+    )
+    add_event(
+        session,
+        event,
+        trial_id=application.trial_id,
+        site_id=application.site_id,
+        application_id=application.id,
+        data={"status": status},
+    )
+
+
+def review(
+    session: Session,
+    caller: Caller,
+    application_id: str,
+    decision: Literal["eligible", "ineligible"],
+    reason: str,
+) -> Application:
+    """The investigator's decision on an application that needs review."""
+    application = _application(session, caller, application_id, "review")
+    application.decision = decision
+    _move(session, application, decision, caller.token_id, reason, "application.reviewed")
+    return application
+
+
+def withdraw(session: Session, caller: Caller, application_id: str, reason: str) -> Application:
+    """Withdraw an open application (submitted, eligible or needs review)."""
+    application = _application(session, caller, application_id, "withdraw")
+    _move(
+        session,
+        application,
+        ApplicationStatus.WITHDRAWN.value,
+        caller.token_id,
+        reason,
+        "application.withdrawn",
+    )
+    return application
+
+
+def enroll(session: Session, caller: Caller, application_id: str, reason: str | None) -> Application:
+    """Enrol an eligible applicant into a place under both the trial's and the site's target."""
+    application = _application(session, caller, application_id, "enroll")
+    trial = _take_place(session, Trial, Trial.trial_id == application.trial_id, "the trial")
+    site = _take_place(session, Site, Site.site_id == application.site_id, "the site")
+    _move(
+        session,
+        application,
+        ApplicationStatus.ENROLLED.value,
+        caller.token_id,
+        reason,
+        "application.enrolled",
+    )
+    if trial.full:
+        _close_trial(session, application.trial_id, trial)
+    if site.full:
+        _close_site(session, application, site)
+    return application
+
+
+@dataclass(frozen=True)
+class Place:
+    """A counter after taking one place: how many are enrolled now, the target, the status before."""
+
+    enrolled: int
+    target: int | None
+    status: str
+
+    @property
+    def full(self) -> bool:
+        return self.target is not None and self.enrolled >= self.target
+
+
+def _take_place(session: Session, model: type[Trial] | type[Site], which: Any, name: str) -> Place:
+    """One atomic step: still recruiting and below target, then one more enrolled. 409 otherwise."""
+    status_column = Trial.overall_status if model is Trial else Site.status
+    result = session.execute(
+        update(model)
+        .where(
+            which,
+            status_column.in_(RECRUITING),
+            (model.enrollment_target.is_(None)) | (model.enrolled_count < model.enrollment_target),
+        )
+        .values(enrolled_count=model.enrolled_count + 1)
+        .returning(model.enrolled_count, model.enrollment_target, status_column)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if result is None:
+        raise Problem(409, "target-reached", f"{name} is not recruiting or its enrolment target is reached")
+    return Place(int(result[0]), result[1], str(result[2]))
+
+
+def _close_trial(session: Session, trial_id: str, place: Place) -> None:
+    session.execute(
+        update(Trial)
+        .where(Trial.trial_id == trial_id)
+        .values(overall_status=TrialStatus.ACTIVE_NOT_RECRUITING.value)
+        .execution_options(synchronize_session=False)
+    )
+    add_event(session, "trial.target_reached", trial_id=trial_id, data={"enrolled": place.enrolled})
+    add_event(
+        session,
+        "trial.status_changed",
+        trial_id=trial_id,
+        data={
+            "from": place.status,
+            "to": TrialStatus.ACTIVE_NOT_RECRUITING.value,
+            "reason": "target_reached",
+        },
+    )
+
+
+def _close_site(session: Session, application: Application, place: Place) -> None:
+    session.execute(
+        update(Site)
+        .where(Site.site_id == application.site_id)
+        .values(status=TrialStatus.ACTIVE_NOT_RECRUITING.value)
+        .execution_options(synchronize_session=False)
+    )
+    add_event(
+        session,
+        "site.status_changed",
+        trial_id=application.trial_id,
+        site_id=application.site_id,
+        data={
+            "from": place.status,
+            "to": TrialStatus.ACTIVE_NOT_RECRUITING.value,
+            "reason": "target_reached",
+            "enrolled": place.enrolled,
+        },
+    )

@@ -1,0 +1,148 @@
+"""The transactional outbox: events written with their change, claimed by relays, marked when published."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
+
+from models import Application, ApplicationStatus, Event, EventStatus
+from models.base import utcnow
+from services.ids import new_id
+
+LEASE = timedelta(seconds=60)
+# Events that ask for an application to be screened: its submission, and corrected observations.
+SCREENING_REQUESTS = ("application.submitted", "application.updated")
+MAX_BACKOFF = timedelta(minutes=5)
+
+
+def add_event(
+    session: Session,
+    event_type: str,
+    *,
+    trial_id: str | None,
+    site_id: str | None = None,
+    application_id: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> Event:
+    """Record an event in the caller's transaction; it carries ids and statuses, never observations."""
+    event = Event(
+        id=new_id("evt"),
+        type=event_type,
+        trial_id=trial_id,
+        site_id=site_id,
+        application_id=application_id,
+        data=data or {},
+        occurred_at=utcnow(),
+        next_attempt_at=utcnow(),
+    )
+    session.add(event)
+    return event
+
+
+def claim_batch(session: Session, holder: str, limit: int = 100) -> list[Event]:
+    """Lease up to `limit` due events, oldest first, at most the oldest pending one per application.
+
+    On PostgreSQL rows another relay has locked are skipped (FOR UPDATE SKIP LOCKED); on SQLite the
+    transaction already holds the write lock (BEGIN IMMEDIATE), so relays take turns.
+    """
+    now = utcnow()
+    older = aliased(Event)
+    earlier_pending = exists().where(
+        older.application_id == Event.application_id,
+        older.status == EventStatus.PENDING.value,
+        older.seq < Event.seq,
+    )
+    due = (
+        select(Event)
+        .where(
+            Event.status == EventStatus.PENDING.value,
+            Event.next_attempt_at <= now,
+            (Event.lease_until.is_(None)) | (Event.lease_until < now),
+            (Event.application_id.is_(None)) | ~earlier_pending,
+        )
+        .order_by(Event.seq)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Event)
+    )
+    events = list(session.scalars(due))
+    for event in events:
+        event.claimed_by = holder
+        event.lease_until = now + LEASE
+    return events
+
+
+def mark_published(session: Session, event_ids: Sequence[str], holder: str) -> int:
+    """Stamp events sent; only the relay holding the lease may, so a slow relay cannot stamp a re-claim."""
+    if not event_ids:
+        return 0
+    result = session.execute(
+        update(Event)
+        .where(Event.id.in_(event_ids), Event.claimed_by == holder, Event.status == EventStatus.PENDING.value)
+        .values(status=EventStatus.PUBLISHED.value, published_at=utcnow(), lease_until=None, last_error=None)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def backoff(attempts: int) -> timedelta:
+    """Growing delay before the next try to publish: 1 s, 2 s, 4 s ... capped at five minutes."""
+    return min(timedelta(seconds=2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+
+
+def mark_failed(session: Session, event_id: str, holder: str, error: str, max_attempts: int) -> None:
+    """Release a claimed event for a later try; after `max_attempts` it is dead and reported."""
+    event = session.scalar(select(Event).where(Event.id == event_id, Event.claimed_by == holder))
+    if event is None or event.status != EventStatus.PENDING.value:
+        return
+    event.attempts += 1
+    event.last_error = error[:500]
+    event.lease_until = None
+    event.next_attempt_at = utcnow() + backoff(event.attempts)
+    if event.attempts >= max_attempts:
+        event.status = EventStatus.DEAD.value
+
+
+def republish_undecided(session: Session, older_than: datetime, limit: int = 500) -> list[str]:
+    """Publish again the submission event of applications still undecided since `older_than`.
+
+    The safety net for a message lost by the broker or a killed worker: consumers are idempotent, so a
+    duplicate costs nothing, while a lost message would leave an applicant undecided forever.
+    """
+    stuck = select(Application.id).where(
+        Application.status == ApplicationStatus.SUBMITTED.value, Application.submitted_at < older_than
+    )
+    latest_submission = (
+        select(func.max(Event.seq))
+        .where(Event.application_id.in_(stuck), Event.type.in_(SCREENING_REQUESTS))
+        .group_by(Event.application_id)
+        .limit(limit)
+    )
+    return republish(session, Event.seq.in_(latest_submission), older_than, Event.application_id)
+
+
+def republish(
+    session: Session,
+    which: ColumnElement[bool],
+    older_than: datetime,
+    returning: InstrumentedAttribute[str | None],
+) -> list[str]:
+    """Put the events `which` selects back in the outbox if they left before `older_than` or died.
+
+    Returns the `returning` column of each event put back.
+    """
+    result = session.execute(
+        update(Event)
+        .where(
+            which,
+            or_(
+                and_(Event.status == EventStatus.PUBLISHED.value, Event.published_at < older_than),
+                Event.status == EventStatus.DEAD.value,
+            ),
+        )
+        .values(status=EventStatus.PENDING.value, next_attempt_at=utcnow(), claimed_by=None, lease_until=None)
+        .returning(returning)
+    )
+    return [row[0] for row in result if row[0] is not None]

@@ -1,0 +1,83 @@
+"""RFC 9457 problem details: the catalogue of problem types and the exception that carries one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+PROBLEM_TYPES = {
+    "validation-error": "Request has invalid fields",
+    "malformed-request": "Request body is not valid JSON",
+    "unsupported-media-type": "Unsupported media type",
+    "body-too-large": "Request body too large",
+    "unauthorized": "Authentication required",
+    "forbidden": "Not allowed",
+    "not-found": "Not found",
+    "duplicate-application": "Applicant already submitted",
+    "not-recruiting": "Not recruiting",
+    "target-reached": "Enrolment target reached",
+    "idempotency-key-reused": "Idempotency-Key already used",
+    "invalid-idempotency-key": "Invalid Idempotency-Key",
+    "invalid-cursor": "Invalid cursor",
+    "invalid-state-transition": "Not allowed in the current status",
+    "precondition-failed": "The resource has changed",
+    "invalid-criteria": "Criteria cannot be compiled",
+    "method-not-allowed": "Method not allowed",
+    "internal-error": "Internal error",
+}
+
+
+class Problem(Exception):
+    """An HTTP problem; `errors` names each bad field as {field, pointer, detail}."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        detail: str,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        if kind not in PROBLEM_TYPES:
+            raise ValueError(f"unknown problem type {kind}")
+        self.status = status
+        self.kind = kind
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+        self.extensions = extensions
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "type": f"/problems/{self.kind}",
+            "title": PROBLEM_TYPES[self.kind],
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            payload["instance"] = instance
+        if self.errors is not None:
+            payload["errors"] = self.errors
+        payload.update(self.extensions)
+        return payload
+
+
+def _pointer_token(part: str | int) -> str:
+    return str(part).replace("~", "~0").replace("/", "~1")
+
+
+def field_error(path: str | Sequence[str | int], detail: str) -> dict[str, str]:
+    """One entry of `errors`: the field as a dotted path and as an RFC 6901 JSON pointer into the body."""
+    parts: Sequence[str | int] = path.split(".") if isinstance(path, str) else path
+    return {
+        "field": ".".join(str(part) for part in parts) or "body",
+        "pointer": "".join("/" + _pointer_token(part) for part in parts),
+        "detail": detail,
+    }
+
+
+def invalid(field: str, detail: str) -> Problem:
+    return Problem(422, "validation-error", f"{field}: {detail}", errors=[field_error(field, detail)])

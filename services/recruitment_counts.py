@@ -1,0 +1,150 @@
+"""Keeping the recruitment counters: a consumer of application events, exact whatever the delivery.
+
+The consumer never trusts the event's payload: it reads the application as it is now and applies to
+the counters the difference from what it last counted for it (remembered with its version), so a
+duplicate, late or out-of-order event changes nothing and the counters always equal a fresh COUNT.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from models import Application, ApplicationHistory, ApplicationStatus, CriterionResult, Screening
+from models.db import Database
+from models.reporting import CountedApplication, ScreenFailureCount, StatusCount, WeeklyCount
+
+
+def week_start(day: date) -> date:
+    """The Monday of the ISO week `day` falls in."""
+    return day - timedelta(days=day.weekday())
+
+
+def _bump(session: Session, model: Any, keys: dict[str, Any], **deltas: int) -> None:
+    """counter += delta, creating the row if need be: one upsert, on PostgreSQL and SQLite alike."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(model).values(**keys, **deltas)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={name: getattr(model, name) + delta for name, delta in deltas.items()},
+        )
+    )
+
+
+def _excluding_criteria(session: Session, application: Application) -> list[str]:
+    """The criteria that excluded an ineligible application in its latest screening."""
+    if application.status != ApplicationStatus.INELIGIBLE.value:
+        return []
+    latest = (
+        select(Screening.id)
+        .where(Screening.application_id == application.id)
+        .order_by(Screening.round.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(CriterionResult.criterion_id, CriterionResult.kind, CriterionResult.outcome)
+        .where(CriterionResult.screening_id == latest)
+        .order_by(CriterionResult.position)
+    ).all()
+    return [
+        cid
+        for cid, kind, outcome in rows
+        if (kind, outcome) in (("inclusion", "not_met"), ("exclusion", "met"))
+    ]
+
+
+def _enrolled_week(session: Session, application: Application) -> date | None:
+    if application.status != ApplicationStatus.ENROLLED.value:
+        return None
+    at = session.scalar(
+        select(ApplicationHistory.at)
+        .where(ApplicationHistory.application_id == application.id, ApplicationHistory.status == "enrolled")
+        .order_by(ApplicationHistory.id.desc())
+        .limit(1)
+    )
+    return week_start(at.date()) if at is not None else None
+
+
+def _uncount(session: Session, counted: CountedApplication) -> None:
+    _bump(
+        session,
+        StatusCount,
+        {"trial_id": counted.trial_id, "site_id": counted.site_id, "status": counted.status},
+        count=-1,
+    )
+    if counted.enrolled_week is not None:
+        keys = {"trial_id": counted.trial_id, "site_id": counted.site_id, "week_start": counted.enrolled_week}
+        _bump(session, WeeklyCount, keys, applied=0, enrolled=-1)
+    for criterion_id in counted.failed_criteria:
+        _bump(
+            session,
+            ScreenFailureCount,
+            {"trial_id": counted.trial_id, "criterion_id": criterion_id},
+            count=-1,
+        )
+
+
+def _count(session: Session, counted: CountedApplication) -> None:
+    _bump(
+        session,
+        StatusCount,
+        {"trial_id": counted.trial_id, "site_id": counted.site_id, "status": counted.status},
+        count=1,
+    )
+    if counted.enrolled_week is not None:
+        keys = {"trial_id": counted.trial_id, "site_id": counted.site_id, "week_start": counted.enrolled_week}
+        _bump(session, WeeklyCount, keys, applied=0, enrolled=1)
+    for criterion_id in counted.failed_criteria:
+        _bump(
+            session, ScreenFailureCount, {"trial_id": counted.trial_id, "criterion_id": criterion_id}, count=1
+        )
+
+
+def count_application(db: Database, application_id: str) -> bool:
+    """Bring the counters in line with the application as it is now; False when nothing changed."""
+    try:
+        with db.transaction() as session:
+            return _recount(session, application_id)
+    except IntegrityError:
+        # Another delivery counted this application's first state at the same moment: it is counted.
+        return False
+
+
+def _recount(session: Session, application_id: str) -> bool:
+    application = session.get(Application, application_id)
+    if application is None:
+        return False
+    counted = session.get(CountedApplication, application_id, with_for_update=True)
+    if counted is not None and counted.version >= application.version:
+        return False  # a duplicate or a late event: the newer state is already counted
+    if counted is None:
+        counted = CountedApplication(
+            application_id=application.id,
+            trial_id=application.trial_id,
+            site_id=application.site_id,
+            applied_week=week_start(application.submitted_at.date()),
+        )
+        keys = {
+            "trial_id": application.trial_id,
+            "site_id": application.site_id,
+            "week_start": counted.applied_week,
+        }
+        _bump(session, WeeklyCount, keys, applied=1, enrolled=0)
+        session.add(counted)
+    else:
+        _uncount(session, counted)
+    counted.status = application.status
+    counted.version = application.version
+    counted.enrolled_week = _enrolled_week(session, application)
+    counted.failed_criteria = _excluding_criteria(session, application)
+    session.flush()
+    _count(session, counted)
+    return True

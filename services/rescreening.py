@@ -1,0 +1,239 @@
+"""Screening again: after a protocol amendment (whole trial, in batches) or corrected observations."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, tuple_
+from sqlalchemy.orm import Session
+
+from models import (
+    Application,
+    ApplicationHistory,
+    ApplicationStatus,
+    CriterionResult,
+    Event,
+    ProcessedMessage,
+    Screening,
+    Trial,
+)
+from models.base import utcnow
+from models.db import Database
+from services.criteria import add_version, compiled_version, current_document
+from services.eligibility import CompiledCriteria, Evaluation
+from services.outbox import add_event, republish
+from services.screening import SERVICE_ACTOR, add_screened_event
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "rescreening"
+# Statuses an amendment re-screens; `submitted` ones are screened under the current version anyway,
+# and enrolled, withdrawn or ineligible applications are never changed by an amendment.
+RESCREENED = (ApplicationStatus.ELIGIBLE.value, ApplicationStatus.NEEDS_REVIEW.value)
+BATCH_SIZE = 500
+
+
+@dataclass(frozen=True)
+class Amendment:
+    version: int
+    created: bool
+
+
+def amend_criteria(session: Session, trial: Trial, document: dict[str, Any], actor: str) -> Amendment:
+    """A new immutable criteria version, and `trial.criteria_changed` so open applications are re-screened.
+
+    Sending the current document again creates nothing (a safe retry). The trial row is locked first,
+    so two amendments at once take consecutive versions instead of colliding.
+    """
+    session.refresh(trial, with_for_update=True)
+    current = current_document(session, trial)
+    if current is not None and current.document == document:
+        return Amendment(current.version, created=False)
+    previous = trial.current_criteria_version
+    row = add_version(session, trial, document)
+    add_event(
+        session,
+        "trial.criteria_changed",
+        trial_id=trial.trial_id,
+        data={"version": row.version, "previous_version": previous, "by": actor},
+    )
+    return Amendment(row.version, created=True)
+
+
+@dataclass
+class RescreenTally:
+    screened: int = 0
+    changed: int = 0
+    finished: bool = False
+
+
+def rescreen_trial(
+    db: Database,
+    trial_id: str,
+    version: int,
+    message_id: str,
+    batch_size: int = BATCH_SIZE,
+    deadline: float | None = None,
+) -> RescreenTally:
+    """Screen every open application decided under an older version, one transaction per batch.
+
+    A redelivered message resumes where the last one stopped: each batch only takes applications
+    still below `version`, so nothing is screened twice and a crash loses at most one batch's work.
+    Past `deadline` (time.monotonic) it returns unfinished, so the caller can continue in a new task
+    before a time limit stops it.
+    """
+    tally = RescreenTally()
+    while deadline is None or time.monotonic() < deadline:
+        with db.transaction() as session:
+            if session.get(ProcessedMessage, (CONSUMER, message_id)) is not None:
+                tally.finished = True
+                return tally
+            current = session.scalar(
+                select(Trial.current_criteria_version)
+                .where(Trial.trial_id == trial_id)
+                .with_for_update(read=True)
+            )
+            # A newer amendment has committed: its own message re-screens under the newer version, and
+            # screening under this one now would only move applicants to a superseded decision.
+            superseded = current is not None and current > version
+            batch = [] if superseded else _due(session, trial_id, version, batch_size)
+            if not batch:
+                session.add(ProcessedMessage(consumer=CONSUMER, message_id=message_id))
+                tally.finished = True
+                return tally
+            compiled = compiled_version(session, trial_id, version)
+            tally.changed += _rescreen(session, compiled, version, batch)
+            tally.screened += len(batch)
+        log.info("re-screened %d applications of %s under version %d", tally.screened, trial_id, version)
+    return tally
+
+
+def _due(session: Session, trial_id: str, version: int, limit: int) -> list[Application]:
+    return list(
+        session.scalars(
+            select(Application)
+            .where(
+                Application.trial_id == trial_id,
+                Application.status.in_(RESCREENED),
+                Application.criteria_version < version,
+            )
+            .order_by(Application.id)
+            .limit(limit)
+            .with_for_update()
+        )
+    )
+
+
+def _rescreen(session: Session, compiled: CompiledCriteria, version: int, batch: list[Application]) -> int:
+    """Record a new screening round for each application; returns how many decisions changed."""
+    now = utcnow()
+    evaluations = [compiled.evaluate(a.observations, a.submitted_at.date()) for a in batch]
+    screening_ids = session.scalars(
+        insert(Screening).returning(Screening.id, sort_by_parameter_order=True),
+        [
+            {
+                "application_id": a.id,
+                "round": a.screening_round + 1,
+                "criteria_version": version,
+                "decision": e.decision,
+                "decided_at": now,
+            }
+            for a, e in zip(batch, evaluations, strict=True)
+        ],
+    ).all()
+    session.execute(
+        insert(CriterionResult),
+        [
+            _result_row(screening_id, position, result)
+            for screening_id, evaluation in zip(screening_ids, evaluations, strict=True)
+            for position, result in enumerate(evaluation.results)
+        ],
+    )
+    automated = _automated_decisions(session, batch)
+    changed = 0
+    for application, evaluation in zip(batch, evaluations, strict=True):
+        changed += _apply(session, application, evaluation, automated.get(application.id), version, now)
+    return changed
+
+
+def _automated_decisions(session: Session, batch: list[Application]) -> dict[str, str]:
+    """Each application's decision in its latest screening, before any investigator's review."""
+    rows = session.execute(
+        select(Screening.application_id, Screening.decision).where(
+            tuple_(Screening.application_id, Screening.round).in_([(a.id, a.screening_round) for a in batch])
+        )
+    ).all()
+    return {application_id: decision for application_id, decision in rows}
+
+
+def _result_row(screening_id: int, position: int, result: Any) -> dict[str, Any]:
+    return {
+        "screening_id": screening_id,
+        "position": position,
+        "criterion_id": result.id,
+        "kind": result.kind,
+        "outcome": result.outcome,
+        "missing": list(result.missing),
+        "note": result.note,
+    }
+
+
+def _apply(
+    session: Session,
+    application: Application,
+    evaluation: Evaluation,
+    automated: str | None,
+    version: int,
+    now: Any,
+) -> int:
+    """Move to the new decision only when the automated outcome changed: an unchanged outcome keeps an
+    investigator's review (a reviewed `needs_review` stays as the investigator decided it)."""
+    previous = application.decision
+    application.screening_round += 1
+    application.criteria_version = version
+    application.version += 1
+    if evaluation.decision == (automated or previous):
+        return 0
+    application.decision = evaluation.decision
+    application.status = evaluation.decision
+    application.decided_at = now
+    session.add(
+        ApplicationHistory(
+            application_id=application.id,
+            status=evaluation.decision,
+            at=now,
+            by=SERVICE_ACTOR,
+            reason=f"screened again under criteria version {version} (was {previous})",
+        )
+    )
+    add_screened_event(session, application, evaluation, version)
+    return 1
+
+
+def republish_unfinished_amendments(session: Session, older_than: datetime) -> list[str]:
+    """Publish again each amendment whose re-screening never finished (its message was lost).
+
+    An amendment is unfinished while its trial still has open applications below the current version
+    and no consumer has recorded its message as processed.
+    """
+    behind = (
+        select(Application.trial_id)
+        .join(Trial, Trial.trial_id == Application.trial_id)
+        .where(
+            Application.status.in_(RESCREENED), Application.criteria_version < Trial.current_criteria_version
+        )
+        .distinct()
+    )
+    latest = (
+        select(func.max(Event.seq))
+        .where(Event.type == "trial.criteria_changed", Event.trial_id.in_(behind))
+        .group_by(Event.trial_id)
+    )
+    processed = select(ProcessedMessage.message_id).where(ProcessedMessage.consumer == CONSUMER)
+    return republish(
+        session, and_(Event.seq.in_(latest), Event.id.not_in(processed)), older_than, Event.trial_id
+    )

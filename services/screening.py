@@ -1,0 +1,177 @@
+"""Screening use case: decide one submitted application, exactly once however often it is delivered."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from models import (
+    Application,
+    ApplicationHistory,
+    ApplicationStatus,
+    CriterionResult,
+    ProcessedMessage,
+    Screening,
+    Trial,
+)
+from models.base import utcnow
+from models.db import Database
+from services.criteria import compiled_version
+from services.eligibility import Evaluation
+from services.outbox import add_event
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "screening"
+SERVICE_ACTOR = "service:screening-worker"
+POISON_NOTE = "Automatic screening failed {n} times; the criteria must be checked by hand."
+
+
+@dataclass(frozen=True)
+class ScreeningOutcome:
+    application_id: str
+    status: str  # decided | duplicate | missing
+    decision: str | None = None
+
+
+def count_delivery(db: Database, application_id: str) -> int | None:
+    """Count a delivery in its own transaction, so a message that kills its worker is still counted."""
+    with db.transaction() as session:
+        result = session.execute(
+            update(Application)
+            .where(Application.id == application_id, Application.status == ApplicationStatus.SUBMITTED.value)
+            .values(screening_deliveries=Application.screening_deliveries + 1)
+            .returning(Application.screening_deliveries)
+        )
+        row = result.first()
+    return None if row is None else int(row[0])
+
+
+def screen_application(
+    db: Database, application_id: str, message_id: str, max_deliveries: int
+) -> ScreeningOutcome:
+    """Evaluate the application against its trial's current criteria and record the decision once."""
+    deliveries = count_delivery(db, application_id)
+    if deliveries is None:
+        return ScreeningOutcome(application_id, "duplicate")
+    try:
+        with db.transaction() as session:
+            return _decide(session, application_id, message_id, deliveries, max_deliveries)
+    except IntegrityError:
+        # A concurrent delivery of the same message committed first: its decision stands.
+        log.info("screening of %s was already recorded by another delivery", application_id)
+        return ScreeningOutcome(application_id, "duplicate")
+
+
+def _decide(
+    session: Session, application_id: str, message_id: str, deliveries: int, max_deliveries: int
+) -> ScreeningOutcome:
+    if session.get(ProcessedMessage, (CONSUMER, message_id)) is not None:
+        return ScreeningOutcome(application_id, "duplicate")
+    # FOR UPDATE: a correction committed meanwhile waits, then finds the decision and screens again.
+    application = session.get(Application, application_id, with_for_update=True)
+    if application is None:
+        return ScreeningOutcome(application_id, "missing")
+    if application.status != ApplicationStatus.SUBMITTED.value:
+        return ScreeningOutcome(application_id, "duplicate")
+    # FOR SHARE: an amendment's version change waits for this decision to commit, and then re-screens it.
+    trial = session.get_one(Trial, application.trial_id, with_for_update={"read": True})
+    version = trial.current_criteria_version
+    if version is None:
+        raise LookupError(f"trial {trial.trial_id} has no criteria")
+    if deliveries > max_deliveries:
+        evaluation = Evaluation("needs_review", ())
+        reason = POISON_NOTE.format(n=deliveries - 1)
+        log.error(
+            "application %s screened %d times without success; sent to review", application_id, deliveries
+        )
+    else:
+        compiled = compiled_version(session, trial.trial_id, version)
+        evaluation = compiled.evaluate(application.observations, application.submitted_at.date())
+        reason = None
+    if not _claim_decision(session, application, evaluation.decision, version):
+        return ScreeningOutcome(application_id, "duplicate")
+    _record(session, application, evaluation, version, reason)
+    session.add(ProcessedMessage(consumer=CONSUMER, message_id=message_id))
+    return ScreeningOutcome(application_id, "decided", evaluation.decision)
+
+
+def _claim_decision(session: Session, application: Application, decision: str, version: int) -> bool:
+    """The state-machine guard: only a still-submitted application takes a decision."""
+    now = utcnow()
+    result = session.execute(
+        update(Application)
+        .where(Application.id == application.id, Application.status == ApplicationStatus.SUBMITTED.value)
+        .values(
+            status=decision,
+            decision=decision,
+            decided_at=now,
+            criteria_version=version,
+            version=Application.version + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def _record(
+    session: Session, application: Application, evaluation: Evaluation, version: int, reason: str | None
+) -> None:
+    screening = Screening(
+        application_id=application.id,
+        round=application.screening_round,
+        criteria_version=version,
+        decision=evaluation.decision,
+    )
+    session.add(screening)
+    session.flush()
+    session.add_all(
+        CriterionResult(
+            screening_id=screening.id,
+            position=position,
+            criterion_id=result.id,
+            kind=result.kind,
+            outcome=result.outcome,
+            missing=list(result.missing),
+            note=result.note,
+        )
+        for position, result in enumerate(evaluation.results)
+    )
+    session.add(
+        ApplicationHistory(
+            application_id=application.id, status=evaluation.decision, by=SERVICE_ACTOR, reason=reason
+        )
+    )
+    add_screened_event(session, application, evaluation, version)
+
+
+def add_screened_event(
+    session: Session, application: Application, evaluation: Evaluation, version: int
+) -> None:
+    """`application.screened`: the decision, the criteria version and the criteria that decided it."""
+    add_event(
+        session,
+        "application.screened",
+        trial_id=application.trial_id,
+        site_id=application.site_id,
+        application_id=application.id,
+        data={
+            "decision": evaluation.decision,
+            "criteria_version": version,
+            "criteria": list(evaluation.deciding),
+        },
+    )
+
+
+def latest_screening(session: Session, application_id: str) -> Screening | None:
+    """The most recent screening of an application, with its per-criterion results."""
+    return session.scalar(
+        select(Screening)
+        .where(Screening.application_id == application_id)
+        .order_by(Screening.round.desc())
+        .limit(1)
+    )

@@ -1,0 +1,76 @@
+"""Bearer tokens: made once, shown once, stored only as a SHA-256 hash."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import ApiToken, Role, Site
+from services.ids import new_id
+
+TOKEN_PREFIX = "acr_"  # noqa: S105 - a prefix that makes leaked tokens recognisable, not a secret
+
+
+class TokenError(ValueError):
+    """A token request that cannot be granted (unknown site, missing scope)."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the token's id (also the audit identity) and its scope."""
+
+    token_id: str
+    role: Role
+    site_ids: frozenset[str]
+    sponsor: str | None
+
+    def can_use_site(self, site_id: str) -> bool:
+        return self.role is Role.ADMIN or site_id in self.site_ids
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(
+    session: Session,
+    role: Role,
+    site_ids: Sequence[str] = (),
+    sponsor: str | None = None,
+    name: str | None = None,
+) -> str:
+    """Store a new token's hash and return the token itself; it cannot be shown again."""
+    if role is Role.COORDINATOR and not site_ids:
+        raise TokenError("a coordinator token needs at least one --site")
+    if role is Role.SPONSOR and not sponsor:
+        raise TokenError("a sponsor token needs --sponsor")
+    unknown = set(site_ids) - set(session.scalars(select(Site.site_id).where(Site.site_id.in_(site_ids))))
+    if unknown:
+        raise TokenError(f"no such site: {', '.join(sorted(unknown))}")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiToken(
+            id=new_id("tok"),
+            token_hash=_hash(token),
+            role=role.value,
+            name=name,
+            sponsor=sponsor,
+            site_ids=sorted(set(site_ids)),
+        )
+    )
+    return token
+
+
+def authenticate(session: Session, token: str) -> Caller | None:
+    """The caller a presented token stands for, or None if it is unknown or revoked."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(token)))
+    if row is None or row.revoked_at is not None:
+        return None
+    return Caller(row.id, Role(row.role), frozenset(row.site_ids), row.sponsor)

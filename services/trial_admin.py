@@ -1,0 +1,112 @@
+"""An admin's changes to a trial or a site: status and enrolment target, each with its event.
+
+A target may not go below what is already enrolled. Raising the target of a trial or site that closed
+because its target was reached re-opens recruitment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from models import Site, Trial, TrialStatus
+from services.ids import new_id
+from services.outbox import add_event
+from services.problems import Problem, invalid
+
+CLOSED_BY_TARGET = TrialStatus.ACTIVE_NOT_RECRUITING.value
+
+
+def _new_status(
+    current: str, requested: str | None, target: int | None, enrolled: int, target_changed: bool
+) -> str:
+    """The status after a change: the requested one; else closed if the target is now reached, or
+    re-opened if a raised target left room after the target had closed recruitment."""
+    if requested is not None:
+        return requested
+    reached = target is not None and enrolled >= target
+    if target_changed and reached and TrialStatus(current).accepts_applications:
+        return CLOSED_BY_TARGET
+    if target_changed and not reached and current == CLOSED_BY_TARGET:
+        return TrialStatus.RECRUITING.value
+    return current
+
+
+def _check_target(target: int | None, enrolled: int, what: str) -> None:
+    if target is not None and target < enrolled:
+        raise Problem(
+            409,
+            "invalid-state-transition",
+            f"{what} already has {enrolled} enrolled; its enrollment_target cannot be {target}",
+        )
+
+
+def change_trial(session: Session, trial_id: str, changes: dict[str, Any], actor: str) -> Trial:
+    """Apply `overall_status` and/or `enrollment_target` (those present in `changes`)."""
+    trial = session.get(Trial, trial_id.strip().upper(), with_for_update=True)
+    if trial is None:
+        raise Problem(404, "not-found", f"no trial {trial_id}")
+    target_changed = "enrollment_target" in changes
+    target = changes["enrollment_target"] if target_changed else trial.enrollment_target
+    _check_target(target, trial.enrolled_count, "the trial")
+    status = _new_status(
+        trial.overall_status, changes.get("overall_status"), target, trial.enrolled_count, target_changed
+    )
+    if status in (TrialStatus.RECRUITING.value,) and target is not None and trial.enrolled_count >= target:
+        raise invalid(
+            "overall_status", "the enrolment target is reached: raise enrollment_target to recruit again"
+        )
+    previous = trial.overall_status
+    trial.enrollment_target = target
+    trial.overall_status = status
+    if status != previous:
+        add_event(
+            session, "trial.status_changed", trial_id=trial.trial_id,
+            data={"from": previous, "to": status, "reason": "changed_by_admin", "by": actor},
+        )  # fmt: skip
+    return trial
+
+
+def change_site(session: Session, trial_id: str, site_id: str, changes: dict[str, Any], actor: str) -> Site:
+    """Apply `status` and/or `enrollment_target` to one site of the trial."""
+    site = session.get(Site, site_id, with_for_update=True)
+    if site is None or site.trial_id != trial_id.strip().upper():
+        raise Problem(404, "not-found", f"no site {site_id} in trial {trial_id}")
+    target_changed = "enrollment_target" in changes
+    target = changes["enrollment_target"] if target_changed else site.enrollment_target
+    _check_target(target, site.enrolled_count, "the site")
+    status = _new_status(site.status, changes.get("status"), target, site.enrolled_count, target_changed)
+    if status == TrialStatus.RECRUITING.value and target is not None and site.enrolled_count >= target:
+        raise invalid(
+            "status", "the site's enrolment target is reached: raise enrollment_target to recruit again"
+        )
+    previous = site.status
+    site.enrollment_target = target
+    site.status = status
+    if status != previous:
+        add_event(
+            session, "site.status_changed", trial_id=site.trial_id, site_id=site.site_id,
+            data={"from": previous, "to": status, "reason": "changed_by_admin", "by": actor},
+        )  # fmt: skip
+    return site
+
+
+def add_site(session: Session, trial_id: str, fields: dict[str, Any], actor: str) -> Site:
+    """A new site for the trial; its name is unique within the trial."""
+    trial = session.get(Trial, trial_id.strip().upper())
+    if trial is None:
+        raise Problem(404, "not-found", f"no trial {trial_id}")
+    if any(s.name == fields["name"] for s in trial.sites):
+        raise Problem(
+            409,
+            "invalid-state-transition",
+            f"trial {trial.trial_id} already has a site named {fields['name']!r}",
+        )
+    site = Site(site_id=new_id("site"), trial_id=trial.trial_id, **fields)
+    session.add(site)
+    add_event(
+        session, "site.status_changed", trial_id=trial.trial_id, site_id=site.site_id,
+        data={"from": None, "to": site.status, "reason": "site_added", "by": actor},
+    )  # fmt: skip
+    return site

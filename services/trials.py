@@ -1,0 +1,128 @@
+"""Reading trials, their sites and current criteria, with applied and enrolled counts."""
+
+from __future__ import annotations
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from models import Application, ApplicationStatus, Site, Trial
+from services.criteria import current_document
+from services.problems import Problem
+from services.schemas.api import CriteriaOut, CriterionSpecOut, PublicTrial, SiteOut, TrialOut
+
+
+def _counts(
+    session: Session, column: InstrumentedAttribute[str], ids: list[str]
+) -> dict[str, tuple[int, int]]:
+    """(applied, enrolled) per trial or site id; applied counts each applicant once, whatever its status."""
+    enrolled = func.sum(case((Application.status == ApplicationStatus.ENROLLED.value, 1), else_=0))
+    rows = session.execute(
+        select(column, func.count(), enrolled).where(column.in_(ids)).group_by(column)
+    ).all()
+    return {key: (int(applied), int(enrolled_count or 0)) for key, applied, enrolled_count in rows}
+
+
+def find_trial(session: Session, trial_id: str) -> Trial:
+    """A trial by its registry id, case-insensitively; 404 problem if there is none."""
+    trial = session.get(Trial, trial_id.strip().upper())
+    if trial is None:
+        raise Problem(404, "not-found", f"no trial {trial_id}")
+    return trial
+
+
+def trial_view(trial: Trial, counts: tuple[int, int]) -> TrialOut:
+    return TrialOut(
+        trial_id=trial.trial_id,
+        nct_id=trial.nct_id,
+        org_study_id=trial.org_study_id,
+        title=trial.title,
+        sponsor=trial.sponsor,
+        phases=trial.phases,
+        conditions=trial.conditions,
+        keywords=trial.keywords,
+        overall_status=trial.overall_status,  # type: ignore[arg-type]
+        enrollment_target=trial.enrollment_target,
+        enrollment_type=trial.enrollment_type,
+        minimum_age=trial.minimum_age,
+        maximum_age=trial.maximum_age,
+        sex=trial.sex,
+        applied_count=counts[0],
+        enrolled_count=counts[1],
+        criteria_version=trial.current_criteria_version,
+    )
+
+
+def list_trials(session: Session) -> list[TrialOut]:
+    trials = list(session.scalars(select(Trial).order_by(Trial.trial_id)))
+    counts = _counts(session, Application.trial_id, [t.trial_id for t in trials])
+    return [trial_view(t, counts.get(t.trial_id, (0, 0))) for t in trials]
+
+
+def get_trial(session: Session, trial_id: str) -> TrialOut:
+    trial = find_trial(session, trial_id)
+    return trial_view(
+        trial, _counts(session, Application.trial_id, [trial.trial_id]).get(trial.trial_id, (0, 0))
+    )
+
+
+def list_sites(session: Session, trial_id: str) -> list[SiteOut]:
+    trial = find_trial(session, trial_id)
+    sites = list(session.scalars(select(Site).where(Site.trial_id == trial.trial_id).order_by(Site.name)))
+    counts = _counts(session, Application.site_id, [s.site_id for s in sites])
+    return [
+        SiteOut(
+            site_id=s.site_id,
+            trial_id=s.trial_id,
+            name=s.name,
+            city=s.city,
+            country=s.country,
+            status=s.status,  # type: ignore[arg-type]
+            enrollment_target=s.enrollment_target,
+            applied_count=counts.get(s.site_id, (0, 0))[0],
+            enrolled_count=counts.get(s.site_id, (0, 0))[1],
+        )
+        for s in sites
+    ]
+
+
+def get_criteria(session: Session, trial_id: str) -> CriteriaOut:
+    trial = find_trial(session, trial_id)
+    row = current_document(session, trial)
+    if row is None:
+        raise Problem(404, "not-found", f"trial {trial.trial_id} has no criteria yet")
+    return CriteriaOut(
+        trial_id=trial.trial_id,
+        version=row.version,
+        created_at=row.created_at,
+        criteria=[
+            CriterionSpecOut(
+                id=c["id"],
+                kind=c["kind"],
+                text=c["text"],
+                judgment=bool(c.get("judgment")),
+                rule=c.get("rule"),
+                reading=c.get("reading"),
+            )
+            for c in row.document["criteria"]
+        ],
+    )
+
+
+def public_trial(session: Session, trial_id: str) -> PublicTrial:
+    """The public summary of a trial."""
+    trial = find_trial(session, trial_id)
+    cities = session.scalars(
+        select(Site.city)
+        .where(Site.trial_id == trial.trial_id, Site.city.is_not(None))
+        .distinct()
+        .order_by(Site.city)
+    )
+    applied = _counts(session, Application.trial_id, [trial.trial_id]).get(trial.trial_id, (0, 0))[0]
+    return PublicTrial(
+        trial_id=trial.trial_id,
+        title=trial.title,
+        conditions=trial.conditions,
+        overall_status=trial.overall_status,  # type: ignore[arg-type]
+        cities=[c for c in cities if c],
+        applied_count=applied,
+    )
