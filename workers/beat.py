@@ -1,0 +1,80 @@
+"""`accrual beat`: the event relay and the scheduler of periodic jobs, in one loop.
+
+Several may run at once: relays share the outbox through leases (SKIP LOCKED on PostgreSQL), and each
+periodic job runs under a database lease, so it runs once per interval between all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from celery import Celery
+
+from config import Settings
+from models.db import Database
+from workers.leases import acquire
+from workers.maintenance import purge_consumed_broker_messages, purge_expired_idempotency, sweep_undecided
+from workers.relay import relay_once
+
+log = logging.getLogger(__name__)
+RELAY_BATCH = 100
+
+
+class Periodic:
+    """A job due every `interval` seconds, run only by the holder of its lease."""
+
+    def __init__(self, name: str, interval: float, job: Callable[[], int]) -> None:
+        self.name = name
+        self.interval = interval
+        self.job = job
+        self.next_run = time.monotonic()
+
+    def run_if_due(self, db: Database, holder: str) -> None:
+        if time.monotonic() < self.next_run:
+            return
+        self.next_run = time.monotonic() + self.interval
+        with db.transaction() as session:
+            mine = acquire(session, self.name, holder, timedelta(seconds=self.interval * 0.9))
+        if not mine:
+            return
+        try:
+            self.job()
+        except Exception as exc:
+            log.error("periodic job %s failed: %s", self.name, type(exc).__name__, exc_info=exc)
+
+
+def periodic_jobs(db: Database, settings: Settings) -> list[Periodic]:
+    return [
+        Periodic("sweep-undecided", settings.sweep_interval_seconds, lambda: sweep_undecided(db, settings)),
+        Periodic(
+            "purge-broker",
+            settings.broker_purge_interval_seconds,
+            lambda: purge_consumed_broker_messages(settings),
+        ),
+        Periodic("purge-idempotency", 3600, lambda: purge_expired_idempotency(db)),
+    ]
+
+
+def run(settings: Settings, db: Database, app: Celery, stop: threading.Event) -> None:
+    """Relay and schedule until `stop` is set."""
+    holder = f"{socket.gethostname()}:{os.getpid()}"
+    jobs = periodic_jobs(db, settings)
+    log.info("relay %s started", holder)
+    while not stop.is_set():
+        try:
+            handled = relay_once(db, app, holder, RELAY_BATCH, settings.outbox_max_attempts)
+            for job in jobs:
+                job.run_if_due(db, holder)
+        except Exception as exc:
+            # The database may be restarting: keep going, the outbox keeps the work.
+            log.error("relay pass failed: %s", type(exc).__name__, exc_info=exc)
+            handled = 0
+            stop.wait(1.0)
+        if handled < RELAY_BATCH:
+            stop.wait(settings.relay_interval_seconds)

@@ -1,0 +1,116 @@
+"""The Celery application, configured for at-least-once delivery with idempotent consumers.
+
+`celery -A workers.celery_app worker` finds the module-level `celery`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from kombu.transport import sqlalchemy as kombu_sqla
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from config import Settings, get_settings
+
+SCREENING_QUEUE = "screening"
+
+
+class ProcessSafeChannel(kombu_sqla.Channel):  # type: ignore[misc]
+    """kombu's SQLAlchemy channel, safe when several processes create the broker's tables and queues.
+
+    kombu guards that creation with an in-process lock only. When `accrual serve` started the worker
+    and the relay together on a fresh broker file, both inserted the same queue row, and the loser's
+    IntegrityError stopped the worker ("Unrecoverable error"). Losing that race is harmless: the row or
+    table the other process created is the one wanted.
+    """
+
+    def _open(self) -> Any:
+        for attempt in range(3):
+            try:
+                return super()._open()
+            except OperationalError as error:
+                if "already exists" not in str(error) or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _get_or_create(self, queue: str) -> Any:
+        try:
+            return super()._get_or_create(queue)
+        except IntegrityError:
+            self.session.rollback()
+            return self.session.query(self.queue_cls).filter(self.queue_cls.name == queue).one()
+
+
+kombu_sqla.Transport.Channel = ProcessSafeChannel
+
+
+def _prepare_embedded_broker(settings: Settings) -> None:
+    """WAL on the broker's SQLite file (it persists in the file) and the transport's polling interval.
+
+    The interval must be set on the transport class: passed as a transport option it crashed the worker.
+    """
+    path = Path(settings.broker_url.split(":///", 1)[1])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+    kombu_sqla.Transport.polling_interval = settings.broker_poll_interval_seconds
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    transport_options: dict[str, Any] = {}
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        transport_options = {
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
+            "socket_connect_timeout": 5,
+            "socket_keepalive": True,
+            "health_check_interval": 25,
+        }
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_soft_time_limit": settings.task_soft_time_limit,
+        "task_time_limit": settings.task_time_limit,
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_default_queue": "default",
+        "task_routes": {"screening.*": {"queue": SCREENING_QUEUE}},
+        "task_publish_retry_policy": {
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
+        "worker_hijack_root_logger": False,
+        "worker_max_tasks_per_child": 1000,
+        "broker_connection_timeout": 4,
+        "include": ["workers.tasks.screening", "workers.tasks.reporting"],
+    }
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    """A Celery app for `settings`; tasks are registered by the `include` list."""
+    settings = settings or get_settings()
+    if settings.uses_embedded_broker:
+        _prepare_embedded_broker(settings)
+    app = Celery("accrual")
+    app.conf.update(celery_config(settings))
+    app.conf.accrual_settings = settings
+    return app
+
+
+celery = make_celery()

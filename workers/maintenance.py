@@ -1,0 +1,54 @@
+"""Periodic jobs: publish undecided applications again, drop consumed broker rows and expired replays."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import delete, text
+
+from config import Settings
+from models import IdempotencyRecord
+from models.base import utcnow
+from models.db import Database, make_engine
+from services.outbox import republish_undecided
+from services.rescreening import republish_unfinished_amendments
+
+log = logging.getLogger(__name__)
+
+
+def sweep_undecided(db: Database, settings: Settings) -> int:
+    """Put the submission event of every application undecided for too long back in the outbox."""
+    older_than = utcnow() - timedelta(seconds=settings.sweep_after_seconds)
+    with db.transaction() as session:
+        ids = republish_undecided(session, older_than)
+        trials = republish_unfinished_amendments(session, older_than)
+    if ids:
+        log.warning("re-published %d undecided applications", len(ids))
+    if trials:
+        log.warning("re-published the unfinished amendments of %s", ", ".join(trials))
+    return len(ids) + len(trials)
+
+
+def purge_expired_idempotency(db: Database) -> int:
+    with db.transaction() as session:
+        result = session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < utcnow()))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def purge_consumed_broker_messages(settings: Settings) -> int:
+    """kombu's SQLAlchemy transport never deletes consumed rows; left alone they slow every poll."""
+    if not settings.uses_embedded_broker:
+        return 0
+    engine = make_engine(settings.broker_url.removeprefix("sqla+"))
+    try:
+        with engine.begin() as connection:
+            exists = connection.execute(
+                text("SELECT 1 FROM sqlite_master WHERE type='table' AND name='kombu_message'")
+            ).first()
+            if exists is None:
+                return 0
+            result = connection.execute(text("DELETE FROM kombu_message WHERE visible = 0"))
+            return int(result.rowcount or 0)
+    finally:
+        engine.dispose()

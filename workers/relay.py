@@ -1,0 +1,99 @@
+"""The outbox relay: claim due events, publish each to its consumer's task, stamp the outcome."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+
+from models.db import Database
+from services.outbox import claim_batch, mark_failed, mark_published
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: str
+    type: str
+    trial_id: str | None
+    application_id: str | None
+    data: dict[str, Any]
+
+
+def _screen_application(event: Claimed) -> list[Any]:
+    return [event.application_id, event.id]
+
+
+def _rescreen_trial(event: Claimed) -> list[Any]:
+    return [event.trial_id, event.data["version"], event.id]
+
+
+def _count_application(event: Claimed) -> list[Any]:
+    return [event.application_id]
+
+
+Consumer = tuple[str, str, Callable[[Claimed], list[Any]]]
+SCREEN: Consumer = ("screening.run", "screening", _screen_application)
+COUNT: Consumer = ("reporting.count", "default", _count_application)
+
+# Event type -> (task, queue, task arguments) of each consumer; events no task consumes are stamped
+# published at once. Arguments are ids and versions only: no clinical data ever sits in the broker.
+CONSUMERS: dict[str, list[Consumer]] = {
+    "application.submitted": [SCREEN, COUNT],
+    "application.updated": [SCREEN, COUNT],
+    "application.screened": [COUNT],
+    "application.reviewed": [COUNT],
+    "application.enrolled": [COUNT],
+    "application.withdrawn": [COUNT],
+    "trial.criteria_changed": [("screening.rescreen_trial", "screening", _rescreen_trial)],
+}
+
+
+def relay_once(db: Database, app: Celery, holder: str, batch: int, max_attempts: int) -> int:
+    """Publish one batch and return how many events it handled; no transaction is open while publishing."""
+    with db.transaction() as session:
+        claimed = [
+            Claimed(e.id, e.type, e.trial_id, e.application_id, dict(e.data))
+            for e in claim_batch(session, holder, batch)
+        ]
+    if not claimed:
+        return 0
+    sent, failed = _publish(app, claimed)
+    with db.transaction() as session:
+        mark_published(session, sent, holder)
+        for event_id, error in failed.items():
+            mark_failed(session, event_id, holder, error, max_attempts)
+    return len(claimed)
+
+
+def _publish(app: Celery, claimed: list[Claimed]) -> tuple[list[str], dict[str, str]]:
+    """Send each event to its consumer; returns the ids sent and, per failed id, why it failed."""
+    sent: list[str] = []
+    failed: dict[str, str] = {}
+    try:
+        with app.producer_or_acquire() as producer:
+            for event in claimed:
+                try:
+                    for task, queue, arguments in CONSUMERS.get(event.type, []):
+                        # One task id per (event, consumer); a retry after a partial fan-out sends the
+                        # first consumers again, which their idempotency absorbs.
+                        app.send_task(
+                            task,
+                            args=arguments(event),
+                            task_id=f"{event.id}.{task}",
+                            queue=queue,
+                            producer=producer,
+                        )
+                    sent.append(event.id)
+                except Exception as exc:
+                    failed[event.id] = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # no connection to the broker at all
+        failed.update({e.id: f"{type(exc).__name__}: {exc}" for e in claimed if e.id not in sent})
+    if failed:
+        reason = next(iter(failed.values()))[:120]
+        log.warning("publishing %d events failed (%s); they will be retried", len(failed), reason)
+    return sent, failed

@@ -1,0 +1,48 @@
+"""screening.run: ids in, one service call, the decision committed with its event."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from celery import Task, shared_task
+
+from services.rescreening import rescreen_trial as rescreen
+from services.screening import screen_application
+from workers.resources import database_for
+from workers.tasks import RETRY_TRANSIENT
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="screening.run",
+    bind=True,
+    **RETRY_TRANSIENT,
+)
+def run(self: Task, application_id: str, event_id: str) -> None:
+    """Screen one application; a redelivered or duplicate message changes nothing.
+
+    Returns nothing, so Celery's own log lines carry no decision; the decision lives in the database.
+    """
+    settings = self.app.conf.accrual_settings
+    outcome = screen_application(
+        database_for(settings), application_id, event_id, settings.screening_max_deliveries
+    )
+    log.info("screening of %s: %s", application_id, outcome.status)
+
+
+@shared_task(
+    name="screening.rescreen_trial",
+    bind=True,
+    **RETRY_TRANSIENT,
+)
+def rescreen_trial(self: Task, trial_id: str, version: int, event_id: str) -> None:
+    """Screen a trial's open applications again under a new criteria version, in batches."""
+    settings = self.app.conf.accrual_settings
+    # Stop well inside the soft time limit and continue in a fresh delivery of this same task.
+    deadline = time.monotonic() + settings.task_soft_time_limit / 2
+    tally = rescreen(database_for(settings), trial_id, version, event_id, deadline=deadline)
+    log.info("re-screening %s v%d: %d screened, %d changed", trial_id, version, tally.screened, tally.changed)
+    if not tally.finished:
+        raise self.retry(countdown=0, max_retries=None)
