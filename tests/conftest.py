@@ -1,0 +1,305 @@
+"""Shared fixtures: real SQLite and PostgreSQL databases, real Redis, and helpers to start processes.
+
+Outside CI a test that needs a server that is not running is skipped, naming what it needs; under
+CI (CI=true) it fails instead, so a missing service can never pass for green.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from config import Settings
+from models import Role, Site
+from models.db import Database
+from models.migrate import upgrade
+from services import create_app
+from services.seed import seed
+from services.tokens import create_token
+from tests.applicants import eligible_applicant
+
+PG_ADMIN_URL = os.environ.get("ACCRUAL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("ACCRUAL_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TRIAL = "NCT06359912"
+__all__ = ["TRIAL", "eligible_applicant"]
+
+
+def unavailable(what: str) -> None:
+    """Skip outside CI; fail under CI, where every service must be there."""
+    if IN_CI:
+        pytest.fail(f"CI must provide {what}", pytrace=False)
+    pytest.skip(f"needs {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    condition: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "condition"
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------
+
+
+def _pg_reachable() -> bool:
+    try:
+        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_available() -> bool:
+    return _pg_reachable()
+
+
+@pytest.fixture
+def pg_url(pg_available: bool) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test, dropped afterwards."""
+    if not pg_available:
+        unavailable(f"PostgreSQL at {PG_ADMIN_URL} (set ACCRUAL_TEST_PG_URL)")
+    name = f"accrual_test_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+# --- Redis ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_available() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def redis_url(redis_available: bool) -> Iterator[str]:
+    """A Redis database of the shared server, emptied before and after the test."""
+    import redis
+
+    if not redis_available:
+        unavailable(f"Redis at {REDIS_URL} (set ACCRUAL_TEST_REDIS_URL)")
+    index = 2 + (os.getpid() + secrets.randbelow(1000)) % 14
+    url = f"{REDIS_URL}/{index}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+class RedisServer:
+    """A private redis-server on a spare loopback port, which a test may stop and start again."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary is not None
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
+        wait_until(lambda: _ping(client), timeout=10, what="private redis-server to start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.process = None
+
+
+def _ping(client: Any) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        unavailable("the redis-server program (Debian package redis-server)")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+# --- the service's state --------------------------------------------------------------------------
+
+
+class Stack:
+    """A migrated, seeded database with its settings, tokens and a Flask test client."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        upgrade(self.db)
+        with self.db.transaction() as session:
+            seed(session)
+            self.site_id = session.query(Site).filter_by(trial_id=TRIAL).order_by(Site.name).first().site_id  # type: ignore[union-attr]
+            self.admin = create_token(session, Role.ADMIN)
+            self.coordinator = create_token(session, Role.COORDINATOR, [self.site_id])
+        self.app = create_app(settings, self.db)
+        self.client = self.app.test_client()
+
+    def env(self) -> dict[str, str]:
+        """Environment for a child process (worker, beat, serve) sharing this stack's state."""
+        return {
+            **os.environ,
+            "ACCRUAL_DATA_DIR": str(self.settings.data_dir),
+            "ACCRUAL_DATABASE_URL": self.settings.database_url,
+            "ACCRUAL_BROKER_URL": self.settings.broker_url,
+            "ACCRUAL_SECRET_KEY": "test-secret",
+            "ACCRUAL_LOG_LEVEL": "WARNING",
+            "ACCRUAL_WORKER_CONCURRENCY": "2",
+        }
+
+    def submit(self, applicant: dict[str, Any], token: str | None = None, **headers: str) -> Any:
+        return self.client.post(
+            "/api/v1/applications",
+            json={"trial_id": TRIAL, "site_id": self.site_id, "applicant": applicant},
+            headers={"Authorization": f"Bearer {token or self.coordinator}", **headers},
+        )
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def make_settings(data_dir: Path, database_url: str, broker_url: str = "", **overrides: Any) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        broker_url=broker_url,
+        secret_key="test-secret",
+        **overrides,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    """The service's state on SQLite and on PostgreSQL (embedded broker; nothing is published here)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'accrual.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    built = Stack(make_settings(tmp_path, url))
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def sqlite_stack(tmp_path: Path) -> Iterator[Stack]:
+    built = Stack(make_settings(tmp_path, f"sqlite:///{tmp_path / 'accrual.db'}"))
+    yield built
+    built.close()
+
+
+# --- processes ------------------------------------------------------------------------------------
+
+
+class Processes:
+    """Child processes started by a test, stopped (and their logs kept) when it ends."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.logdir = logdir
+        self.children: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Any] = []
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        self.logs.append(log)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.children.append(child)
+        return child
+
+    def log(self, name: str) -> str:
+        path = self.logdir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop_all(self) -> None:
+        for child in self.children:
+            if child.poll() is None:
+                os.killpg(child.pid, 15)
+        for child in self.children:
+            try:
+                child.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, 9)
+                child.wait(5)
+        for log in self.logs:
+            log.close()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    started = Processes(tmp_path)
+    yield started
+    started.stop_all()

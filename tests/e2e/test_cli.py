@@ -1,0 +1,82 @@
+"""The `accrual` command's database chores, run as a user runs them."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from services.criteria import bundled_document
+from tests.integration.test_registry_prescreen_fhir import new_study
+
+
+def accrual(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCRUAL_")}
+    env["ACCRUAL_DATA_DIR"] = str(tmp_path / "data")
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def write(tmp_path: Path, name: str, content: Any) -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(content) if name.endswith(".json") else yaml.safe_dump(content))
+    return str(path)
+
+
+def test_db_upgrade_seed_and_tokens(tmp_path: Path) -> None:
+    assert accrual(tmp_path, "db", "upgrade").returncode == 0
+    first = accrual(tmp_path, "seed")
+    again = accrual(tmp_path, "seed")
+    assert first.returncode == again.returncode == 0 and "NCT06359912" in first.stdout
+    token = accrual(tmp_path, "token", "create", "--role", "admin")
+    assert (
+        token.returncode == 0
+        and token.stdout.strip().startswith("acr_")
+        and len(token.stdout.splitlines()) == 1
+    )
+    refused = accrual(tmp_path, "token", "create", "--role", "coordinator", "--site", "site_nope")
+    assert refused.returncode == 2 and "no such site" in refused.stderr
+
+
+def test_trials_import_is_all_or_nothing_and_names_the_bad_field(tmp_path: Path) -> None:
+    accrual(tmp_path, "db", "upgrade")
+    good = write(tmp_path, "good.json", new_study("NCT09999998"))
+    broken = new_study("NCT09999997")
+    del broken["protocolSection"]["identificationModule"]["briefTitle"]
+    bad = write(tmp_path, "bad.json", broken)
+    failed = accrual(tmp_path, "trials", "import", good, bad)
+    assert failed.returncode == 2
+    assert (
+        "bad.json" in failed.stderr
+        and "briefTitle" in failed.stderr
+        and "nothing was imported" in failed.stderr
+    )
+    created = accrual(tmp_path, "trials", "import", good)
+    assert created.returncode == 0 and "NCT09999998 (created)" in created.stdout
+    assert "NCT09999998 (replaced)" in accrual(tmp_path, "trials", "import", good).stdout
+
+
+def test_trials_criteria_attaches_a_new_version_once(tmp_path: Path) -> None:
+    accrual(tmp_path, "db", "upgrade")
+    accrual(tmp_path, "trials", "import", write(tmp_path, "study.json", new_study("NCT09999996")))
+    document = copy.deepcopy(bundled_document("NCT06359912.criteria.yaml"))
+    document["trial_id"] = "NCT09999996"
+    path = write(tmp_path, "criteria.yaml", document)
+    first = accrual(tmp_path, "trials", "criteria", "nct09999996", path)
+    assert first.returncode == 0 and "new version 1" in first.stdout
+    assert "unchanged, version 1" in accrual(tmp_path, "trials", "criteria", "NCT09999996", path).stdout
+    document["criteria"][0]["rule"] = {"var": "nonsense", "eq": True}
+    broken = accrual(tmp_path, "trials", "criteria", "NCT09999996", write(tmp_path, "broken.yaml", document))
+    assert broken.returncode == 2 and "nonsense" in broken.stderr

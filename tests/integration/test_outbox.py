@@ -1,0 +1,108 @@
+"""The outbox on SQLite and PostgreSQL: claims, leases, ordering per application, retries, the sweep."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from models import Application, Event
+from models.base import utcnow
+from services.outbox import add_event, backoff, claim_batch, mark_failed, mark_published, republish_undecided
+from tests.conftest import Stack, eligible_applicant
+
+
+def test_a_claim_takes_only_the_oldest_pending_event_of_each_application(stack: Stack) -> None:
+    with stack.db.transaction() as session:
+        first = add_event(session, "application.submitted", trial_id="T", application_id="app_1")
+        session.flush()
+        add_event(session, "application.screened", trial_id="T", application_id="app_1")
+        other = add_event(session, "application.submitted", trial_id="T", application_id="app_2")
+        trial_event = add_event(session, "trial.status_changed", trial_id="T")
+    with stack.db.transaction() as session:
+        claimed = [e.id for e in claim_batch(session, "relay-a")]
+    assert claimed == [first.id, other.id, trial_event.id]
+
+
+def test_a_leased_event_is_not_claimed_again_until_its_lease_expires(stack: Stack) -> None:
+    with stack.db.transaction() as session:
+        event = add_event(session, "application.submitted", trial_id="T", application_id="app_1")
+    with stack.db.transaction() as session:
+        assert [e.id for e in claim_batch(session, "relay-a")] == [event.id]
+    with stack.db.transaction() as session:
+        assert claim_batch(session, "relay-b") == []
+        session.execute(update(Event).values(lease_until=utcnow() - timedelta(seconds=1)))
+    with stack.db.transaction() as session:
+        assert [e.id for e in claim_batch(session, "relay-b")] == [event.id]
+    with stack.db.transaction() as session:
+        assert mark_published(session, [event.id], "relay-a") == 0  # the stale relay cannot stamp it
+        assert mark_published(session, [event.id], "relay-b") == 1
+
+
+def test_a_failed_publish_backs_off_and_dies_after_the_last_attempt(stack: Stack) -> None:
+    with stack.db.transaction() as session:
+        event = add_event(session, "application.submitted", trial_id="T", application_id="app_1")
+    for attempt in range(1, 4):
+        with stack.db.transaction() as session:
+            session.execute(update(Event).values(next_attempt_at=utcnow()))
+            assert [e.id for e in claim_batch(session, "relay")] == [event.id]
+        with stack.db.transaction() as session:
+            mark_failed(session, event.id, "relay", "OperationalError: refused", max_attempts=3)
+        with stack.db.sessions() as session:
+            row = session.get_one(Event, event.seq)
+        assert row.attempts == attempt and row.last_error == "OperationalError: refused"
+    assert row.status == "dead"
+    assert [backoff(n).total_seconds() for n in (1, 2, 3, 20)] == [1, 2, 4, 300]
+
+
+def test_the_sweep_republishes_only_applications_left_undecided(stack: Stack) -> None:
+    stuck = stack.submit(eligible_applicant("S-1")).get_json()["id"]
+    fresh = stack.submit(eligible_applicant("S-2")).get_json()["id"]
+    decided = stack.submit(eligible_applicant("S-3")).get_json()["id"]
+    an_hour_ago = utcnow() - timedelta(hours=1)
+    with stack.db.transaction() as session:
+        session.execute(update(Event).values(status="published", published_at=an_hour_ago))
+        session.execute(update(Application).where(Application.id != fresh).values(submitted_at=an_hour_ago))
+        session.execute(update(Application).where(Application.id == decided).values(status="eligible"))
+    with stack.db.transaction() as session:
+        assert republish_undecided(session, utcnow() - timedelta(minutes=5)) == [stuck]
+    with stack.db.sessions() as session:
+        pending = session.scalars(select(Event.application_id).where(Event.status == "pending")).all()
+    assert pending == [stuck]
+
+
+@pytest.mark.parametrize("relays", [3])
+def test_concurrent_relays_on_postgresql_claim_disjoint_batches(
+    pg_url: str, tmp_path: object, relays: int
+) -> None:
+    from threading import Barrier, Thread
+
+    from tests.conftest import make_settings
+
+    stack = Stack(make_settings(tmp_path, pg_url))  # type: ignore[arg-type]
+    try:
+        with stack.db.transaction() as session:
+            for n in range(60):
+                add_event(session, "application.submitted", trial_id="T", application_id=f"app_{n}")
+        claimed: list[list[str]] = [[] for _ in range(relays)]
+        barrier = Barrier(relays)
+
+        def relay(index: int) -> None:
+            barrier.wait()
+            while True:
+                with stack.db.transaction() as session:
+                    batch = [e.id for e in claim_batch(session, f"relay-{index}", limit=7)]
+                if not batch:
+                    return
+                claimed[index] += batch
+
+        threads = [Thread(target=relay, args=(n,)) for n in range(relays)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        everything = [event_id for batch in claimed for event_id in batch]
+        assert len(everything) == len(set(everything)) == 60
+    finally:
+        stack.close()

@@ -1,0 +1,212 @@
+"""The whole pipeline with real processes: API -> outbox -> relay -> broker -> Celery worker -> decision.
+
+Runs on SQLite with the embedded broker and on PostgreSQL with Redis, and through a broker outage and
+a lost message, asserting every application is decided exactly once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from models import Application, Event, Screening
+from models.reporting import StatusCount
+from tests.conftest import Processes, RedisServer, Stack, eligible_applicant, make_settings, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def decided(stack: Stack, ids: list[str]) -> bool:
+    with stack.db.sessions() as session:
+        undecided = session.scalar(
+            select(func.count())
+            .select_from(Application)
+            .where(Application.id.in_(ids), Application.decided_at.is_(None))
+        )
+    return undecided == 0
+
+
+def assert_decided_exactly_once(stack: Stack, ids: list[str]) -> None:
+    with stack.db.sessions() as session:
+        screenings = dict(
+            session.execute(
+                select(Screening.application_id, func.count())
+                .where(Screening.application_id.in_(ids))
+                .group_by(Screening.application_id)
+            ).all()
+        )
+        screened = dict(
+            session.execute(
+                select(Event.application_id, func.count())
+                .where(Event.application_id.in_(ids), Event.type == "application.screened")
+                .group_by(Event.application_id)
+            ).all()
+        )
+    assert screenings == dict.fromkeys(ids, 1)
+    assert screened == dict.fromkeys(ids, 1)
+
+
+def start_pipeline(processes: Processes, stack: Stack, **env: str) -> None:
+    environment = {**stack.env(), **env}
+    processes.start("worker", ["worker"], environment)
+    processes.start("beat", ["beat"], environment)
+
+
+def submit_many(stack: Stack, count: int, prefix: str = "S") -> list[str]:
+    ids = []
+    for n in range(count):
+        response = stack.submit(eligible_applicant(f"{prefix}-{n}"))
+        assert response.status_code == 202, response.get_json()
+        ids.append(response.get_json()["id"])
+    return ids
+
+
+def decisions(stack: Stack, ids: list[str]) -> dict[str, Any]:
+    with stack.db.sessions() as session:
+        return dict(
+            session.execute(select(Application.id, Application.decision).where(Application.id.in_(ids))).all()
+        )
+
+
+def test_sqlite_with_the_embedded_broker_decides_every_submission(
+    sqlite_stack: Stack, processes: Processes
+) -> None:
+    start_pipeline(processes, sqlite_stack)
+    ids = submit_many(sqlite_stack, 10)
+    wait_until(
+        lambda: decided(sqlite_stack, ids), timeout=60, what="decisions: " + processes.log("worker")[-2000:]
+    )
+    assert set(decisions(sqlite_stack, ids).values()) == {"eligible"}
+    assert_decided_exactly_once(sqlite_stack, ids)
+
+    def counted() -> bool:
+        with sqlite_stack.db.sessions() as session:
+            kept = session.scalar(select(func.sum(StatusCount.count)).where(StatusCount.status == "eligible"))
+        return kept == len(ids)
+
+    wait_until(counted, timeout=30, what="the counting consumer to count every decision")
+
+
+def test_postgresql_with_redis_decides_every_submission(
+    pg_url: str, redis_url: str, tmp_path: Path, processes: Processes
+) -> None:
+    stack = Stack(make_settings(tmp_path, pg_url, redis_url))
+    try:
+        start_pipeline(processes, stack)
+        ids = submit_many(stack, 10)
+        wait_until(
+            lambda: decided(stack, ids), timeout=60, what="decisions: " + processes.log("worker")[-2000:]
+        )
+        assert set(decisions(stack, ids).values()) == {"eligible"}
+        assert_decided_exactly_once(stack, ids)
+    finally:
+        stack.close()
+
+
+def test_intake_keeps_answering_while_the_broker_is_down_and_nothing_is_lost(
+    pg_url: str, private_redis: RedisServer, tmp_path: Path, processes: Processes
+) -> None:
+    stack = Stack(make_settings(tmp_path, pg_url, private_redis.url))
+    try:
+        start_pipeline(processes, stack)
+        warmup = submit_many(stack, 1, "W")
+        wait_until(lambda: decided(stack, warmup), timeout=60, what="the worker to start")
+        private_redis.stop()
+        ids = submit_many(stack, 20)
+        with stack.db.sessions() as session:
+            undecided = session.scalar(
+                select(func.count())
+                .select_from(Application)
+                .where(Application.id.in_(ids), Application.decided_at.is_(None))
+            )
+        assert undecided == 20
+        private_redis.start()
+        wait_until(lambda: decided(stack, ids), timeout=90, what="decisions after the broker returned")
+        assert_decided_exactly_once(stack, ids)
+    finally:
+        stack.close()
+
+
+def test_a_message_lost_by_the_broker_is_published_again_by_the_sweep(
+    pg_url: str, redis_url: str, tmp_path: Path, processes: Processes
+) -> None:
+    import redis
+
+    stack = Stack(make_settings(tmp_path, pg_url, redis_url))
+    try:
+        environment = {
+            **stack.env(),
+            "ACCRUAL_SWEEP_AFTER_SECONDS": "2",
+            "ACCRUAL_SWEEP_INTERVAL_SECONDS": "1",
+        }
+        processes.start("beat", ["beat"], environment)
+        ids = submit_many(stack, 3)
+
+        def published() -> bool:
+            with stack.db.sessions() as session:
+                pending = session.scalar(
+                    select(func.count()).select_from(Event).where(Event.status != "published")
+                )
+            return pending == 0
+
+        wait_until(published, timeout=30, what="the relay to publish")
+        redis.Redis.from_url(redis_url).flushdb()  # the broker loses every queued message
+        processes.start("worker", ["worker"], environment)
+        wait_until(lambda: decided(stack, ids), timeout=60, what="the sweep to recover lost messages")
+        assert_decided_exactly_once(stack, ids)
+    finally:
+        stack.close()
+
+
+def test_a_worker_started_while_the_broker_is_down_starts_working_when_it_returns(
+    pg_url: str, private_redis: RedisServer, tmp_path: Path, processes: Processes
+) -> None:
+    stack = Stack(make_settings(tmp_path, pg_url, private_redis.url))
+    try:
+        private_redis.stop()
+        start_pipeline(processes, stack)
+        wait_until(
+            lambda: "ACCRUAL_BROKER_URL" in processes.log("worker"),
+            timeout=30,
+            what="the worker's one-line warning",
+        )
+        assert "keeps retrying" in processes.log("worker")
+        ids = submit_many(stack, 3)
+        private_redis.start()
+        wait_until(lambda: decided(stack, ids), timeout=90, what="decisions once the broker started")
+        assert_decided_exactly_once(stack, ids)
+    finally:
+        stack.close()
+
+
+def test_an_amendment_reaches_the_worker_and_rescreens_every_open_application(
+    sqlite_stack: Stack, processes: Processes
+) -> None:
+    import copy
+
+    from services.criteria import bundled_document
+
+    start_pipeline(processes, sqlite_stack)
+    ids = submit_many(sqlite_stack, 6)
+    wait_until(lambda: decided(sqlite_stack, ids), timeout=60, what="first decisions")
+    document = copy.deepcopy(bundled_document("NCT06359912.criteria.yaml"))
+    next(c for c in document["criteria"] if c["id"] == "I1")["rule"] = {"var": "age", "between": [18, 60]}
+    response = sqlite_stack.client.put(
+        "/api/v1/trials/NCT06359912/criteria",
+        json=document,
+        headers={"Authorization": f"Bearer {sqlite_stack.admin}"},
+    )
+    assert response.status_code == 201
+
+    def rescreened() -> bool:
+        with sqlite_stack.db.sessions() as session:
+            versions = session.scalars(
+                select(Application.criteria_version).where(Application.id.in_(ids))
+            ).all()
+        return set(versions) == {2}
+
+    wait_until(rescreened, timeout=60, what="re-screening under version 2")
+    assert set(decisions(sqlite_stack, ids).values()) == {"ineligible"}  # born 1955: 71 at consent

@@ -1,0 +1,122 @@
+"""The counting consumer and the recruitment report, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+
+from sqlalchemy import func, select
+
+from models import Application
+from models.reporting import StatusCount
+from services.recruitment_counts import count_application
+from services.reporting import forecast
+from services.tokens import Role, create_token
+from tests.conftest import TRIAL, Stack
+from tests.integration.test_amendments import decide, patch
+from tests.integration.test_intake_api import assert_problem
+from tests.integration.test_lifecycle import post
+
+
+def fresh_counts(stack: Stack) -> dict[tuple[str, str], int]:
+    with stack.db.sessions() as session:
+        rows = session.execute(
+            select(Application.site_id, Application.status, func.count()).group_by(
+                Application.site_id, Application.status
+            )
+        ).all()
+    return {(site, status): n for site, status, n in rows}
+
+
+def kept_counts(stack: Stack) -> dict[tuple[str, str], int]:
+    with stack.db.sessions() as session:
+        rows = session.execute(select(StatusCount.site_id, StatusCount.status, StatusCount.count)).all()
+    return {(site, status): n for site, status, n in rows if n}
+
+
+def count_all(stack: Stack, order: list[str]) -> None:
+    for application_id in order:
+        count_application(stack.db, application_id)
+
+
+def a_lifecycle(stack: Stack) -> list[str]:
+    """Applications in every status, counted along the way as the consumer would."""
+    eligible = decide(stack, screening_id="A")
+    count_all(stack, [eligible])
+    enrolled = decide(stack, screening_id="B")
+    count_all(stack, [enrolled])
+    post(stack, enrolled, "enroll")
+    ineligible = decide(stack, screening_id="C", wagner_grade=5, prior_cell_therapy=True)
+    review = decide(stack, screening_id="D", hiv_positive=None)
+    count_all(stack, [ineligible, review])
+    reviewed = decide(stack, screening_id="E", hiv_positive=None)
+    count_all(stack, [reviewed])
+    post(stack, reviewed, "review", {"decision": "ineligible", "reason": "HIV positive on retest"})
+    withdrawn = decide(stack, screening_id="F")
+    post(stack, withdrawn, "withdraw", {"reason": "declined"})
+    corrected = decide(stack, screening_id="G", wagner_grade=5)
+    count_all(stack, [corrected])
+    patch(stack, corrected, {"wagner_grade": 2})  # back to submitted
+    return [eligible, enrolled, ineligible, review, reviewed, withdrawn, corrected]
+
+
+def test_the_counters_equal_a_fresh_count_whatever_the_delivery_order(stack: Stack) -> None:
+    ids = a_lifecycle(stack)
+    shuffled = ids * 3
+    random.Random(7).shuffle(shuffled)
+    count_all(stack, shuffled)  # late, duplicated and reordered deliveries
+    assert kept_counts(stack) == fresh_counts(stack)
+    assert count_application(stack.db, ids[0]) is False  # nothing new to count
+
+
+def report(stack: Stack, token: str) -> dict:
+    response = stack.client.get(
+        f"/api/v1/trials/{TRIAL}/recruitment", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_the_report_shows_the_counts_sites_failures_and_weeks(stack: Stack) -> None:
+    ids = a_lifecycle(stack)
+    count_all(stack, ids)
+    with stack.db.transaction() as session:
+        sponsor = create_token(
+            session, Role.SPONSOR, sponsor="allife medical science and technology co., ltd."
+        )
+    body = report(stack, sponsor)
+    assert body["counts"] == {
+        "submitted": 1, "eligible": 1, "ineligible": 2, "needs_review": 1, "enrolled": 1, "withdrawn": 1,
+    }  # fmt: skip
+    assert body["applied_count"] == 7 and body["enrollment_target"] == 27
+    assert [(s["applied_count"], s["enrolled_count"]) for s in body["sites"]] == [(7, 1)]
+    assert {f["criterion_id"]: f["count"] for f in body["screen_failures"]} == {"I4": 1, "E1": 1}
+    assert all(f["text"] for f in body["screen_failures"])
+    assert sum(w["applied"] for w in body["weekly"]) == 7 and sum(w["enrolled"] for w in body["weekly"]) == 1
+    assert body["forecast"]["model"] == "poisson-gamma" and body["forecast"]["projected_target_date"]
+    assert report(stack, stack.admin)["counts"] == body["counts"]
+
+
+def test_the_report_is_for_the_trials_sponsor_and_admins_only(stack: Stack) -> None:
+    with stack.db.transaction() as session:
+        other = create_token(session, Role.SPONSOR, sponsor="Another Pharma")
+    url = f"/api/v1/trials/{TRIAL}/recruitment"
+    assert_problem(stack.client.get(url, headers={"Authorization": f"Bearer {other}"}), 404)
+    assert_problem(stack.client.get(url, headers={"Authorization": f"Bearer {stack.coordinator}"}), 403)
+    assert_problem(stack.client.get(url), 401)
+
+
+def test_the_forecast_follows_the_observed_rate() -> None:
+    today = date(2026, 11, 22)
+    ten_weeks_ago = date(2026, 9, 13)
+    result = forecast(enrolled=20, target=30, first_week=ten_weeks_ago, today=today)
+    assert 1.9 < result.enrolled_per_week < 2.2
+    assert result.projected_target_date is not None and result.interval_80 is not None
+    weeks_to_go = (result.projected_target_date - today).days / 7
+    assert 4 < weeks_to_go < 6.5
+    low, high = result.interval_80
+    assert low < result.projected_target_date < high
+    assert forecast(20, 30, ten_weeks_ago, today) == result  # deterministic
+    assert forecast(30, 30, ten_weeks_ago, today).projected_target_date is None
+    assert forecast(0, 30, ten_weeks_ago, today).projected_target_date is None
+    assert forecast(5, None, ten_weeks_ago, today).projected_target_date is None

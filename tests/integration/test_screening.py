@@ -1,0 +1,127 @@
+"""Screening on SQLite and PostgreSQL: the decision, its event and history, once however often delivered."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy import func, select
+
+from models import Application, ApplicationHistory, CriterionResult, Event, ProcessedMessage, Screening
+from services.screening import screen_application
+from tests.conftest import Stack, eligible_applicant
+
+
+def submit(stack: Stack, **changes: Any) -> tuple[str, str]:
+    """(application id, id of its application.submitted event)."""
+    application_id = stack.submit(eligible_applicant(**changes)).get_json()["id"]
+    with stack.db.sessions() as session:
+        event_id = session.scalar(select(Event.id).where(Event.application_id == application_id))
+    assert event_id is not None
+    return application_id, event_id
+
+
+def counts(stack: Stack, application_id: str) -> dict[str, int]:
+    with stack.db.sessions() as session:
+
+        def count(model: Any, *where: Any) -> int:
+            return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+        return {
+            "screenings": count(Screening, Screening.application_id == application_id),
+            "screened_events": count(
+                Event, Event.application_id == application_id, Event.type == "application.screened"
+            ),
+            "history": count(ApplicationHistory, ApplicationHistory.application_id == application_id),
+        }
+
+
+def read(stack: Stack, application_id: str) -> dict[str, Any]:
+    response = stack.client.get(
+        f"/api/v1/applications/{application_id}", headers={"Authorization": f"Bearer {stack.coordinator}"}
+    )
+    body: dict[str, Any] = response.get_json()
+    return body
+
+
+def test_an_eligible_applicant_is_decided_eligible_with_every_criterion(stack: Stack) -> None:
+    application_id, event_id = submit(stack)
+    outcome = screen_application(stack.db, application_id, event_id, max_deliveries=5)
+    assert (outcome.status, outcome.decision) == ("decided", "eligible")
+    body = read(stack, application_id)
+    assert body["status"] == body["decision"] == "eligible" and body["criteria_version"] == 1
+    assert [c["id"] for c in body["criteria"]][:2] == ["I1", "I2"] and len(body["criteria"]) == 25
+    assert {c["outcome"] for c in body["criteria"] if c["id"] != "E18"} <= {"met", "not_met"}
+    assert next(c for c in body["criteria"] if c["id"] == "E18")["outcome"] == "judgment"
+    assert all(c["text"] for c in body["criteria"])
+    assert [h["status"] for h in body["history"]] == ["submitted", "eligible"]
+    assert body["decided_at"] is not None
+    with stack.db.sessions() as session:
+        event = session.scalars(select(Event).where(Event.type == "application.screened")).one()
+    assert event.data == {"decision": "eligible", "criteria_version": 1, "criteria": []}
+
+
+def test_an_ineligible_applicant_names_the_criteria_that_excluded(stack: Stack) -> None:
+    application_id, event_id = submit(stack, abi=0.9, rest_pain=False, prior_cell_therapy=True)
+    screen_application(stack.db, application_id, event_id, max_deliveries=5)
+    body = read(stack, application_id)
+    assert body["decision"] == "ineligible"
+    outcomes = {c["id"]: c["outcome"] for c in body["criteria"]}
+    assert outcomes["I2"] == "not_met" and outcomes["E1"] == "met"
+    with stack.db.sessions() as session:
+        event = session.scalars(select(Event).where(Event.type == "application.screened")).one()
+    assert event.data["criteria"] == ["I2", "E1"]
+
+
+def test_missing_data_sends_the_application_to_review_listing_what_is_missing(stack: Stack) -> None:
+    applicant = eligible_applicant()
+    del applicant["iliac_stenosis_pct"], applicant["hiv_positive"]
+    application_id = stack.submit(applicant).get_json()["id"]
+    with stack.db.sessions() as session:
+        event_id = session.scalar(select(Event.id).where(Event.application_id == application_id))
+    screen_application(stack.db, application_id, str(event_id), max_deliveries=5)
+    body = read(stack, application_id)
+    assert body["decision"] == "needs_review"
+    unknown = {c["id"]: c["missing"] for c in body["criteria"] if c["outcome"] == "unknown"}
+    assert unknown == {"E3": ["iliac_stenosis_pct"], "E11": ["hiv_positive"]}
+
+
+def test_a_redelivered_message_changes_nothing(stack: Stack) -> None:
+    application_id, event_id = submit(stack)
+    assert screen_application(stack.db, application_id, event_id, 5).status == "decided"
+    assert screen_application(stack.db, application_id, event_id, 5).status == "duplicate"
+    assert screen_application(stack.db, application_id, "evt_republished", 5).status == "duplicate"
+    assert counts(stack, application_id) == {"screenings": 1, "screened_events": 1, "history": 2}
+
+
+def test_concurrent_deliveries_decide_exactly_once(stack: Stack) -> None:
+    application_id, event_id = submit(stack)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def deliver(n: int) -> None:
+        barrier.wait()
+        outcomes.append(
+            screen_application(stack.db, application_id, event_id if n % 2 else f"evt_{n}", 50).status
+        )
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["decided"] + ["duplicate"] * 5
+    assert counts(stack, application_id) == {"screenings": 1, "screened_events": 1, "history": 2}
+    with stack.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(ProcessedMessage)) == 1
+        assert session.scalar(select(func.count()).select_from(CriterionResult)) == 25
+
+
+def test_a_message_delivered_too_often_goes_to_review_instead_of_looping(stack: Stack) -> None:
+    application_id, event_id = submit(stack)
+    with stack.db.transaction() as session:
+        session.get_one(Application, application_id).screening_deliveries = 5
+    outcome = screen_application(stack.db, application_id, event_id, max_deliveries=5)
+    assert (outcome.status, outcome.decision) == ("decided", "needs_review")
+    body = read(stack, application_id)
+    assert body["status"] == "needs_review" and "by hand" in body["history"][-1]["reason"]
