@@ -18,6 +18,12 @@ from models import Application, ApplicationHistory, ApplicationStatus, Site, Tri
 from models.base import utcnow
 from services.outbox import add_event
 from services.problems import Problem
+from services.recruitment_status import (
+    NOT_RECRUITING,
+    set_trial_status,
+    sites_follow_trial,
+    trial_follows_sites,
+)
 from services.tokens import Caller
 
 RECRUITING = tuple(s.value for s in TrialStatus if s.accepts_applications)
@@ -108,10 +114,14 @@ def enroll(session: Session, caller: Caller, application_id: str, reason: str | 
         reason,
         "application.enrolled",
     )
-    if trial.full:
-        _close_trial(session, application.trial_id, trial)
+    # The site first: closing the trial then closes only the sites still recruiting.
     if site.full:
         _close_site(session, application, site)
+    closed_trial = session.get_one(Trial, application.trial_id, populate_existing=True)
+    if trial.full:
+        _close_trial(session, closed_trial, trial)
+    elif site.full:
+        trial_follows_sites(session, closed_trial, None)
     return application
 
 
@@ -147,24 +157,10 @@ def _take_place(session: Session, model: type[Trial] | type[Site], which: Any, n
     return Place(int(result[0]), result[1], str(result[2]))
 
 
-def _close_trial(session: Session, trial_id: str, place: Place) -> None:
-    session.execute(
-        update(Trial)
-        .where(Trial.trial_id == trial_id)
-        .values(overall_status=TrialStatus.ACTIVE_NOT_RECRUITING.value)
-        .execution_options(synchronize_session=False)
-    )
-    add_event(session, "trial.target_reached", trial_id=trial_id, data={"enrolled": place.enrolled})
-    add_event(
-        session,
-        "trial.status_changed",
-        trial_id=trial_id,
-        data={
-            "from": place.status,
-            "to": TrialStatus.ACTIVE_NOT_RECRUITING.value,
-            "reason": "target_reached",
-        },
-    )
+def _close_trial(session: Session, trial: Trial, place: Place) -> None:
+    add_event(session, "trial.target_reached", trial_id=trial.trial_id, data={"enrolled": place.enrolled})
+    set_trial_status(session, trial, NOT_RECRUITING, "target_reached", None)
+    sites_follow_trial(session, trial, place.status, "target_reached", None)
 
 
 def _close_site(session: Session, application: Application, place: Place) -> None:

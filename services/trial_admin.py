@@ -1,7 +1,8 @@
 """An admin's changes to a trial or a site: status and enrolment target, each with its event.
 
 A target may not go below what is already enrolled. Raising the target of a trial or site that closed
-because its target was reached re-opens recruitment.
+because its target was reached re-opens recruitment. The registry's rule between a trial and its
+sites (services.recruitment_status) is kept after every change.
 """
 
 from __future__ import annotations
@@ -14,6 +15,15 @@ from models import Site, Trial, TrialStatus
 from services.ids import new_id
 from services.outbox import add_event
 from services.problems import Problem, invalid
+from services.recruitment_status import (
+    RECRUITING,
+    can_reopen,
+    check_site_may_recruit,
+    set_site_status,
+    set_trial_status,
+    sites_follow_trial,
+    trial_follows_sites,
+)
 
 CLOSED_BY_TARGET = TrialStatus.ACTIVE_NOT_RECRUITING.value
 
@@ -42,71 +52,81 @@ def _check_target(target: int | None, enrolled: int, what: str) -> None:
         )
 
 
-def change_trial(session: Session, trial_id: str, changes: dict[str, Any], actor: str) -> Trial:
-    """Apply `overall_status` and/or `enrollment_target` (those present in `changes`)."""
+def _locked_trial(session: Session, trial_id: str) -> Trial:
+    # The trial's row is locked first, as enrolment locks it: its sites' statuses are read under it.
     trial = session.get(Trial, trial_id.strip().upper(), with_for_update=True)
     if trial is None:
         raise Problem(404, "not-found", f"no trial {trial_id}")
+    return trial
+
+
+def change_trial(session: Session, trial_id: str, changes: dict[str, Any], actor: str) -> Trial:
+    """Apply `overall_status` and/or `enrollment_target` (those present in `changes`); the sites follow."""
+    trial = _locked_trial(session, trial_id)
     target_changed = "enrollment_target" in changes
     target = changes["enrollment_target"] if target_changed else trial.enrollment_target
     _check_target(target, trial.enrolled_count, "the trial")
-    status = _new_status(
-        trial.overall_status, changes.get("overall_status"), target, trial.enrolled_count, target_changed
-    )
-    if status in (TrialStatus.RECRUITING.value,) and target is not None and trial.enrolled_count >= target:
+    requested = changes.get("overall_status")
+    status = _new_status(trial.overall_status, requested, target, trial.enrolled_count, target_changed)
+    if status == RECRUITING and target is not None and trial.enrolled_count >= target:
         raise invalid(
             "overall_status", "the enrolment target is reached: raise enrollment_target to recruit again"
         )
+    if status == RECRUITING and status != trial.overall_status and not can_reopen(session, trial):
+        if requested is not None:
+            raise invalid(
+                "overall_status",
+                "none of the trial's sites can recruit: open a site or raise a site's enrollment_target",
+            )
+        status = trial.overall_status  # the raised target is kept; a site re-opening re-opens the trial
     previous = trial.overall_status
     trial.enrollment_target = target
-    trial.overall_status = status
     if status != previous:
-        add_event(
-            session, "trial.status_changed", trial_id=trial.trial_id,
-            data={"from": previous, "to": status, "reason": "changed_by_admin", "by": actor},
-        )  # fmt: skip
+        reason = "target_reached" if status == CLOSED_BY_TARGET and requested is None else "changed_by_admin"
+        set_trial_status(session, trial, status, reason, actor)
+        sites_follow_trial(session, trial, previous, reason, actor)
     return trial
 
 
 def change_site(session: Session, trial_id: str, site_id: str, changes: dict[str, Any], actor: str) -> Site:
-    """Apply `status` and/or `enrollment_target` to one site of the trial."""
+    """Apply `status` and/or `enrollment_target` to one site of the trial; the trial follows."""
+    trial = _locked_trial(session, trial_id)
     site = session.get(Site, site_id, with_for_update=True)
-    if site is None or site.trial_id != trial_id.strip().upper():
+    if site is None or site.trial_id != trial.trial_id:
         raise Problem(404, "not-found", f"no site {site_id} in trial {trial_id}")
     target_changed = "enrollment_target" in changes
     target = changes["enrollment_target"] if target_changed else site.enrollment_target
     _check_target(target, site.enrolled_count, "the site")
     status = _new_status(site.status, changes.get("status"), target, site.enrolled_count, target_changed)
-    if status == TrialStatus.RECRUITING.value and target is not None and site.enrolled_count >= target:
+    if status == RECRUITING and target is not None and site.enrolled_count >= target:
         raise invalid(
             "status", "the site's enrolment target is reached: raise enrollment_target to recruit again"
         )
-    previous = site.status
+    if status == RECRUITING and site.status != RECRUITING:
+        check_site_may_recruit(trial)
     site.enrollment_target = target
-    site.status = status
-    if status != previous:
-        add_event(
-            session, "site.status_changed", trial_id=site.trial_id, site_id=site.site_id,
-            data={"from": previous, "to": status, "reason": "changed_by_admin", "by": actor},
-        )  # fmt: skip
+    set_site_status(session, site, status, "changed_by_admin", actor)
+    trial_follows_sites(session, trial, actor)
     return site
 
 
 def add_site(session: Session, trial_id: str, fields: dict[str, Any], actor: str) -> Site:
-    """A new site for the trial; its name is unique within the trial."""
-    trial = session.get(Trial, trial_id.strip().upper())
-    if trial is None:
-        raise Problem(404, "not-found", f"no trial {trial_id}")
+    """A new site for the trial; its name is unique within the trial. The trial follows its status."""
+    trial = _locked_trial(session, trial_id)
     if any(s.name == fields["name"] for s in trial.sites):
         raise Problem(
             409,
             "invalid-state-transition",
             f"trial {trial.trial_id} already has a site named {fields['name']!r}",
         )
+    if fields.get("status", RECRUITING) == RECRUITING:
+        check_site_may_recruit(trial)
     site = Site(site_id=new_id("site"), trial_id=trial.trial_id, **fields)
     session.add(site)
     add_event(
         session, "site.status_changed", trial_id=trial.trial_id, site_id=site.site_id,
         data={"from": None, "to": site.status, "reason": "site_added", "by": actor},
     )  # fmt: skip
+    session.flush()
+    trial_follows_sites(session, trial, actor)
     return site
