@@ -28,6 +28,7 @@ from models.migrate import is_current, upgrade
 from services.criteria import CriteriaError
 from services.health import check_broker, check_database
 from services.problems import Problem
+from services.recruitment_counts import count_uncounted
 from services.rescreening import amend_criteria
 from services.seed import seed
 from services.tokens import TokenError, create_token
@@ -78,6 +79,17 @@ def db_upgrade() -> None:
     """Create or migrate the schema to the newest revision."""
     upgrade(_database(get_settings()))
     click.echo("database schema is current")
+
+
+@db.command("recount")
+def db_recount() -> None:
+    """Count every application the recruitment counters do not hold yet (after an upgrade from a
+    version without counters, or to repair them); the scheduler also does this every few minutes."""
+    database = _database(get_settings())
+    total = 0
+    while batch := count_uncounted(database, limit=1000):
+        total += batch
+    click.echo(f"applications counted: {total}")
 
 
 @main.command("seed")

@@ -108,6 +108,27 @@ def _count(session: Session, counted: CountedApplication) -> None:
         )
 
 
+def uncounted(session: Session, limit: int) -> list[str]:
+    """Applications whose present state the counters do not hold: never counted (submitted before the
+    counters existed, or their count task was lost with a broker) or counted at an older version."""
+    query = (
+        select(Application.id)
+        .outerjoin(CountedApplication, CountedApplication.application_id == Application.id)
+        .where(
+            (CountedApplication.application_id.is_(None)) | (CountedApplication.version < Application.version)
+        )
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def count_uncounted(db: Database, limit: int = 500) -> int:
+    """Count up to `limit` applications the counters missed; how many were counted."""
+    with db.reading() as session:
+        ids = uncounted(session, limit)
+    return sum(count_application(db, application_id) for application_id in ids)
+
+
 def count_application(db: Database, application_id: str) -> bool:
     """Bring the counters in line with the application as it is now; False when nothing changed."""
     try:

@@ -19,7 +19,12 @@ from celery import Celery
 from config import Settings
 from models.db import Database
 from workers.leases import acquire
-from workers.maintenance import purge_consumed_broker_messages, purge_expired_idempotency, sweep_undecided
+from workers.maintenance import (
+    count_missed,
+    purge_consumed_broker_messages,
+    purge_expired_idempotency,
+    sweep_undecided,
+)
 from workers.relay import relay_once
 
 log = logging.getLogger(__name__)
@@ -58,6 +63,7 @@ def periodic_jobs(db: Database, settings: Settings) -> list[Periodic]:
             lambda: purge_consumed_broker_messages(settings),
         ),
         Periodic("purge-idempotency", 3600, lambda: purge_expired_idempotency(db)),
+        Periodic("count-missed", settings.recount_interval_seconds, lambda: count_missed(db)),
     ]
 
 

@@ -1,4 +1,5 @@
-"""Periodic jobs: publish undecided applications again, drop consumed broker rows and expired replays."""
+"""Periodic jobs: publish undecided applications again, count what the counters missed, drop consumed
+broker rows and expired replays."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from models import IdempotencyRecord
 from models.base import utcnow
 from models.db import Database, make_engine
 from services.outbox import republish_undecided
+from services.recruitment_counts import count_uncounted
 from services.rescreening import republish_unfinished_amendments
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,15 @@ def sweep_undecided(db: Database, settings: Settings) -> int:
     if trials:
         log.warning("re-published the unfinished amendments of %s", ", ".join(trials))
     return len(ids) + len(trials)
+
+
+def count_missed(db: Database) -> int:
+    """The counters' safety net: count applications whose count task never ran (lost with a broker,
+    or submitted before the counters existed); the counting is idempotent, so a race is harmless."""
+    counted = count_uncounted(db)
+    if counted:
+        log.warning("counted %d applications the counting consumer had missed", counted)
+    return counted
 
 
 def purge_expired_idempotency(db: Database) -> int:

@@ -80,3 +80,9 @@ def test_trials_criteria_attaches_a_new_version_once(tmp_path: Path) -> None:
     document["criteria"][0]["rule"] = {"var": "nonsense", "eq": True}
     broken = accrual(tmp_path, "trials", "criteria", "NCT09999996", write(tmp_path, "broken.yaml", document))
     assert broken.returncode == 2 and "nonsense" in broken.stderr
+
+
+def test_db_recount_counts_what_the_counters_do_not_hold(tmp_path: Path) -> None:
+    assert accrual(tmp_path, "db", "upgrade").returncode == 0
+    first = accrual(tmp_path, "db", "recount")
+    assert first.returncode == 0 and first.stdout.strip() == "applications counted: 0", first.stderr
