@@ -26,7 +26,14 @@ class Settings(BaseSettings):
     database_url: str = Field(default="", description="SQLAlchemy URL; SQLite file in data_dir if empty.")
     broker_url: str = Field(default="", description="Celery broker URL; embedded SQLite broker if empty.")
     secret_key: str = Field(
-        default="", description="Signs pagination cursors; generated into data_dir if empty."
+        default="",
+        description="Signs pagination cursors and dashboard sessions; generated into data_dir if empty.",
+    )
+    session_cookie_secure: bool = Field(
+        default=False, description="Send the dashboard's session cookie over HTTPS only (set it behind TLS)."
+    )
+    session_hours: float = Field(
+        default=8, gt=0, le=24 * 30, description="A dashboard sign-in lasts this long."
     )
 
     relay_interval_seconds: float = Field(default=0.05, gt=0, le=10)
@@ -36,6 +43,9 @@ class Settings(BaseSettings):
         default=60, gt=0, description="Undecided for this long: publish again."
     )
     broker_purge_interval_seconds: float = Field(default=300, gt=0)
+    recount_interval_seconds: float = Field(
+        default=300, gt=0, description="How often applications the counters missed are counted."
+    )
     outbox_max_attempts: int = Field(default=50, ge=1)
 
     worker_concurrency: int = Field(default=2, ge=1, le=64)

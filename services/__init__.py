@@ -18,6 +18,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from services.api import applications, health, prescreen, public, trials
     from services.api.context import authenticate_request
     from services.api.errors import on_validation_error, parse_json_body, register_error_handlers
+    from services.dashboard import blueprint as dashboard
+    from services.dashboard import configure_sessions
 
     settings = settings or get_settings()
     app = OpenAPI(
@@ -45,6 +47,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     register_error_handlers(app)
     for module in (health, trials, applications, prescreen, public):
         app.register_api(module.blueprint)
+    configure_sessions(app, settings)
+    app.register_blueprint(dashboard)
 
     @app.get("/openapi.json", doc_ui=False)
     def openapi_document() -> Response:

@@ -25,44 +25,67 @@ from services.trials import find_trial
 PRIOR_SHAPE = 0.5
 PRIOR_RATE_WEEKS = 0.001
 FORECAST_DRAWS = 4000
+FORECAST_HORIZON_WEEKS = 52 * 100
 FORECAST_SEED = 20261122  # fixed, so the same counts always give the same forecast
+
+
+def sees_report(caller: Caller, trial: Trial) -> bool:
+    """Admins see every trial's report; a sponsor sees its own trials' reports."""
+    if caller.role is Role.ADMIN:
+        return True
+    return (
+        caller.role is Role.SPONSOR
+        and caller.sponsor is not None
+        and caller.sponsor.casefold() == trial.sponsor.casefold()
+    )
 
 
 def visible_report_trial(session: Session, caller: Caller, trial_id: str) -> Trial:
     """The trial, if the caller is an admin or the trial's sponsor; 404 otherwise (existence hidden)."""
     trial = find_trial(session, trial_id)
-    sponsor_match = caller.sponsor is not None and caller.sponsor.casefold() == trial.sponsor.casefold()
-    if caller.role is Role.ADMIN or (caller.role is Role.SPONSOR and sponsor_match):
+    if sees_report(caller, trial):
         return trial
     raise Problem(404, "not-found", f"no trial {trial_id} visible to this token")
+
+
+def report_trials(session: Session, caller: Caller) -> list[Trial]:
+    """The trials whose reports the caller may see, by registry id."""
+    trials = session.scalars(select(Trial).order_by(Trial.trial_id))
+    return [trial for trial in trials if sees_report(caller, trial)]
 
 
 def forecast(enrolled: int, target: int | None, first_week: date | None, today: date) -> Forecast:
     """Posterior mean rate per week and the date the target is reached: median and 80% interval."""
     if first_week is None:
-        return Forecast(
-            enrolled_per_week=0.0, projected_target_date=None, interval_80=None, model="poisson-gamma"
-        )
+        return _without_projection(0.0)
     weeks = max((today - first_week).days / 7, 1.0)
     shape, rate = PRIOR_SHAPE + enrolled, PRIOR_RATE_WEEKS + weeks
     mean = shape / rate
     remaining = None if target is None else target - enrolled
     if remaining is None or remaining <= 0 or enrolled == 0:
-        return Forecast(
-            enrolled_per_week=round(mean, 3),
-            projected_target_date=None,
-            interval_80=None,
-            model="poisson-gamma",
-        )
+        return _without_projection(mean)
     draws = random.Random(FORECAST_SEED)  # noqa: S311 - a simulation, not a secret
     times = sorted(
         draws.gammavariate(remaining, 1 / draws.gammavariate(shape, 1 / rate)) for _ in range(FORECAST_DRAWS)
     )
-    at = [today + timedelta(weeks=times[int(q * (FORECAST_DRAWS - 1))]) for q in (0.1, 0.5, 0.9)]
+    # A rate near zero puts the target centuries away, past what a date can hold: "not foreseeable".
+    weeks_at = [min(times[int(q * (FORECAST_DRAWS - 1))], FORECAST_HORIZON_WEEKS) for q in (0.1, 0.5, 0.9)]
+    if weeks_at[1] >= FORECAST_HORIZON_WEEKS:
+        return _without_projection(mean)
+    at = [today + timedelta(weeks=w) for w in weeks_at]
     return Forecast(
         enrolled_per_week=round(mean, 3),
         projected_target_date=at[1],
         interval_80=[at[0], at[2]],
+        model="poisson-gamma",
+    )
+
+
+def _without_projection(mean_rate: float) -> Forecast:
+    return Forecast(
+        enrolled_per_week=round(mean_rate, 3),
+        projected_target_date=None,
+        interval_80=None,
         model="poisson-gamma",
     )
 

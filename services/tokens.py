@@ -70,7 +70,15 @@ def authenticate(session: Session, token: str) -> Caller | None:
     """The caller a presented token stands for, or None if it is unknown or revoked."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(token)))
+    return _caller(session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(token))))
+
+
+def caller_by_token_id(session: Session, token_id: str) -> Caller | None:
+    """The caller of a dashboard session, which names its token; None once the token is revoked."""
+    return _caller(session.get(ApiToken, token_id))
+
+
+def _caller(row: ApiToken | None) -> Caller | None:
     if row is None or row.revoked_at is not None:
         return None
     return Caller(row.id, Role(row.role), frozenset(row.site_ids), row.sponsor)

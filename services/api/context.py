@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, request
+from flask import current_app, g, request, session
 
 from config import Settings
 from models import Role
 from models.db import Database
 from services.problems import Problem
-from services.tokens import Caller, authenticate
+from services.tokens import Caller, authenticate, caller_by_token_id
 
 
 def settings() -> Settings:
@@ -36,12 +36,19 @@ def cursor_key() -> bytes:
 
 
 PUBLIC_PREFIX = "/api/v1/public/"
+DASHBOARD_PREFIX = "/dashboard/"
+DASHBOARD_OPEN = ("/dashboard/login", "/dashboard/logout", "/dashboard/static/")
+SESSION_KEY = "token_id"
 
 
 def authenticate_request() -> None:
-    """Before any view or body validation: every /api/v1 call but the public ones needs a valid token."""
-    if request.path.startswith("/api/v1/") and not request.path.startswith(PUBLIC_PREFIX):
+    """Before any view or body validation: every /api/v1 call but the public ones needs a valid token;
+    every dashboard page but sign-in and its static files needs a token or a signed-in session."""
+    path = request.path
+    if path.startswith("/api/v1/") and not path.startswith(PUBLIC_PREFIX):
         g.caller = _authenticated()
+    elif path.startswith(DASHBOARD_PREFIX) and not path.startswith(DASHBOARD_OPEN):
+        g.caller = _session_caller() if "Authorization" not in request.headers else _authenticated()
 
 
 def caller(*roles: Role) -> Caller:
@@ -50,6 +57,20 @@ def caller(*roles: Role) -> Caller:
     if roles and found.role not in roles:
         allowed = " or ".join(r.value for r in roles)
         raise Problem(403, "forbidden", f"this needs a {allowed} token; this one is {found.role.value}")
+    return found
+
+
+def _session_caller() -> Caller:
+    """The caller of a signed-in dashboard session; its token is checked again on every request, so
+    revoking the token ends the session. Sessions never authenticate /api/v1 (no CSRF exposure)."""
+    token_id = session.get(SESSION_KEY)
+    found = None
+    if isinstance(token_id, str):
+        with database().reading() as db_session:
+            found = caller_by_token_id(db_session, token_id)
+    if found is None:
+        session.clear()
+        raise Problem(401, "unauthorized", "sign in with a token, or send Authorization: Bearer <token>")
     return found
 
 

@@ -1,0 +1,159 @@
+"""The sponsors' dashboard: the recruitment report as server-rendered pages with SVG charts.
+
+Authenticated like the API (Authorization: Bearer), or by signing in once with a token: the signed
+session cookie names the token, which is checked again on every request (see services.api.context).
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime, timedelta
+from hashlib import sha256
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, Response, redirect, render_template, request, session, url_for
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
+
+from config import Settings
+from models import Role
+from services.api.context import SESSION_KEY, caller, database
+from services.dashboard import charts
+from services.problems import Problem
+from services.reporting import recruitment_report, report_trials, visible_report_trial
+from services.tokens import authenticate
+
+blueprint = Blueprint(
+    "dashboard",
+    __name__,
+    url_prefix="/dashboard",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
+
+# No script runs on these pages; the policy says so, and forbids framing and foreign resources.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    # same-origin, not no-referrer: with no-referrer the browser sends "Origin: null" on our own forms.
+    "Referrer-Policy": "same-origin",
+}
+
+
+def configure_sessions(app: Flask, settings: Settings) -> None:
+    """Signed, HttpOnly, SameSite=Strict session cookies for the dashboard, with a key of their own."""
+    app.secret_key = hmac.new(settings.signing_key(), b"accrual dashboard session", sha256).hexdigest()
+    app.config.update(
+        SESSION_COOKIE_NAME="accrual_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+        SESSION_COOKIE_PATH="/dashboard",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
+    )
+
+
+@blueprint.after_request
+def _secure(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    if not request.path.startswith("/dashboard/static/"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.errorhandler(Problem)
+def _problem_page(problem: Problem) -> BaseResponse | tuple[str, int, dict[str, str]]:
+    if problem.status == 401 and request.method == "GET" and "Authorization" not in request.headers:
+        return redirect(url_for("dashboard.sign_in", next=request.full_path.rstrip("?")), code=303)
+    page = render_template("dashboard/error.html", status=problem.status, detail=problem.detail)
+    return page, problem.status, problem.headers
+
+
+@blueprint.errorhandler(HTTPException)
+def _http_error_page(error: HTTPException) -> tuple[str, int]:
+    status = error.code or 500
+    return render_template("dashboard/error.html", status=status, detail=error.description), status
+
+
+def _same_origin() -> bool:
+    """A state-changing form must come from this site: the browser's Origin (or Referer) says so."""
+    origin = request.headers.get("Origin") or request.headers.get("Referer")
+    if origin is None:
+        return True  # not a browser's cross-site form: browsers send Origin on every cross-site POST
+    parts = urlsplit(origin)
+    return f"{parts.scheme}://{parts.netloc}" == request.host_url.rstrip("/")
+
+
+def _local_next(target: str | None) -> str:
+    """Only a dashboard path of this site, so that the sign-in page cannot redirect anywhere else."""
+    if target and target.startswith("/dashboard/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("dashboard.index")
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def sign_in() -> Any:
+    next_path = _local_next(request.values.get("next"))
+    if request.method == "GET":
+        return render_template("dashboard/login.html", next=next_path, error=None)
+    if not _same_origin():
+        raise Problem(403, "forbidden", "the sign-in form was sent from another site")
+    token = request.form.get("token", "").strip()
+    with database().reading() as db_session:
+        found = authenticate(db_session, token) if token else None
+    if found is None:
+        error = "That token is unknown, revoked or mistyped."
+        return render_template("dashboard/login.html", next=next_path, error=error), 401
+    session.clear()
+    session.permanent = True
+    session[SESSION_KEY] = found.token_id
+    return redirect(next_path, code=303)
+
+
+@blueprint.post("/logout")
+def sign_out() -> BaseResponse:
+    if not _same_origin():
+        raise Problem(403, "forbidden", "the sign-out form was sent from another site")
+    session.clear()
+    return redirect(url_for("dashboard.sign_in"), code=303)
+
+
+@blueprint.get("/")
+def index() -> str:
+    who = caller(Role.SPONSOR, Role.ADMIN)
+    with database().reading() as db_session:
+        trials = report_trials(db_session, who)
+        rows = [(t.trial_id, t.title, t.overall_status) for t in trials]
+    return render_template("dashboard/index.html", trials=rows, signed_in=SESSION_KEY in session)
+
+
+@blueprint.get("/trials/<trial_id>")
+def trial_page(trial_id: str) -> str:
+    who = caller(Role.SPONSOR, Role.ADMIN)
+    with database().reading() as db_session:
+        report = recruitment_report(db_session, who, trial_id)
+        trial = visible_report_trial(db_session, who, trial_id)
+        title, sponsor = trial.title, trial.sponsor
+    today = datetime.now(UTC).date()
+    enrolled = report.counts.get("enrolled", 0)
+    return render_template(
+        "dashboard/trial.html",
+        report=report,
+        title=title,
+        sponsor=sponsor,
+        enrolled=enrolled,
+        today=today,
+        weekly=charts.weekly_chart(report.weekly, today),
+        projection=charts.forecast_chart(
+            report.weekly, enrolled, report.enrollment_target, report.forecast, today
+        ),
+        funnel=charts.funnel(report.counts),
+        failures=charts.failure_bars(report.screen_failures),
+        signed_in=SESSION_KEY in session,
+    )

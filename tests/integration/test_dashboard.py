@@ -1,0 +1,188 @@
+"""The sponsors' dashboard over HTTP: the same numbers as the report and a fresh count, and its guards."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from models import ApiToken, Application, Trial
+from services.tokens import Role, create_token
+from tests.conftest import TRIAL, Stack
+from tests.integration.test_intake_api import assert_problem
+from tests.integration.test_recruitment_report import a_lifecycle, count_all, report
+
+SPONSOR = "allife medical science and technology co., ltd."
+PAGE = f"/dashboard/trials/{TRIAL}"
+
+
+def sponsor_token(stack: Stack, sponsor: str = SPONSOR) -> str:
+    with stack.db.transaction() as session:
+        return create_token(session, Role.SPONSOR, sponsor=sponsor)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def shown(html: str, testid: str) -> list[str]:
+    """The text of every element marked data-testid=`testid`."""
+    return re.findall(rf'data-testid="{testid}"[^>]*>([^<]*)<', html)
+
+
+def sign_in(stack: Stack, token: str, next_path: str = PAGE, **headers: str) -> Any:
+    return stack.client.post("/dashboard/login", data={"token": token, "next": next_path}, headers=headers)
+
+
+def test_the_page_shows_the_reports_numbers_which_are_a_fresh_counts(stack: Stack) -> None:
+    ids = a_lifecycle(stack)
+    count_all(stack, ids)
+    token = sponsor_token(stack)
+    response = stack.client.get(PAGE, headers=bearer(token))
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    body = report(stack, token)
+    with stack.db.sessions() as session:
+        fresh = session.scalar(
+            select(func.count()).select_from(Application).where(Application.trial_id == TRIAL)
+        )
+    assert shown(html, "applied") == [str(body["applied_count"])] == [str(fresh)] == ["7"]
+    assert shown(html, "enrolled") == [str(body["counts"]["enrolled"])] == ["1"]
+    assert shown(html, "target") == ["27"]
+    assert shown(html, "site-applied") == ["7"] and shown(html, "site-enrolled") == ["1"]
+    assert shown(html, "funnel-applied") == ["7"] and shown(html, "funnel-eligible") == ["2"]
+    assert shown(html, "funnel-enrolled") == ["1"]
+    assert sorted(shown(html, "failure-count")) == sorted(str(f["count"]) for f in body["screen_failures"])
+    for status, count in body["counts"].items():
+        assert f'data-status="{status}">{count}<' in html
+    assert shown(html, "projected") == [body["forecast"]["projected_target_date"]]
+    assert 'data-testid="weekly-chart"' in html and 'class="band"' in html
+
+
+def test_an_anonymous_browser_is_sent_to_sign_in_and_comes_back(sqlite_stack: Stack) -> None:
+    stack = sqlite_stack
+    first = stack.client.get(PAGE)
+    assert first.status_code == 303
+    assert first.headers["Location"] == f"/dashboard/login?next={PAGE}"
+    form = stack.client.get(first.headers["Location"])
+    assert form.status_code == 200 and 'name="token"' in form.get_data(as_text=True)
+    signed = sign_in(stack, sponsor_token(stack))
+    assert signed.status_code == 303 and signed.headers["Location"] == PAGE
+    cookie = signed.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/dashboard" in cookie
+    assert "acr_" not in cookie  # the session names the token; it never carries it
+    assert stack.client.get(PAGE).status_code == 200
+    assert stack.client.get("/dashboard/").status_code == 200
+
+
+def test_a_session_never_authenticates_the_api(sqlite_stack: Stack) -> None:
+    stack = sqlite_stack
+    assert sign_in(stack, stack.admin).status_code == 303
+    assert stack.client.get(PAGE).status_code == 200
+    assert_problem(stack.client.get(f"/api/v1/trials/{TRIAL}/recruitment"), 401)
+
+
+def test_revoking_the_token_ends_its_session_on_the_next_request(sqlite_stack: Stack) -> None:
+    stack = sqlite_stack
+    token = sponsor_token(stack)
+    sign_in(stack, token)
+    assert stack.client.get(PAGE).status_code == 200
+    with stack.db.transaction() as session:
+        session.execute(
+            update(ApiToken).where(ApiToken.role == "sponsor").values(revoked_at=datetime.now(UTC))
+        )
+    again = stack.client.get(PAGE)
+    assert again.status_code == 303 and again.headers["Location"].startswith("/dashboard/login")
+
+
+def test_signing_out_ends_the_session(sqlite_stack: Stack) -> None:
+    stack = sqlite_stack
+    sign_in(stack, stack.admin)
+    out = stack.client.post("/dashboard/logout")
+    assert out.status_code == 303 and out.headers["Location"] == "/dashboard/login"
+    assert stack.client.get(PAGE).status_code == 303
+
+
+def test_a_wrong_token_is_refused_without_a_session(sqlite_stack: Stack) -> None:
+    stack = sqlite_stack
+    for token in ("acr_" + "x" * 43, "not-a-token", ""):
+        refused = sign_in(stack, token)
+        assert refused.status_code in (400, 401)
+        assert "Set-Cookie" not in refused.headers
+    assert "unknown, revoked or mistyped" in sign_in(stack, "acr_nope").get_data(as_text=True)
+
+
+def test_sign_in_from_another_site_is_refused(sqlite_stack: Stack) -> None:
+    stack = sqlite_stack
+    forged = sign_in(stack, stack.admin, Origin="https://attacker.example")
+    assert forged.status_code == 403 and "Set-Cookie" not in forged.headers
+    assert sign_in(stack, stack.admin, Origin="http://localhost").status_code == 303
+
+
+def test_sign_in_only_redirects_within_the_dashboard(sqlite_stack: Stack) -> None:
+    stack = sqlite_stack
+    for target in ("https://attacker.example/", "//attacker.example/x", "/api/v1/trials", "/dashboard\\@x"):
+        response = sign_in(stack, stack.admin, next_path=target)
+        assert response.headers["Location"] == "/dashboard/", target
+
+
+def test_only_the_trials_sponsor_and_admins_see_it(sqlite_stack: Stack) -> None:
+    stack = sqlite_stack
+    other = stack.client.get(PAGE, headers=bearer(sponsor_token(stack, "Another Pharma")))
+    assert other.status_code == 404 and "text/html" in other.content_type
+    assert stack.client.get(PAGE, headers=bearer(stack.coordinator)).status_code == 403
+    assert stack.client.get(PAGE, headers=bearer(stack.admin)).status_code == 200
+    bad = stack.client.get(PAGE, headers=bearer("acr_unknown"))
+    assert bad.status_code == 401 and bad.headers["WWW-Authenticate"] == "Bearer"
+    mine = stack.client.get("/dashboard/", headers=bearer(sponsor_token(stack))).get_data(as_text=True)
+    assert TRIAL in mine and "NCT03239535" not in mine  # another sponsor's trial is not listed
+    everything = stack.client.get("/dashboard/", headers=bearer(stack.admin)).get_data(as_text=True)
+    assert TRIAL in everything and "NCT03239535" in everything
+
+
+def test_every_dashboard_page_needs_a_sign_in(sqlite_stack: Stack) -> None:
+    stack = sqlite_stack
+    open_paths = ("/dashboard/login", "/dashboard/logout", "/dashboard/static/")
+    checked = 0
+    for rule in stack.app.url_map.iter_rules():
+        if not rule.rule.startswith("/dashboard") or rule.rule.startswith(open_paths):
+            continue
+        path = rule.rule.replace("<trial_id>", TRIAL)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:  # type: ignore[operator]
+            response = stack.client.open(path, method=method)
+            assert response.status_code in (303, 401), (method, path, response.status_code)
+            checked += 1
+    assert checked >= 2
+
+
+def test_pages_forbid_scripts_framing_and_caching(sqlite_stack: Stack) -> None:
+    stack = sqlite_stack
+    response = stack.client.get(PAGE, headers=bearer(stack.admin))
+    policy = response.headers["Content-Security-Policy"]
+    assert (
+        "default-src 'none'" in policy and "script-src" not in policy and "frame-ancestors 'none'" in policy
+    )
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    with stack.client.get("/dashboard/static/dashboard.css") as css:  # closes the file it streams
+        assert css.status_code == 200 and "no-store" not in css.headers.get("Cache-Control", "")
+
+
+def test_registry_text_is_escaped(sqlite_stack: Stack) -> None:
+    stack = sqlite_stack
+    with stack.db.transaction() as session:
+        session.execute(
+            update(Trial).where(Trial.trial_id == TRIAL).values(title="<script>alert(1)</script>")
+        )
+    html = stack.client.get(PAGE, headers=bearer(stack.admin)).get_data(as_text=True)
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_a_trial_without_applicants_renders_without_a_forecast(sqlite_stack: Stack) -> None:
+    stack = sqlite_stack
+    response = stack.client.get(PAGE, headers=bearer(stack.admin))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and shown(html, "applied") == ["0"]
+    assert "No applications yet." in html and "no enrolment yet" in html

@@ -1,0 +1,143 @@
+"""The dashboard's chart geometry: axes, gap-free weeks, bars, forecast band, funnel and failures."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from services.dashboard.charts import (
+    CHART_HORIZON,
+    TOP_FAILURES,
+    Frame,
+    continuous_weeks,
+    failure_bars,
+    forecast_chart,
+    funnel,
+    nice_ticks,
+    weekly_chart,
+)
+from services.schemas.api import Forecast, ScreenFailure, WeekCount
+
+TODAY = date(2026, 11, 22)  # a Sunday; its ISO week starts on Monday 16 November
+FRAME = Frame()
+
+
+def week(day: date, applied: int, enrolled: int = 0) -> WeekCount:
+    return WeekCount(week_start=day, applied=applied, enrolled=enrolled)
+
+
+def points(text: str) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in (pair.split(",") for pair in text.split())]
+
+
+@pytest.mark.parametrize(
+    ("maximum", "expected"),
+    [
+        (0, [0, 1]),
+        (1, [0, 1]),
+        (4, [0, 1, 2, 3, 4]),
+        (5, [0, 1, 2, 3, 4, 5]),
+        (6, [0, 2, 4, 6]),
+        (27, [0, 10, 20, 30]),
+        (100, [0, 20, 40, 60, 80, 100]),
+        (101, [0, 50, 100, 150]),
+        (1_000_000, [0, 200_000, 400_000, 600_000, 800_000, 1_000_000]),
+    ],
+)
+def test_axis_ticks_are_round_and_reach_the_maximum(maximum: int, expected: list[int]) -> None:
+    assert nice_ticks(maximum) == expected
+
+
+def test_weeks_without_applicants_are_drawn_as_zero_up_to_the_current_week() -> None:
+    weeks = continuous_weeks([week(date(2026, 11, 2), 3), week(date(2026, 10, 19), 1)], TODAY)
+    assert [w.week_start for w in weeks] == [date(2026, 10, 19) + timedelta(weeks=i) for i in range(5)]
+    assert [w.applied for w in weeks] == [1, 0, 3, 0, 0]
+    assert continuous_weeks([], TODAY) == []
+
+
+def test_weekly_bars_are_proportional_and_stand_on_the_baseline() -> None:
+    chart = weekly_chart([week(date(2026, 11, 9), 4, 1), week(date(2026, 11, 16), 2, 2)], TODAY)
+    applied, enrolled = chart.applied, chart.enrolled
+    assert [round(bar.height / applied[0].height, 3) for bar in applied] == [1.0, 0.5]
+    assert enrolled[0].height == pytest.approx(applied[0].height / 4)
+    assert all(bar.y + bar.height == pytest.approx(FRAME.baseline) for bar in applied + enrolled)
+    assert all(FRAME.left <= bar.x and bar.x + bar.width <= FRAME.width - FRAME.right for bar in applied)
+    assert applied[0].title == "week of 2026-11-09: 4 applied"
+    assert [tick.label for tick in chart.y_ticks] == ["0", "1", "2", "3", "4"]
+    assert applied[0].width <= 28 and enrolled[0].x == pytest.approx(applied[0].x + applied[0].width)
+
+
+def test_long_series_get_at_most_eight_date_labels() -> None:
+    weeks = [week(date(2025, 1, 6) + timedelta(weeks=i), 1) for i in range(80)]
+    chart = weekly_chart(weeks, date(2026, 7, 12))
+    assert 1 < len(chart.x_ticks) <= 8 and chart.x_ticks[0].label == "06 Jan 25"
+
+
+def test_the_forecast_chart_climbs_to_today_then_projects_to_the_target_with_its_band() -> None:
+    weeks = [week(date(2026, 10, 5), 4, 1), week(date(2026, 10, 26), 3, 2)]
+    projected = Forecast(
+        enrolled_per_week=0.4,
+        projected_target_date=date(2027, 3, 1),
+        interval_80=[date(2027, 1, 10), date(2027, 6, 1)],
+        model="poisson-gamma",
+    )
+    chart = forecast_chart(weeks, enrolled=3, target=10, forecast=projected, today=TODAY)
+    observed = points(chart.observed)
+    assert observed[0] == (FRAME.left, FRAME.baseline)
+    heights = [y for _, y in observed]
+    assert heights == sorted(heights, reverse=True)  # cumulative: never falls
+    assert observed[-1][0] == pytest.approx(chart.today_x, abs=0.05)
+    assert chart.projection is not None and chart.band is not None and chart.target_y is not None
+    start, end = points(chart.projection)
+    assert start == pytest.approx(observed[-1]) and end[1] == pytest.approx(chart.target_y, abs=0.05)
+    band = points(chart.band)
+    assert band[1][0] < end[0] < band[2][0]  # the median lies inside its interval
+    assert band[2][0] == pytest.approx(
+        FRAME.width - FRAME.right, abs=0.05
+    )  # the interval's end closes the axis
+
+
+def test_a_forecast_decades_away_is_drawn_at_the_right_edge() -> None:
+    far = Forecast(
+        enrolled_per_week=0.01,
+        projected_target_date=TODAY + timedelta(days=366 * 40),
+        interval_80=[TODAY + timedelta(days=366 * 20), TODAY + timedelta(days=366 * 90)],
+        model="poisson-gamma",
+    )
+    chart = forecast_chart([week(date(2026, 11, 2), 1, 1)], 1, 100, far, TODAY)
+    right = FRAME.width - FRAME.right
+    assert chart.projection is not None and points(chart.projection)[1][0] == pytest.approx(right, abs=0.05)
+    assert chart.today_x < right and CHART_HORIZON.days > 3000
+
+
+def test_without_a_target_there_is_no_projection_line() -> None:
+    none = Forecast(
+        enrolled_per_week=0.0, projected_target_date=None, interval_80=None, model="poisson-gamma"
+    )
+    chart = forecast_chart([], 0, None, none, TODAY)
+    assert chart.projection is None and chart.band is None and chart.target_y is None
+    assert points(chart.observed) == [(FRAME.left, FRAME.baseline)]
+
+
+def test_the_funnel_follows_the_statuses() -> None:
+    counts = {
+        "submitted": 1,
+        "eligible": 2,
+        "ineligible": 3,
+        "needs_review": 1,
+        "enrolled": 2,
+        "withdrawn": 1,
+    }
+    steps = funnel(counts)
+    assert [(s.label, s.count) for s in steps] == [("Applied", 10), ("Eligible", 4), ("Enrolled", 2)]
+    assert [s.share for s in steps] == [1.0, 0.4, 0.2]
+    assert steps[1].note == "3 ineligible, 1 need review"
+    assert [s.share for s in funnel(dict.fromkeys(counts, 0))] == [0.0, 0.0, 0.0]
+
+
+def test_failure_bars_keep_the_top_ten_scaled_to_the_largest() -> None:
+    failures = [ScreenFailure(criterion_id=f"E{i}", text=f"text {i}", count=30 - i) for i in range(15)]
+    bars = failure_bars(failures)
+    assert len(bars) == TOP_FAILURES and bars[0].share == 1.0 and bars[-1].share == pytest.approx(21 / 30)
+    assert failure_bars([]) == []
