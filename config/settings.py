@@ -56,6 +56,20 @@ class Settings(BaseSettings):
     visibility_timeout: int = Field(default=900, ge=10)
     screening_max_deliveries: int = Field(default=5, ge=1)
 
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks go to plain http:// and to loopback, private or link-local addresses.",
+    )
+    webhook_retry_schedule: str = Field(
+        default="5,300,1800,7200,18000,36000,50400,72000,86400",
+        description="Seconds between a delivery's attempts (jittered by 20%); about three days by default.",
+    )
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=60)
+    webhook_dispatch_interval_seconds: float = Field(default=0.5, gt=0, le=60)
+    webhook_disable_after_hours: float = Field(
+        default=120, gt=0, description="A subscription whose endpoint has failed this long is disabled."
+    )
+
     idempotency_ttl_hours: int = Field(default=24, ge=1)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     page_size_max: int = Field(default=200, ge=1)
@@ -74,9 +88,20 @@ class Settings(BaseSettings):
             self.broker_url = f"{EMBEDDED_BROKER_SCHEME}:///{self.data_dir / 'broker.db'}"
         if self.task_time_limit * 3 > self.visibility_timeout:
             raise ValueError("ACCRUAL_VISIBILITY_TIMEOUT must be at least 3 x ACCRUAL_TASK_TIME_LIMIT")
+        try:
+            delays = self.webhook_delays
+        except ValueError:
+            raise ValueError("ACCRUAL_WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds") from None
+        if any(delay < 0 for delay in delays):
+            raise ValueError("ACCRUAL_WEBHOOK_RETRY_SCHEDULE must not hold a negative delay")
         if self.task_soft_time_limit >= self.task_time_limit:
             raise ValueError("ACCRUAL_TASK_SOFT_TIME_LIMIT must be below ACCRUAL_TASK_TIME_LIMIT")
         return self
+
+    @property
+    def webhook_delays(self) -> list[float]:
+        """The retry schedule as seconds; validated when the settings are read."""
+        return [float(part) for part in self.webhook_retry_schedule.split(",") if part.strip()]
 
     @property
     def uses_sqlite(self) -> bool:

@@ -7,6 +7,7 @@ from models.event import Event, ProcessedMessage, SchedulerLease
 from models.reporting import CountedApplication, ScreenFailureCount, StatusCount, WeeklyCount
 from models.token import ApiToken, IdempotencyRecord
 from models.trial import CriteriaVersion, Site, Trial
+from models.webhook import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "ApiToken",
@@ -32,5 +33,8 @@ __all__ = [
     "StatusCount",
     "Trial",
     "TrialStatus",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "WeeklyCount",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text
+from sqlalchemy import BigInteger, FetchedValue, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
@@ -13,6 +13,7 @@ from models.enums import EventStatus
 
 # SQLite autoincrements only an INTEGER PRIMARY KEY.
 SeqType = BigInteger().with_variant(Integer(), "sqlite")
+TXID_DEFAULT = FetchedValue()
 
 
 class Event(Base):
@@ -22,9 +23,14 @@ class Event(Base):
     __table_args__ = (
         Index("ix_events_due", "status", "next_attempt_at", "seq"),
         Index("ix_events_application", "application_id", "seq"),
+        Index("ix_events_feed", "txid", "seq"),
     )
 
     seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    # The writing transaction's id on PostgreSQL (set by the column's default), so the feed can order
+    # by (txid, seq) and show only what every older transaction has finished; 0 on SQLite, where
+    # transactions write one at a time and seq alone is commit order.
+    txid: Mapped[int] = mapped_column(BigInteger, server_default=TXID_DEFAULT)
     id: Mapped[str] = mapped_column(String(40), unique=True)
     type: Mapped[str] = mapped_column(String(64))
     trial_id: Mapped[str | None] = mapped_column(String(64), index=True)

@@ -15,7 +15,7 @@ __all__ = ["create_app"]
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> OpenAPI:
     """The HTTP API for `settings` (read from the environment when not given)."""
-    from services.api import applications, health, prescreen, public, trials
+    from services.api import applications, events, health, prescreen, public, trials, webhooks
     from services.api.context import authenticate_request
     from services.api.errors import on_validation_error, parse_json_body, register_error_handlers
     from services.dashboard import blueprint as dashboard
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.before_request(authenticate_request)
     app.before_request(parse_json_body)
     register_error_handlers(app)
-    for module in (health, trials, applications, prescreen, public):
+    for module in (health, trials, applications, prescreen, public, events, webhooks):
         app.register_api(module.blueprint)
     configure_sessions(app, settings)
     app.register_blueprint(dashboard)

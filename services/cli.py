@@ -197,19 +197,25 @@ def api(host: str, port: int) -> None:
 
 @main.command()
 @click.option("--concurrency", type=int, help="Worker processes (default ACCRUAL_WORKER_CONCURRENCY).")
-def worker(concurrency: int | None) -> None:
-    """A Celery worker consuming the screening queue."""
+@click.option(
+    "--queues",
+    default="screening,default,notifications",
+    show_default=True,
+    help="Queues to consume; a worker of its own for notifications keeps slow endpoints off screening.",
+)
+def worker(concurrency: int | None, queues: str) -> None:
+    """A Celery worker consuming the screening, counting and notification queues."""
     settings = get_settings()
     _database(settings)
     if (problem := _broker_problem(settings)) is not None:
         # A worker outlives broker restarts: say so once, then let Celery retry until the broker answers.
         click.echo(f"accrual: {problem}; the worker keeps retrying", err=True)
-    from workers.celery_app import SCREENING_QUEUE, celery
+    from workers.celery_app import celery
 
     celery.worker_main(
         [
             "worker",
-            "--queues", f"{SCREENING_QUEUE},default",
+            "--queues", queues,
             "--concurrency", str(concurrency or settings.worker_concurrency),
             "--pool", "prefork",
             "--loglevel", settings.log_level,

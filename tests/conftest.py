@@ -250,6 +250,13 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
 
 
 @pytest.fixture
+def pg_stack(tmp_path: Path, pg_url: str) -> Iterator[Stack]:
+    built = Stack(make_settings(tmp_path, pg_url))
+    yield built
+    built.close()
+
+
+@pytest.fixture
 def sqlite_stack(tmp_path: Path) -> Iterator[Stack]:
     built = Stack(make_settings(tmp_path, f"sqlite:///{tmp_path / 'accrual.db'}"))
     yield built

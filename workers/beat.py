@@ -18,6 +18,7 @@ from celery import Celery
 
 from config import Settings
 from models.db import Database
+from workers.dispatch import dispatch_webhooks
 from workers.leases import acquire
 from workers.maintenance import (
     count_missed,
@@ -34,28 +35,38 @@ RELAY_BATCH = 100
 class Periodic:
     """A job due every `interval` seconds, run only by the holder of its lease."""
 
-    def __init__(self, name: str, interval: float, job: Callable[[], int]) -> None:
+    def __init__(self, name: str, interval: float, job: Callable[[], int], leased: bool = True) -> None:
         self.name = name
         self.interval = interval
         self.job = job
+        # A job safe to run from several schedulers at once (it claims rows with SKIP LOCKED) needs
+        # no lease, and saves the lease's write on every run.
+        self.leased = leased
         self.next_run = time.monotonic()
 
     def run_if_due(self, db: Database, holder: str) -> None:
         if time.monotonic() < self.next_run:
             return
         self.next_run = time.monotonic() + self.interval
-        with db.transaction() as session:
-            mine = acquire(session, self.name, holder, timedelta(seconds=self.interval * 0.9))
-        if not mine:
-            return
+        if self.leased:
+            with db.transaction() as session:
+                mine = acquire(session, self.name, holder, timedelta(seconds=self.interval * 0.9))
+            if not mine:
+                return
         try:
             self.job()
         except Exception as exc:
             log.error("periodic job %s failed: %s", self.name, type(exc).__name__, exc_info=exc)
 
 
-def periodic_jobs(db: Database, settings: Settings) -> list[Periodic]:
+def periodic_jobs(db: Database, settings: Settings, app: Celery) -> list[Periodic]:
     return [
+        Periodic(
+            "dispatch-webhooks",
+            settings.webhook_dispatch_interval_seconds,
+            lambda: dispatch_webhooks(db, app, settings),
+            leased=False,
+        ),
         Periodic("sweep-undecided", settings.sweep_interval_seconds, lambda: sweep_undecided(db, settings)),
         Periodic(
             "purge-broker",
@@ -70,7 +81,7 @@ def periodic_jobs(db: Database, settings: Settings) -> list[Periodic]:
 def run(settings: Settings, db: Database, app: Celery, stop: threading.Event) -> None:
     """Relay and schedule until `stop` is set."""
     holder = f"{socket.gethostname()}:{os.getpid()}"
-    jobs = periodic_jobs(db, settings)
+    jobs = periodic_jobs(db, settings, app)
     log.info("relay %s started", holder)
     while not stop.is_set():
         try:

@@ -16,6 +16,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from config import Settings, get_settings
 
 SCREENING_QUEUE = "screening"
+# Slow or hanging endpoints wait here, never ahead of screening; run a worker of its own in production.
+NOTIFICATIONS_QUEUE = "notifications"
 
 
 class ProcessSafeChannel(kombu_sqla.Channel):  # type: ignore[misc]
@@ -88,7 +90,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "result_accept_content": ["json"],
         "task_default_queue": "default",
-        "task_routes": {"screening.*": {"queue": SCREENING_QUEUE}},
+        "task_routes": {
+            "screening.*": {"queue": SCREENING_QUEUE},
+            "webhooks.*": {"queue": NOTIFICATIONS_QUEUE},
+        },
         "task_publish_retry_policy": {
             "max_retries": 1,
             "interval_start": 0,
@@ -98,7 +103,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "worker_max_tasks_per_child": 1000,
         "broker_connection_timeout": 4,
-        "include": ["workers.tasks.screening", "workers.tasks.reporting"],
+        "include": ["workers.tasks.screening", "workers.tasks.reporting", "workers.tasks.webhooks"],
     }
 
 

@@ -330,3 +330,108 @@ class RecruitmentReport(BaseModel):
     screen_failures: list[ScreenFailure]
     weekly: list[WeekCount]
     forecast: Forecast
+
+
+# --- the event feed and webhooks ---------------------------------------------------------------------
+
+EventTypeName = Literal[
+    "application.submitted",
+    "application.updated",
+    "application.screened",
+    "application.reviewed",
+    "application.enrolled",
+    "application.withdrawn",
+    "trial.status_changed",
+    "trial.target_reached",
+    "trial.criteria_changed",
+    "site.status_changed",
+    "webhook.disabled",
+]
+
+
+class EventQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    after: str | None = Field(
+        default=None, max_length=1000, description="`next_cursor` of the previous page; omit to start"
+    )
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class EventOut(BaseModel):
+    id: str
+    type: str
+    occurred_at: datetime
+    trial_id: str | None
+    site_id: str | None = None
+    application_id: str | None = None
+    data: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_cursor: str = Field(
+        description="Pass as `after` to continue; the same cursor comes back while nothing is new"
+    )
+
+
+class NewWebhook(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=8, max_length=2048, description="https:// endpoint receiving the events")
+    event_types: list[EventTypeName] = Field(min_length=1, max_length=20)
+
+
+class WebhookPath(BaseModel):
+    webhook_id: Identifier
+
+
+class DeliveryPath(BaseModel):
+    webhook_id: Identifier
+    delivery_id: Identifier
+
+
+class DeliveryQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["pending", "succeeded", "failed", "cancelled"] | None = None
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+class WebhookOut(BaseModel):
+    id: str
+    url: str
+    event_types: list[str]
+    status: Literal["active", "disabled"]
+    disabled_reason: str | None
+    created_at: datetime
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="The signing secret (whsec_...); shown this once, never again")
+
+
+class WebhookList(BaseModel):
+    items: list[WebhookOut]
+
+
+class AttemptOut(BaseModel):
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    event_id: str = Field(description="Also the webhook-id header: the same on every attempt")
+    event_type: str
+    status: Literal["pending", "succeeded", "failed", "cancelled"]
+    next_attempt_at: datetime | None
+    created_at: datetime
+    completed_at: datetime | None
+    attempts: list[AttemptOut]
+
+
+class DeliveryList(BaseModel):
+    items: list[DeliveryOut]

@@ -24,7 +24,7 @@ def compose() -> dict[str, Any]:
 
 def test_every_accrual_service_runs_a_real_subcommand() -> None:
     services = compose()["services"]
-    for name in ("api", "worker", "beat"):
+    for name in ("api", "worker", "notifier", "beat"):
         subcommand = services[name]["command"][0]
         assert subcommand in main.commands, f"{name} runs unknown subcommand {subcommand}"
     assert "accrual db upgrade && accrual seed" in services["migrate"]["command"][-1]
@@ -61,3 +61,14 @@ def test_the_image_copies_every_package_the_project_declares() -> None:
     for package in ("config", "models", "services", "workers"):
         assert f"COPY {package} ./{package}" in dockerfile
     assert 'ENTRYPOINT ["accrual"]' in dockerfile
+
+
+def test_the_compose_workers_between_them_consume_every_queue_tasks_are_sent_to() -> None:
+    from workers.celery_app import NOTIFICATIONS_QUEUE, SCREENING_QUEUE
+
+    consumed: set[str] = set()
+    for service in compose()["services"].values():
+        command = service.get("command", [])
+        if command[:1] == ["worker"]:
+            consumed |= set(command[command.index("--queues") + 1].split(","))
+    assert consumed == {SCREENING_QUEUE, "default", NOTIFICATIONS_QUEUE}

@@ -1,0 +1,76 @@
+"""The event feed: every event a caller may see, oldest first, each exactly once, whatever the page size.
+
+A cursor of "seq greater than the last seen" would skip an event whose transaction took its seq early
+but committed late. On PostgreSQL every event carries its transaction's id (txid); the feed orders by
+(txid, seq) and shows only events of transactions older than the oldest one still running
+(pg_snapshot_xmin), so nothing can ever appear behind a cursor. On SQLite writers take the database
+lock one at a time (BEGIN IMMEDIATE), so seq order is commit order and txid is 0 throughout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, true
+from sqlalchemy.orm import Session
+
+from models import Event, Role, Trial
+from services.pagination import decode_cursor, encode_cursor
+from services.tokens import Caller
+
+FEED_SCOPE = "events"  # not bound to a token: a consumer keeps its place across token rotation
+START = {"t": -1, "s": 0}
+
+
+def envelope(event: Event) -> dict[str, Any]:
+    """The contract's envelope: ids, type, time and the event's data (ids and statuses only)."""
+    body: dict[str, Any] = {
+        "id": event.id,
+        "type": event.type,
+        "occurred_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
+        "trial_id": event.trial_id,
+    }
+    if event.site_id is not None:
+        body["site_id"] = event.site_id
+    if event.application_id is not None:
+        body["application_id"] = event.application_id
+    body["data"] = event.data
+    return body
+
+
+def _finished_before(session: Session) -> ColumnElement[bool]:
+    """Only events whose transaction, and every older one, has finished."""
+    if session.get_bind().dialect.name != "postgresql":
+        return true()
+    return Event.txid < literal_column("(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint")
+
+
+def _visible_to(caller: Caller) -> ColumnElement[bool]:
+    if caller.role is Role.ADMIN:
+        return true()
+    sponsor = (caller.sponsor or "").lower()
+    own_trials = select(Trial.trial_id).where(func.lower(Trial.sponsor) == sponsor)
+    return Event.trial_id.in_(own_trials)
+
+
+def read_feed(
+    session: Session, caller: Caller, cursor: str | None, limit: int, key: bytes
+) -> tuple[list[dict[str, Any]], str]:
+    """Up to `limit` events after `cursor`, and the cursor to continue from (the same one if none)."""
+    position = decode_cursor(cursor, FEED_SCOPE, key) if cursor else START
+    txid, seq = int(position["t"]), int(position["s"])
+    events = list(
+        session.scalars(
+            select(Event)
+            .where(
+                or_(Event.txid > txid, and_(Event.txid == txid, Event.seq > seq)),
+                _finished_before(session),
+                _visible_to(caller),
+            )
+            .order_by(Event.txid, Event.seq)
+            .limit(limit)
+        )
+    )
+    if events:
+        position = {"t": events[-1].txid, "s": events[-1].seq}
+    return [envelope(e) for e in events], encode_cursor(position, FEED_SCOPE, key)

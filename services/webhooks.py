@@ -1,0 +1,391 @@
+"""Webhook subscriptions and delivery, following the Standard Webhooks specification.
+
+A delivery row is written with its event (services.webhook_fanout). The dispatcher leases due rows and
+hands their ids to a Celery task, which sends one attempt and records it; the retry schedule lives in
+the rows (next_attempt_at), never in broker countdowns, which Redis may deliver twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import random
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from config import Settings
+from models import Event, Role, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from models.base import utcnow
+from models.db import Database
+from services.event_feed import envelope
+from services.ids import new_id
+from services.outbox import add_event
+from services.problems import Problem, invalid
+from services.tokens import Caller
+from services.webhook_targets import UnsafeTarget, check_target
+
+log = logging.getLogger(__name__)
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the specification's prefix, not a secret
+JITTER = 0.2
+MAX_RESPONSE_BYTES = 4096
+MAX_RETRY_AFTER = timedelta(hours=24)
+
+
+# --- secrets and signatures ------------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _sealing_key(signing_key: bytes) -> bytes:
+    return hmac.new(signing_key, b"accrual webhook secrets", hashlib.sha256).digest()
+
+
+def seal(secret: str, signing_key: bytes) -> str:
+    """The secret encrypted (AES-GCM) under a key derived from the service's own secret key."""
+    nonce = secrets.token_bytes(12)
+    sealed = AESGCM(_sealing_key(signing_key)).encrypt(nonce, secret.encode(), b"webhook")
+    return base64.b64encode(nonce + sealed).decode()
+
+
+def unseal(sealed: str, signing_key: bytes) -> str:
+    raw = base64.b64decode(sealed)
+    return AESGCM(_sealing_key(signing_key)).decrypt(raw[:12], raw[12:], b"webhook").decode()
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """`v1,` + base64 HMAC-SHA256 of `id.timestamp.body`, keyed with the secret's decoded bytes."""
+    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+# --- subscriptions -----------------------------------------------------------------------------------
+
+
+def subscription_view(subscription: WebhookSubscription) -> dict[str, Any]:
+    return {
+        "id": subscription.id,
+        "url": subscription.url,
+        "event_types": subscription.event_types,
+        "status": "disabled" if subscription.disabled_at else "active",
+        "disabled_reason": subscription.disabled_reason,
+        "created_at": subscription.created_at,
+    }
+
+
+def create_subscription(
+    session: Session, caller: Caller, url: str, event_types: list[str], settings: Settings
+) -> tuple[WebhookSubscription, str]:
+    """A new subscription and its secret, which is returned now and never again."""
+    try:
+        check_target(url, settings.webhook_allow_private)
+    except UnsafeTarget as refused:
+        raise invalid("url", str(refused)) from None
+    secret = new_secret()
+    subscription = WebhookSubscription(
+        id=new_id("whk"),
+        url=url,
+        event_types=sorted(set(event_types)),
+        owner_token_id=caller.token_id,
+        sponsor=None if caller.role is Role.ADMIN else caller.sponsor,
+        secret_sealed=seal(secret, settings.signing_key()),
+        created_at=utcnow(),
+    )
+    session.add(subscription)
+    return subscription, secret
+
+
+def _owned(caller: Caller) -> Any:
+    """Admins see every subscription; a sponsor sees its organisation's."""
+    live = WebhookSubscription.deleted_at.is_(None)
+    if caller.role is Role.ADMIN:
+        return live
+    return live & (func.lower(WebhookSubscription.sponsor) == (caller.sponsor or "").lower())
+
+
+def list_subscriptions(session: Session, caller: Caller) -> list[WebhookSubscription]:
+    query = select(WebhookSubscription).where(_owned(caller)).order_by(WebhookSubscription.created_at)
+    return list(session.scalars(query))
+
+
+def find_subscription(session: Session, caller: Caller, subscription_id: str) -> WebhookSubscription:
+    found = session.scalar(
+        select(WebhookSubscription).where(WebhookSubscription.id == subscription_id, _owned(caller))
+    )
+    if found is None:
+        raise Problem(404, "not-found", f"no webhook {subscription_id} visible to this token")
+    return found
+
+
+def delete_subscription(session: Session, caller: Caller, subscription_id: str) -> None:
+    """Stop the subscription: nothing more is sent, its pending deliveries end as cancelled."""
+    subscription = find_subscription(session, caller, subscription_id)
+    subscription.deleted_at = utcnow()
+    _cancel_pending(session, subscription.id)
+
+
+def _cancel_pending(session: Session, subscription_id: str) -> None:
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.subscription_id == subscription_id, WebhookDelivery.status == "pending")
+        .values(status="cancelled", next_attempt_at=None, completed_at=utcnow())
+    )
+
+
+def delivery_view(delivery: WebhookDelivery) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "event_id": delivery.event_id,
+        "event_type": delivery.event_type,
+        "status": delivery.status,
+        "next_attempt_at": delivery.next_attempt_at if delivery.status == "pending" else None,
+        "created_at": delivery.created_at,
+        "completed_at": delivery.completed_at,
+        "attempts": [
+            {
+                "attempted_at": a.attempted_at,
+                "status_code": a.status_code,
+                "latency_ms": round(a.latency_ms, 1),
+                "error": a.error,
+            }
+            for a in delivery.attempts
+        ],
+    }
+
+
+def list_deliveries(
+    session: Session, caller: Caller, subscription_id: str, status: str | None, limit: int
+) -> list[WebhookDelivery]:
+    subscription = find_subscription(session, caller, subscription_id)
+    query = select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription.id)
+    if status is not None:
+        query = query.where(WebhookDelivery.status == status)
+    query = query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def redeliver(session: Session, caller: Caller, subscription_id: str, delivery_id: str) -> WebhookDelivery:
+    """Send a finished delivery again, from the schedule's start, with the same webhook-id."""
+    subscription = find_subscription(session, caller, subscription_id)
+    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
+    if delivery is None or delivery.subscription_id != subscription.id:
+        raise Problem(404, "not-found", f"no delivery {delivery_id} of webhook {subscription_id}")
+    if subscription.disabled_at is not None:
+        raise Problem(
+            409, "invalid-state-transition", "the webhook is disabled; create a new subscription to re-enable"
+        )
+    if delivery.status == "pending":
+        raise Problem(409, "invalid-state-transition", "the delivery is pending: it is being sent already")
+    delivery.status = "pending"
+    delivery.round_attempts = 0
+    delivery.next_attempt_at = utcnow()
+    delivery.lease_until = delivery.claim = None
+    delivery.completed_at = None
+    return delivery
+
+
+# --- dispatch and delivery ------------------------------------------------------------------------
+
+
+def lease_for(settings: Settings) -> timedelta:
+    """Long enough for one attempt to time out and be recorded, short enough to recover a lost task."""
+    return timedelta(seconds=3 * settings.webhook_timeout_seconds)
+
+
+def claim_due(session: Session, lease: timedelta, limit: int = 100) -> list[tuple[str, str]]:
+    """Lease up to `limit` due deliveries, each under a new claim; rows another dispatcher is claiming
+    are skipped (SKIP LOCKED). Returns (delivery id, claim) pairs."""
+    now = utcnow()
+    due = session.scalars(
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.next_attempt_at <= now,
+            or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
+        )
+        .order_by(WebhookDelivery.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    claimed = [(delivery_id, new_id("clm")) for delivery_id in due]
+    for delivery_id, claim in claimed:
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id)
+            .values(lease_until=now + lease, claim=claim)
+        )
+    return claimed
+
+
+@dataclass(frozen=True)
+class Request:
+    url: str
+    message_id: str
+    body: bytes
+    secret: str
+
+
+@dataclass(frozen=True)
+class Response:
+    status_code: int | None
+    latency_ms: float
+    error: str | None = None
+    retry_after: timedelta | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def _request(session: Session, delivery_id: str, claim: str, signing_key: bytes) -> Request | None:
+    """What to send for a pending delivery still under `claim`; None if there is nothing to send."""
+    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
+    if delivery is None or delivery.status != "pending" or delivery.claim != claim:
+        return None
+    subscription = session.get_one(WebhookSubscription, delivery.subscription_id)
+    if subscription.deleted_at is not None or subscription.disabled_at is not None:
+        delivery.status, delivery.next_attempt_at, delivery.completed_at = "cancelled", None, utcnow()
+        return None
+    event = session.scalars(select(Event).where(Event.id == delivery.event_id)).one()
+    body = json.dumps(envelope(event), separators=(",", ":"), ensure_ascii=False).encode()
+    return Request(subscription.url, event.id, body, unseal(subscription.secret_sealed, signing_key))
+
+
+def _retry_after(value: str | None) -> timedelta | None:
+    """Retry-After as seconds or an HTTP date, capped; None when absent or unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return min(timedelta(seconds=min(int(text), int(MAX_RETRY_AFTER.total_seconds()))), MAX_RETRY_AFTER)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if moment.tzinfo is None:  # "-0000": a time in UTC whose zone the sender did not know
+        moment = moment.replace(tzinfo=UTC)
+    return min(max(moment - utcnow(), timedelta(0)), MAX_RETRY_AFTER)
+
+
+def send(request: Request, settings: Settings) -> Response:
+    """One attempt: signed POST, no redirects followed, at most a few KiB of the answer read."""
+    started = time.perf_counter()
+
+    def elapsed() -> float:
+        return (time.perf_counter() - started) * 1000
+
+    try:
+        check_target(request.url, settings.webhook_allow_private)
+    except UnsafeTarget as refused:
+        return Response(None, elapsed(), f"refused: {refused}"[:300])
+    timestamp = int(time.time())
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "Accrual-Webhooks/1",
+        "webhook-id": request.message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(request.secret, request.message_id, timestamp, request.body),
+    }
+    try:
+        with (
+            httpx.Client(follow_redirects=False, timeout=settings.webhook_timeout_seconds) as client,
+            client.stream("POST", request.url, content=request.body, headers=headers) as answer,
+        ):
+            read = 0
+            for chunk in answer.iter_bytes():
+                read += len(chunk)
+                if read >= MAX_RESPONSE_BYTES:
+                    break
+            return Response(
+                answer.status_code, elapsed(), None, _retry_after(answer.headers.get("retry-after"))
+            )
+    except Exception as failure:  # whatever went wrong, the attempt failed and must be recorded as such
+        return Response(None, elapsed(), f"{type(failure).__name__}: {failure}"[:300])
+
+
+def _next_delay(settings: Settings, attempts: int, retry_after: timedelta | None) -> timedelta | None:
+    """The wait before the next attempt, jittered by 20%; None once the schedule is spent."""
+    delays = settings.webhook_delays
+    if attempts > len(delays):
+        return None
+    delay = timedelta(seconds=delays[attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER))  # noqa: S311
+    return max(delay, retry_after) if retry_after is not None else delay
+
+
+def _disable(session: Session, subscription: WebhookSubscription, reason: str) -> None:
+    subscription.disabled_at = utcnow()
+    subscription.disabled_reason = reason
+    _cancel_pending(session, subscription.id)
+    add_event(
+        session, "webhook.disabled", trial_id=None, data={"webhook_id": subscription.id, "reason": reason}
+    )
+    log.warning("webhook %s disabled: %s", subscription.id, reason)
+
+
+def record(
+    session: Session, delivery_id: str, claim: str, response: Response, settings: Settings
+) -> str | None:
+    """Keep the attempt and move the delivery on: succeeded, retried later, or failed."""
+    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
+    if delivery is None or delivery.status != "pending" or delivery.claim != claim:
+        return None
+    subscription = session.get_one(WebhookSubscription, delivery.subscription_id, with_for_update=True)
+    now = utcnow()
+    session.add(
+        WebhookAttempt(
+            id=new_id("att"),
+            delivery_id=delivery.id,
+            attempted_at=now,
+            status_code=response.status_code,
+            latency_ms=response.latency_ms,
+            error=response.error,
+        )
+    )
+    delivery.round_attempts += 1
+    delivery.lease_until = delivery.claim = None
+    if response.succeeded:
+        delivery.status, delivery.next_attempt_at, delivery.completed_at = "succeeded", None, now
+        subscription.failing_since = None
+        return delivery.status
+    subscription.failing_since = subscription.failing_since or now
+    delay = _next_delay(settings, delivery.round_attempts, response.retry_after)
+    if response.status_code == 410 or delay is None:
+        delivery.status, delivery.next_attempt_at, delivery.completed_at = "failed", None, now
+    else:
+        delivery.next_attempt_at = now + delay
+    if response.status_code == 410:
+        _disable(session, subscription, "the endpoint answered 410 Gone")
+    elif now - subscription.failing_since >= timedelta(hours=settings.webhook_disable_after_hours):
+        _disable(
+            session,
+            subscription,
+            f"the endpoint has failed since {subscription.failing_since:%Y-%m-%d %H:%M} UTC",
+        )
+    return delivery.status
+
+
+def deliver(db: Database, delivery_id: str, claim: str, settings: Settings) -> str | None:
+    """Send one attempt of a claimed delivery and record it; the status it ends in, or None if the
+    claim is no longer current (a re-dispatch took over, or the delivery ended meanwhile)."""
+    with db.transaction() as session:
+        request = _request(session, delivery_id, claim, settings.signing_key())
+    if request is None:
+        return None
+    response = send(request, settings)
+    with db.transaction() as session:
+        return record(session, delivery_id, claim, response, settings)

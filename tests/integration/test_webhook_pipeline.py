@@ -1,0 +1,91 @@
+"""Webhooks through real processes: relay and dispatcher (accrual beat), Celery worker, HTTP receiver.
+
+On SQLite with the embedded broker and on PostgreSQL with Redis: every subscribed event reaches the
+receiver signed, and a worker killed in the middle of a delivery does not lose it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from standardwebhooks.webhooks import Webhook
+
+from models import WebhookDelivery
+from tests.conftest import Processes, Stack, eligible_applicant, make_settings, wait_until
+from tests.integration.test_pipeline import start_pipeline, submit_many
+from tests.integration.test_webhooks import subscribe
+from tests.webhook_receiver import receiving
+
+pytestmark = pytest.mark.slow
+HOOK_ENV = {
+    "ACCRUAL_WEBHOOK_ALLOW_PRIVATE": "true",
+    "ACCRUAL_WEBHOOK_RETRY_SCHEDULE": "0.2,0.5,1",
+    "ACCRUAL_WEBHOOK_TIMEOUT_SECONDS": "2",  # the dispatcher's lease is three timeouts: 6 s
+    "ACCRUAL_WEBHOOK_DISPATCH_INTERVAL_SECONDS": "0.1",
+}
+
+
+@pytest.fixture(params=["sqlite", "postgres+redis"])
+def pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    if request.param == "sqlite":
+        settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'accrual.db'}", webhook_allow_private=True)
+    else:
+        pg_url, redis_url = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
+        settings = make_settings(tmp_path, pg_url, redis_url, webhook_allow_private=True)
+    built = Stack(settings)
+    yield built
+    built.close()
+
+
+def statuses(stack: Stack) -> list[str]:
+    with stack.db.sessions() as session:
+        return list(session.scalars(select(WebhookDelivery.status)))
+
+
+def test_every_subscribed_event_reaches_the_receiver_once_and_signed(
+    pipeline: Stack, processes: Processes
+) -> None:
+    with receiving() as receiver:
+        hook = subscribe(pipeline, receiver.url, ["application.submitted", "application.screened"])
+        start_pipeline(processes, pipeline, **HOOK_ENV)
+        submit_many(pipeline, 5)
+        wait_until(
+            lambda: len(receiver.received) >= 10,
+            timeout=60,
+            what="10 deliveries: " + processes.log("worker")[-1500:] + processes.log("beat")[-1500:],
+        )
+        wait_until(lambda: set(statuses(pipeline)) == {"succeeded"}, timeout=30, what="deliveries recorded")
+    ids = receiver.ids()
+    assert len(ids) == len(set(ids)) == 10
+    types = sorted(json.loads(r.body)["type"] for r in receiver.received)
+    assert types == ["application.screened"] * 5 + ["application.submitted"] * 5
+    for received in receiver.received:
+        Webhook(hook["secret"]).verify(received.body, received.headers)
+
+
+def test_a_worker_killed_during_a_delivery_does_not_lose_it(pipeline: Stack, processes: Processes) -> None:
+    with receiving(hold=3) as receiver:  # the first request is answered only after 3 s
+        subscribe(pipeline, receiver.url, ["application.submitted"])
+        environment = {**pipeline.env(), **HOOK_ENV}
+        worker = processes.start("worker", ["worker"], environment)
+        processes.start("beat", ["beat"], environment)
+        pipeline.submit(eligible_applicant("KILLED-MID-DELIVERY"))
+        wait_until(
+            lambda: receiver.received, timeout=60, what="the first attempt: " + processes.log("worker")
+        )
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its pool, mid-request
+        worker.wait(10)
+        assert statuses(pipeline) == ["pending"]
+        processes.start("worker-2", ["worker"], environment)
+        wait_until(
+            lambda: statuses(pipeline) == ["succeeded"],
+            timeout=60,
+            what="the delivery after the worker died: " + processes.log("worker-2")[-2000:],
+        )
+    assert len(set(receiver.ids())) == 1 and len(receiver.received) >= 2
