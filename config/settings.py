@@ -9,9 +9,10 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_BROKER_SCHEME = "sqla+sqlite"
@@ -70,6 +71,25 @@ class Settings(BaseSettings):
         default=120, gt=0, description="A subscription whose endpoint has failed this long is disabled."
     )
 
+    smtp_host: str = Field(
+        default="", description="SMTP server for coordinators' e-mail; e-mail is off if empty."
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "ssl", "none"] = Field(
+        default="starttls", description="starttls on 587, ssl (implicit TLS) on 465, none only on loopback."
+    )
+    smtp_username: str = Field(default="")
+    smtp_password: SecretStr = Field(default=SecretStr(""))
+    smtp_from: str = Field(default="accrual@localhost", description="The From address of notifications.")
+    smtp_timeout_seconds: float = Field(default=10, gt=0, le=120)
+    mail_retry_schedule: str = Field(
+        default="60,300,1800,7200,21600,43200",
+        description="Seconds between an e-mail's attempts; failed after the last (about 20 hours).",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", description="Where people reach this service; e-mails link to it."
+    )
+
     idempotency_ttl_hours: int = Field(default=24, ge=1)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     page_size_max: int = Field(default=200, ge=1)
@@ -88,12 +108,16 @@ class Settings(BaseSettings):
             self.broker_url = f"{EMBEDDED_BROKER_SCHEME}:///{self.data_dir / 'broker.db'}"
         if self.task_time_limit * 3 > self.visibility_timeout:
             raise ValueError("ACCRUAL_VISIBILITY_TIMEOUT must be at least 3 x ACCRUAL_TASK_TIME_LIMIT")
-        try:
-            delays = self.webhook_delays
-        except ValueError:
-            raise ValueError("ACCRUAL_WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds") from None
-        if any(delay < 0 for delay in delays):
-            raise ValueError("ACCRUAL_WEBHOOK_RETRY_SCHEDULE must not hold a negative delay")
+        for variable, schedule in (
+            ("ACCRUAL_WEBHOOK_RETRY_SCHEDULE", self.webhook_retry_schedule),
+            ("ACCRUAL_MAIL_RETRY_SCHEDULE", self.mail_retry_schedule),
+        ):
+            try:
+                delays = _seconds(schedule)
+            except ValueError:
+                raise ValueError(f"{variable} must be comma-separated seconds") from None
+            if any(delay < 0 for delay in delays):
+                raise ValueError(f"{variable} must not hold a negative delay")
         if self.task_soft_time_limit >= self.task_time_limit:
             raise ValueError("ACCRUAL_TASK_SOFT_TIME_LIMIT must be below ACCRUAL_TASK_TIME_LIMIT")
         return self
@@ -101,7 +125,15 @@ class Settings(BaseSettings):
     @property
     def webhook_delays(self) -> list[float]:
         """The retry schedule as seconds; validated when the settings are read."""
-        return [float(part) for part in self.webhook_retry_schedule.split(",") if part.strip()]
+        return _seconds(self.webhook_retry_schedule)
+
+    @property
+    def mail_delays(self) -> list[float]:
+        return _seconds(self.mail_retry_schedule)
+
+    @property
+    def mail_enabled(self) -> bool:
+        return bool(self.smtp_host)
 
     @property
     def uses_sqlite(self) -> bool:
@@ -121,6 +153,10 @@ class Settings(BaseSettings):
             path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(48))
         return path.read_text().strip().encode()
+
+
+def _seconds(schedule: str) -> list[float]:
+    return [float(part) for part in schedule.split(",") if part.strip()]
 
 
 def redact_url(url: str) -> str:

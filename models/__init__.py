@@ -4,6 +4,7 @@ from models.application import Application, ApplicationHistory, CriterionResult,
 from models.base import Base
 from models.enums import ApplicationStatus, CriterionKind, Decision, EventStatus, Outcome, Role, TrialStatus
 from models.event import Event, ProcessedMessage, SchedulerLease
+from models.mail import EmailMessage
 from models.reporting import CountedApplication, ScreenFailureCount, StatusCount, WeeklyCount
 from models.token import ApiToken, IdempotencyRecord
 from models.trial import CriteriaVersion, Site, Trial
@@ -20,6 +21,7 @@ __all__ = [
     "CriterionKind",
     "CriterionResult",
     "Decision",
+    "EmailMessage",
     "Event",
     "EventStatus",
     "IdempotencyRecord",

@@ -20,6 +20,8 @@ class ApiToken(Base):
     name: Mapped[str | None] = mapped_column(String(120))
     sponsor: Mapped[str | None] = mapped_column(String(300))
     site_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # Where a coordinator's e-mail notifications go; none without it.
+    email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
 

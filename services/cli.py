@@ -155,12 +155,15 @@ def token() -> None:
 @click.option("--site", "sites", multiple=True, help="Site id a coordinator works for (repeatable).")
 @click.option("--sponsor", help="Sponsor organisation a sponsor token reads for.")
 @click.option("--name", help="A label for the token's holder.")
-def token_create(role: str, sites: tuple[str, ...], sponsor: str | None, name: str | None) -> None:
+@click.option("--email", help="Where a coordinator's notifications go (decisions, recruitment stopping).")
+def token_create(
+    role: str, sites: tuple[str, ...], sponsor: str | None, name: str | None, email: str | None
+) -> None:
     """Print a new bearer token, alone on its line. It is stored hashed and cannot be shown again."""
     database = _database(get_settings())
     try:
         with database.transaction() as session:
-            value = create_token(session, Role(role), sites, sponsor, name)
+            value = create_token(session, Role(role), sites, sponsor, name, email)
     except TokenError as exc:
         _fail(str(exc))
     click.echo(value)
@@ -281,6 +284,8 @@ def serve(host: str, port: int) -> None:
         for name, args in (("worker", []), ("beat", []), ("api", ["--host", host, "--port", str(port)]))
     }
     click.echo(f"Accrual listening on http://{host}:{port} (API docs at /docs); Ctrl-C stops it")
+    if not settings.mail_enabled:
+        click.echo("E-mail is off: set ACCRUAL_SMTP_HOST (and ACCRUAL_SMTP_*) to notify coordinators.")
     sys.exit(_supervise(children))
 
 

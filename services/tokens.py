@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from models import ApiToken, Role, Site
 from services.ids import new_id
 
+EMAIL = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+")
 TOKEN_PREFIX = "acr_"  # noqa: S105 - a prefix that makes leaked tokens recognisable, not a secret
 
 
@@ -43,12 +45,17 @@ def create_token(
     site_ids: Sequence[str] = (),
     sponsor: str | None = None,
     name: str | None = None,
+    email: str | None = None,
 ) -> str:
     """Store a new token's hash and return the token itself; it cannot be shown again."""
     if role is Role.COORDINATOR and not site_ids:
         raise TokenError("a coordinator token needs at least one --site")
     if role is Role.SPONSOR and not sponsor:
         raise TokenError("a sponsor token needs --sponsor")
+    if email is not None and not EMAIL.fullmatch(email):
+        raise TokenError(f"not an e-mail address: {email!r}")
+    if email is not None and role is not Role.COORDINATOR:
+        raise TokenError("only coordinator tokens take an --email (their sites' notifications go there)")
     unknown = set(site_ids) - set(session.scalars(select(Site.site_id).where(Site.site_id.in_(site_ids))))
     if unknown:
         raise TokenError(f"no such site: {', '.join(sorted(unknown))}")
@@ -61,6 +68,7 @@ def create_token(
             name=name,
             sponsor=sponsor,
             site_ids=sorted(set(site_ids)),
+            email=email,
         )
     )
     return token

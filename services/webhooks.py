@@ -22,13 +22,14 @@ from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from config import Settings
 from models import Event, Role, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from models.base import utcnow
 from models.db import Database
+from services import scheduled_sends
 from services.event_feed import envelope
 from services.ids import new_id
 from services.outbox import add_event
@@ -208,28 +209,8 @@ def lease_for(settings: Settings) -> timedelta:
 
 
 def claim_due(session: Session, lease: timedelta, limit: int = 100) -> list[tuple[str, str]]:
-    """Lease up to `limit` due deliveries, each under a new claim; rows another dispatcher is claiming
-    are skipped (SKIP LOCKED). Returns (delivery id, claim) pairs."""
-    now = utcnow()
-    due = session.scalars(
-        select(WebhookDelivery.id)
-        .where(
-            WebhookDelivery.status == "pending",
-            WebhookDelivery.next_attempt_at <= now,
-            or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
-        )
-        .order_by(WebhookDelivery.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    claimed = [(delivery_id, new_id("clm")) for delivery_id in due]
-    for delivery_id, claim in claimed:
-        session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery_id)
-            .values(lease_until=now + lease, claim=claim)
-        )
-    return claimed
+    """Lease up to `limit` due deliveries, each under a new claim: (delivery id, claim) pairs."""
+    return scheduled_sends.claim_due(session, WebhookDelivery, lease, limit)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from celery import Celery
 
 from config import Settings
 from models.db import Database
-from workers.dispatch import dispatch_webhooks
+from workers.dispatch import dispatch_emails, dispatch_webhooks
 from workers.leases import acquire
 from workers.maintenance import (
     count_missed,
@@ -67,6 +67,12 @@ def periodic_jobs(db: Database, settings: Settings, app: Celery) -> list[Periodi
             lambda: dispatch_webhooks(db, app, settings),
             leased=False,
         ),
+        Periodic(
+            "dispatch-emails",
+            settings.webhook_dispatch_interval_seconds,
+            lambda: dispatch_emails(db, app, settings) if settings.mail_enabled else 0,
+            leased=False,
+        ),
         Periodic("sweep-undecided", settings.sweep_interval_seconds, lambda: sweep_undecided(db, settings)),
         Periodic(
             "purge-broker",
@@ -83,6 +89,8 @@ def run(settings: Settings, db: Database, app: Celery, stop: threading.Event) ->
     holder = f"{socket.gethostname()}:{os.getpid()}"
     jobs = periodic_jobs(db, settings, app)
     log.info("relay %s started", holder)
+    if not settings.mail_enabled:
+        log.warning("e-mail is off: ACCRUAL_SMTP_HOST is not set, so coordinators get no e-mail")
     while not stop.is_set():
         try:
             handled = relay_once(db, app, holder, RELAY_BATCH, settings.outbox_max_attempts)

@@ -93,6 +93,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_routes": {
             "screening.*": {"queue": SCREENING_QUEUE},
             "webhooks.*": {"queue": NOTIFICATIONS_QUEUE},
+            "mail.*": {"queue": NOTIFICATIONS_QUEUE},
         },
         "task_publish_retry_policy": {
             "max_retries": 1,
@@ -103,7 +104,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "worker_max_tasks_per_child": 1000,
         "broker_connection_timeout": 4,
-        "include": ["workers.tasks.screening", "workers.tasks.reporting", "workers.tasks.webhooks"],
+        "include": [
+            "workers.tasks.screening",
+            "workers.tasks.reporting",
+            "workers.tasks.webhooks",
+            "workers.tasks.mail",
+        ],
     }
 
 

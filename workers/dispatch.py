@@ -1,50 +1,51 @@
-"""The webhook dispatcher: hand due deliveries to the notifications queue.
+"""Dispatchers of scheduled sends (webhook deliveries, e-mails): hand due rows to the notifications queue.
 
-The retry schedule lives in the deliveries' rows; this only leases the due ones and publishes their
-ids. A delivery whose task is lost (broker restart, worker killed) becomes due again when its lease
-ends, so every delivery is attempted until it succeeds or its schedule is spent.
+The schedule lives in the rows (services.scheduled_sends); this only claims the due ones and publishes
+(id, claim). A row whose task is lost (broker restart, worker killed) becomes due again when its lease
+ends, so every message is attempted until it succeeds or its schedule is spent.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from celery import Celery
-from sqlalchemy import update
 
 from config import Settings
-from models import WebhookDelivery
+from models import EmailMessage, WebhookDelivery
 from models.db import Database
-from services.webhooks import claim_due, lease_for
+from services.mail import mail_lease
+from services.scheduled_sends import Scheduled, claim_due, release
+from services.webhooks import lease_for
 from workers.celery_app import NOTIFICATIONS_QUEUE
 
 log = logging.getLogger(__name__)
 BATCH = 200
 
 
-def dispatch_webhooks(db: Database, app: Celery, settings: Settings) -> int:
-    """Lease the due deliveries and publish a webhooks.deliver task for each; how many were sent."""
+def _dispatch(db: Database, app: Celery, model: Scheduled, task: str, lease: timedelta) -> int:
+    """Claim the due rows of `model` and publish `task(id, claim)` for each; how many were sent."""
     with db.transaction() as session:
-        due = claim_due(session, lease_for(settings), BATCH)
-    if not due:
-        return 0
+        due = claim_due(session, model, lease, BATCH)
     sent: list[str] = []
     try:
         with app.producer_or_acquire() as producer:
-            for delivery_id, claim in due:
+            for row_id, claim in due:
                 app.send_task(
-                    "webhooks.deliver",
-                    args=[delivery_id, claim],
-                    task_id=claim,
-                    queue=NOTIFICATIONS_QUEUE,
-                    producer=producer,
+                    task, args=[row_id, claim], task_id=claim, queue=NOTIFICATIONS_QUEUE, producer=producer
                 )
-                sent.append(delivery_id)
+                sent.append(row_id)
     except Exception as exc:  # the broker is away: release the rest so the next run takes them
-        log.warning("publishing webhook deliveries failed (%s); they will be retried", type(exc).__name__)
+        log.warning("publishing %s tasks failed (%s); they will be retried", task, type(exc).__name__)
         with db.transaction() as session:
-            unsent = [delivery_id for delivery_id, _ in due if delivery_id not in sent]
-            session.execute(
-                update(WebhookDelivery).where(WebhookDelivery.id.in_(unsent)).values(lease_until=None)
-            )
+            release(session, model, [row_id for row_id, _ in due if row_id not in sent])
     return len(sent)
+
+
+def dispatch_webhooks(db: Database, app: Celery, settings: Settings) -> int:
+    return _dispatch(db, app, WebhookDelivery, "webhooks.deliver", lease_for(settings))
+
+
+def dispatch_emails(db: Database, app: Celery, settings: Settings) -> int:
+    return _dispatch(db, app, EmailMessage, "mail.send", mail_lease(settings))

@@ -36,20 +36,27 @@ def _count_application(event: Claimed) -> list[Any]:
     return [event.application_id]
 
 
+def _event_id(event: Claimed) -> list[Any]:
+    return [event.id]
+
+
 Consumer = tuple[str, str, Callable[[Claimed], list[Any]]]
 SCREEN: Consumer = ("screening.run", "screening", _screen_application)
 COUNT: Consumer = ("reporting.count", "default", _count_application)
+MAIL: Consumer = ("mail.compose", "notifications", _event_id)
 
 # Event type -> (task, queue, task arguments) of each consumer; events no task consumes are stamped
 # published at once. Arguments are ids and versions only: no clinical data ever sits in the broker.
 CONSUMERS: dict[str, list[Consumer]] = {
     "application.submitted": [SCREEN, COUNT],
     "application.updated": [SCREEN, COUNT],
-    "application.screened": [COUNT],
+    "application.screened": [COUNT, MAIL],
     "application.reviewed": [COUNT],
     "application.enrolled": [COUNT],
     "application.withdrawn": [COUNT],
     "trial.criteria_changed": [("screening.rescreen_trial", "screening", _rescreen_trial)],
+    "trial.status_changed": [MAIL],
+    "site.status_changed": [MAIL],
 }
 
 

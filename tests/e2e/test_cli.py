@@ -48,6 +48,11 @@ def test_db_upgrade_seed_and_tokens(tmp_path: Path) -> None:
     )
     refused = accrual(tmp_path, "token", "create", "--role", "coordinator", "--site", "site_nope")
     assert refused.returncode == 2 and "no such site" in refused.stderr
+    site = ["--role", "coordinator", "--site", "site_5812946e17295a21a499"]
+    mailed = accrual(tmp_path, "token", "create", *site, "--email", "coordinator@beijing.example")
+    assert mailed.returncode == 0 and mailed.stdout.startswith("acr_")
+    garbled = accrual(tmp_path, "token", "create", *site, "--email", "coordinator at beijing")
+    assert garbled.returncode == 2 and "not an e-mail address" in garbled.stderr
 
 
 def test_trials_import_is_all_or_nothing_and_names_the_bad_field(tmp_path: Path) -> None:

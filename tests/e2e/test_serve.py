@@ -102,6 +102,7 @@ def test_first_start_on_embedded_defaults_prints_tokens_and_decides_an_applicant
         admin = re.search(r"admin token:\s+(\S+)", output)
         coordinator = re.search(r"coordinator token:\s+(\S+) \(site (\S+)\)", output)
         assert admin and coordinator, output
+        assert "E-mail is off: set ACCRUAL_SMTP_HOST" in output
         assert (tmp_path / "accrual-data" / "accrual.db").exists()
         result = decide_one(base, coordinator.group(1), coordinator.group(2))
         assert result["decision"] == "eligible" and len(result["criteria"]) == 25

@@ -17,12 +17,12 @@ from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
 from models import WebhookDelivery
-from tests.conftest import Processes, Stack, eligible_applicant, make_settings, wait_until
+from tests.conftest import Processes, Stack, eligible_applicant, free_port, make_settings, wait_until
 from tests.integration.test_pipeline import start_pipeline, submit_many
 from tests.integration.test_webhooks import subscribe
 from tests.webhook_receiver import receiving
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:aiosmtpd")]
 HOOK_ENV = {
     "ACCRUAL_WEBHOOK_ALLOW_PRIVATE": "true",
     "ACCRUAL_WEBHOOK_RETRY_SCHEDULE": "0.2,0.5,1",
@@ -89,3 +89,36 @@ def test_a_worker_killed_during_a_delivery_does_not_lose_it(pipeline: Stack, pro
             what="the delivery after the worker died: " + processes.log("worker-2")[-2000:],
         )
     assert len(set(receiver.ids())) == 1 and len(receiver.received) >= 2
+
+
+def test_a_decision_reaches_the_coordinators_inbox_through_the_workers(
+    pipeline: Stack, processes: Processes
+) -> None:
+    from aiosmtpd.controller import Controller
+
+    from services.tokens import Role, create_token
+    from tests.integration.test_email import Inbox
+
+    with pipeline.db.transaction() as session:
+        create_token(session, Role.COORDINATOR, [pipeline.site_id], email="coordinator@beijing.example")
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        smtp = {
+            "ACCRUAL_SMTP_HOST": "127.0.0.1",
+            "ACCRUAL_SMTP_PORT": str(port),
+            "ACCRUAL_SMTP_SECURITY": "none",
+        }
+        start_pipeline(processes, pipeline, **HOOK_ENV, **smtp)
+        [application] = submit_many(pipeline, 1)
+        wait_until(
+            lambda: inbox.messages,
+            timeout=60,
+            what="the e-mail: " + processes.log("worker")[-1500:] + processes.log("beat")[-1500:],
+        )
+    finally:
+        controller.stop()
+    [(recipients, message)] = inbox.messages
+    assert recipients == ["coordinator@beijing.example"]
+    assert message["Subject"] == f"Accrual: application {application} is eligible"

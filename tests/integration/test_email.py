@@ -1,0 +1,208 @@
+"""Coordinators' e-mail against a real SMTP server (aiosmtpd) on loopback, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import func, select, update
+
+from models import ApiToken, EmailMessage, Event, Site
+from services.mail import mail_lease, queue_emails, send_email
+from services.scheduled_sends import claim_due
+from services.tokens import Role, TokenError, create_token
+from tests.conftest import TRIAL, Stack, free_port, make_settings
+from tests.integration.test_amendments import decide
+from tests.integration.test_lifecycle import post, set_targets
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:aiosmtpd")
+COORDINATOR_MAIL = "coordinator@beijing.example"
+
+
+class Inbox:
+    """An aiosmtpd handler keeping every message; `refuse` answers RCPT with a permanent 550."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.refuse = False
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if self.refuse:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        parsed = message_from_bytes(envelope.content, policy=policy.default)
+        self.messages.append((list(envelope.rcpt_tos), parsed))
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def smtp_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def inbox(smtp_port: int) -> Iterator[Inbox]:
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    yield handler
+    controller.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def mailing(request: pytest.FixtureRequest, tmp_path: Path, smtp_port: int) -> Iterator[Stack]:
+    url = (
+        f"sqlite:///{tmp_path / 'accrual.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    settings = make_settings(
+        tmp_path,
+        url,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_port,
+        smtp_security="none",
+        smtp_timeout_seconds=2,
+        mail_retry_schedule="0.05,0.05",
+        public_url="https://accrual.example.org",
+    )
+    built = Stack(settings)
+    with built.db.transaction() as session:
+        create_token(session, Role.COORDINATOR, [built.site_id], email=COORDINATOR_MAIL)
+        create_token(session, Role.COORDINATOR, [built.site_id], email="revoked@beijing.example")
+        session.execute(
+            update(ApiToken).where(ApiToken.email == "revoked@beijing.example").values(revoked_at=func.now())
+        )
+        other_site = session.scalars(select(Site).where(Site.trial_id != TRIAL)).first()
+        assert other_site is not None
+        create_token(session, Role.COORDINATOR, [other_site.site_id], email="elsewhere@example.org")
+    yield built
+    built.close()
+
+
+def compose_all(stack: Stack) -> int:
+    """What the mail.compose consumer does for every event the relay hands it."""
+    with stack.db.sessions() as session:
+        ids = list(session.scalars(select(Event.id).order_by(Event.seq)))
+    return sum(queue_emails(stack.db, event_id, stack.settings) for event_id in ids)
+
+
+def pending(stack: Stack) -> int:
+    with stack.db.sessions() as session:
+        query = select(func.count()).select_from(EmailMessage).where(EmailMessage.status == "pending")
+        return int(session.scalar(query) or 0)
+
+
+def pump(stack: Stack, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while pending(stack) and time.monotonic() < deadline:
+        with stack.db.transaction() as session:
+            due = claim_due(session, EmailMessage, mail_lease(stack.settings), 100)
+        for message_id, claim in due:
+            send_email(stack.db, message_id, claim, stack.settings)
+        if not due:
+            time.sleep(0.02)
+    assert pending(stack) == 0
+
+
+def statuses(stack: Stack) -> list[tuple[str, int]]:
+    with stack.db.sessions() as session:
+        return [(m.status, m.attempts) for m in session.scalars(select(EmailMessage))]
+
+
+def test_a_decision_is_mailed_to_the_sites_live_coordinators_without_clinical_data(
+    mailing: Stack, inbox: Inbox
+) -> None:
+    application = decide(mailing, screening_id="MAIL-CANARY-7", wagner_grade=5)  # ineligible
+    assert compose_all(mailing) == 1
+    pump(mailing)
+    [(recipients, message)] = inbox.messages
+    assert recipients == [COORDINATOR_MAIL]
+    assert message["Subject"] == f"Accrual: application {application} is ineligible"
+    body = message.get_content()
+    assert f"https://accrual.example.org/api/v1/applications/{application}" in body
+    for leak in ("MAIL-CANARY", "wagner", "Wagner", "I4", "ulcer", "1955"):
+        assert leak not in body and leak not in message["Subject"]
+    assert statuses(mailing) == [("sent", 1)]
+
+
+def test_a_redelivered_event_is_mailed_once(mailing: Stack, inbox: Inbox) -> None:
+    decide(mailing, screening_id="A")
+    assert compose_all(mailing) == 1
+    assert compose_all(mailing) == 0  # the relay delivered every event again
+    pump(mailing)
+    assert len(inbox.messages) == 1
+
+
+def test_recruitment_stopping_is_mailed_once_per_coordinator(mailing: Stack, inbox: Inbox) -> None:
+    set_targets(mailing, trial=1, site=None)
+    post(mailing, decide(mailing, screening_id="A"), "enroll")
+    compose_all(mailing)
+    pump(mailing)
+    subjects = sorted(m["Subject"] for _, m in inbox.messages)
+    # the decision, then the trial closing; the site closing with it is told by the trial's message
+    assert subjects == sorted([f"Accrual: trial {TRIAL} stopped recruiting", subjects[0]])
+    assert any("is eligible" in s for s in subjects)
+    trial_mail = next(m for _, m in inbox.messages if "stopped recruiting" in m["Subject"])
+    assert (
+        "ACTIVE_NOT_RECRUITING" in trial_mail.get_content() and "target reached" in trial_mail.get_content()
+    )
+
+
+def test_a_site_reaching_its_own_target_is_mailed(mailing: Stack, inbox: Inbox) -> None:
+    set_targets(mailing, trial=None, site=1)
+    post(mailing, decide(mailing, screening_id="A"), "enroll")
+    compose_all(mailing)
+    pump(mailing)
+    subjects = [m["Subject"] for _, m in inbox.messages]
+    assert any(s.endswith(f"stopped recruiting for trial {TRIAL}") for s in subjects)
+    assert any(s == f"Accrual: trial {TRIAL} stopped recruiting" for s in subjects)  # its only site
+
+
+def test_an_smtp_server_that_is_down_is_retried_then_the_message_fails(mailing: Stack) -> None:
+    decide(mailing, screening_id="A")  # nothing listens on the SMTP port
+    compose_all(mailing)
+    pump(mailing)
+    assert statuses(mailing) == [("failed", 3)]
+    with mailing.db.sessions() as session:
+        assert "Error" in str(session.scalars(select(EmailMessage.last_error)).one())
+
+
+def test_a_permanent_refusal_fails_at_once(mailing: Stack, inbox: Inbox) -> None:
+    inbox.refuse = True
+    decide(mailing, screening_id="A")
+    compose_all(mailing)
+    pump(mailing)
+    assert statuses(mailing) == [("failed", 1)] and inbox.messages == []
+
+
+def test_with_no_smtp_host_mail_is_off(stack: Stack) -> None:
+    with stack.db.transaction() as session:
+        create_token(session, Role.COORDINATOR, [stack.site_id], email=COORDINATOR_MAIL)
+    decide(stack, screening_id="A")
+    assert compose_all(stack) == 0
+    with stack.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(EmailMessage)) == 0
+
+
+@pytest.mark.parametrize(
+    ("role", "email", "sponsor"),
+    [
+        (Role.COORDINATOR, "not-an-address", None),
+        (Role.COORDINATOR, "two@@example.org", None),
+        (Role.COORDINATOR, "a@b.org, c@d.org", None),
+        (Role.SPONSOR, "sponsor@example.org", "Allife"),
+    ],
+)
+def test_token_emails_are_checked(sqlite_stack: Stack, role: Role, email: str, sponsor: str | None) -> None:
+    sites = [sqlite_stack.site_id] if role is Role.COORDINATOR else []
+    with pytest.raises(TokenError), sqlite_stack.db.transaction() as session:
+        create_token(session, role, sites, sponsor, email=email)
