@@ -234,6 +234,7 @@ def base_env(data_dir: Path, log_level: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACCRUAL_")}
     env["ACCRUAL_DATA_DIR"] = str(data_dir)
     env["ACCRUAL_LOG_LEVEL"] = log_level
+    env["ACCRUAL_RATE_LIMIT_INTAKE_PER_TOKEN"] = "100000/minute"  # noqa: S105 - a rate, not a secret
     return env
 
 

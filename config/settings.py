@@ -6,6 +6,8 @@ a SQLite file for state and kombu's SQLAlchemy transport over a second SQLite fi
 
 from __future__ import annotations
 
+import base64
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +31,10 @@ class Settings(BaseSettings):
     secret_key: str = Field(
         default="",
         description="Signs pagination cursors and dashboard sessions; generated into data_dir if empty.",
+    )
+    data_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Keys sealing clinical data at rest, `id:base64,...`, first current; generated if empty.",
     )
     session_cookie_secure: bool = Field(
         default=False, description="Send the dashboard's session cookie over HTTPS only (set it behind TLS)."
@@ -90,10 +96,29 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000", description="Where people reach this service; e-mails link to it."
     )
 
+    rate_limit_intake_per_token: str = Field(default="120/minute", description="Submissions per token.")
+    rate_limit_intake_per_address: str = Field(default="600/minute", description="Submissions per address.")
+    rate_limit_auth_failures: str = Field(
+        default="30/minute", description="Failed authentications per address before it must wait."
+    )
+    rate_limit_storage_url: str = Field(
+        default="", description="limits storage URL; the Redis broker, else process memory, if empty."
+    )
+
     idempotency_ttl_hours: int = Field(default=24, ge=1)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     page_size_max: int = Field(default=200, ge=1)
     log_level: str = Field(default="INFO")
+
+    @field_validator(
+        "rate_limit_intake_per_token", "rate_limit_intake_per_address", "rate_limit_auth_failures"
+    )
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        from limits import parse
+
+        parse(value)  # raises ValueError naming what it could not read
+        return value
 
     @field_validator("data_dir")
     @classmethod
@@ -143,16 +168,37 @@ class Settings(BaseSettings):
     def uses_embedded_broker(self) -> bool:
         return self.broker_url.startswith(EMBEDDED_BROKER_SCHEME)
 
+    def data_keyring_text(self) -> str:
+        """The configured data keys, else one key generated once and kept in the data directory."""
+        if self.data_keys.get_secret_value():
+            return self.data_keys.get_secret_value()
+        return _kept_secret(
+            self.data_dir / "data_keys", "k1:" + base64.b64encode(secrets.token_bytes(32)).decode()
+        )
+
     def signing_key(self) -> bytes:
         """The configured secret, else one generated once and kept in the data directory."""
         if self.secret_key:
             return self.secret_key.encode()
-        path = self.data_dir / "secret_key"
-        if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.touch(mode=0o600)
-            path.write_text(secrets.token_urlsafe(48))
-        return path.read_text().strip().encode()
+        return _kept_secret(self.data_dir / "secret_key", secrets.token_urlsafe(48)).encode()
+
+
+def _kept_secret(path: Path, fresh: str) -> str:
+    """The secret in `path`, written there first if there is none. Processes starting together on a
+    new data directory all end up with the same one: each writes its own candidate aside and links
+    it into place, and only the first link succeeds."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        candidate = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        candidate.touch(mode=0o600)
+        candidate.write_text(fresh)
+        try:
+            os.link(candidate, path)
+        except FileExistsError:
+            pass
+        finally:
+            candidate.unlink()
+    return path.read_text().strip()
 
 
 def _seconds(schedule: str) -> list[float]:

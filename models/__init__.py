@@ -1,6 +1,7 @@
 """Persistence: typed SQLAlchemy 2.x models, the engine and session factory, Alembic migrations."""
 
 from models.application import Application, ApplicationHistory, CriterionResult, Screening
+from models.audit import AuditEntry, AuditHead
 from models.base import Base
 from models.enums import ApplicationStatus, CriterionKind, Decision, EventStatus, Outcome, Role, TrialStatus
 from models.event import Event, ProcessedMessage, SchedulerLease
@@ -15,6 +16,8 @@ __all__ = [
     "Application",
     "ApplicationHistory",
     "ApplicationStatus",
+    "AuditEntry",
+    "AuditHead",
     "Base",
     "CountedApplication",
     "CriteriaVersion",

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, JSONType, utcnow
 from models.enums import ApplicationStatus
+from models.sealing import SealedJSON
 
 
 class Application(Base):
@@ -26,7 +27,7 @@ class Application(Base):
     screening_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default=ApplicationStatus.SUBMITTED.value)
     decision: Mapped[str | None] = mapped_column(String(16))
-    observations: Mapped[dict[str, Any]]
+    observations: Mapped[dict[str, Any]] = mapped_column(SealedJSON)  # clinical: sealed at rest
     criteria_version: Mapped[int | None]
     screening_round: Mapped[int] = mapped_column(default=1)
     screening_deliveries: Mapped[int] = mapped_column(default=0)

@@ -12,6 +12,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from config import Settings
+from models.sealing import Keyring
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -57,12 +60,19 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 class Database:
     """One engine and its session factory for a process."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, keyring: Keyring | None = None, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
+        if keyring is not None:
+            self.engine.dialect.accrual_keyring = keyring  # type: ignore[attr-defined]
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         read_only_engine = self.engine.execution_options(**{READ_ONLY: True})
         self._readers = sessionmaker(read_only_engine, expire_on_commit=False)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Database:
+        """The configured database, able to seal and open clinical data with the configured keys."""
+        return cls(settings.database_url, Keyring.parse(settings.data_keyring_text()))
 
     @property
     def is_sqlite(self) -> bool:

@@ -23,6 +23,7 @@ class ApiToken(Base):
     # Where a coordinator's e-mail notifications go; none without it.
     email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
 

@@ -7,6 +7,7 @@ import logging
 from flask import Response, redirect
 from flask_openapi3 import Info, OpenAPI
 
+import services.audit  # noqa: F401  registers the audit trail's unit-of-work hooks in every process
 from config import Settings, get_settings
 from models.db import Database
 
@@ -15,9 +16,11 @@ __all__ = ["create_app"]
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> OpenAPI:
     """The HTTP API for `settings` (read from the environment when not given)."""
-    from services.api import applications, events, health, prescreen, public, trials, webhooks
-    from services.api.context import authenticate_request
+    from services.api import applications, audit, events, health, prescreen, public, trials, webhooks
+    from services.api.context import authenticate_request, forget_caller
     from services.api.errors import on_validation_error, parse_json_body, register_error_handlers
+    from services.api.headers import install_security_headers
+    from services.api.rate_limits import check_rate_limits, install_rate_limits
     from services.dashboard import blueprint as dashboard
     from services.dashboard import configure_sessions
 
@@ -39,13 +42,17 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.extensions["accrual.settings"] = settings
-    app.extensions["accrual.db"] = database or Database(settings.database_url)
+    app.extensions["accrual.db"] = database or Database.for_settings(settings)
     app.extensions["accrual.cursor_key"] = settings.signing_key()  # read once, not per request
     logging.getLogger("services").setLevel(settings.log_level)
+    install_rate_limits(app, settings)
+    install_security_headers(app, settings)
+    app.before_request(check_rate_limits)
     app.before_request(authenticate_request)
+    app.teardown_request(forget_caller)
     app.before_request(parse_json_body)
     register_error_handlers(app)
-    for module in (health, trials, applications, prescreen, public, events, webhooks):
+    for module in (health, trials, applications, prescreen, public, events, webhooks, audit):
         app.register_api(module.blueprint)
     configure_sessions(app, settings)
     app.register_blueprint(dashboard)

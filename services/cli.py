@@ -6,6 +6,7 @@ the commands that run them.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import signal
@@ -13,8 +14,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import click
 import yaml
@@ -22,16 +25,20 @@ from sqlalchemy import select
 
 from config import Settings, get_settings
 from config.settings import redact_url
-from models import Role, Site, Trial
+from models import ApiToken, Role, Site, Trial
+from models.base import utcnow
 from models.db import Database
 from models.migrate import is_current, upgrade
+from models.sealing import Keyring
+from services.audit import acting_as, verify_chain
 from services.criteria import CriteriaError
+from services.data_keys import reseal_observations
 from services.health import check_broker, check_database
 from services.problems import Problem
 from services.recruitment_counts import count_uncounted
 from services.rescreening import amend_criteria
 from services.seed import seed
-from services.tokens import TokenError, create_token
+from services.tokens import TokenError, create_token, list_tokens, revoke_token
 from services.trial_import import import_record
 from services.trials import find_trial
 
@@ -43,7 +50,7 @@ def _fail(message: str) -> None:
 
 def _database(settings: Settings) -> Database:
     """The configured database, or one clear line naming the variable and address and exit 2."""
-    db = Database(settings.database_url)
+    db = Database.for_settings(settings)
     if (problem := check_database(db)) is not None:
         _fail(f"cannot reach ACCRUAL_DATABASE_URL={redact_url(settings.database_url)}: {problem}")
     return db
@@ -64,6 +71,21 @@ def _logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _operator(command: Callable[P, R]) -> Callable[P, R]:
+    """An operator's act at the command line: the audit trail names `cli` as its author."""
+
+    @functools.wraps(command)
+    def acting(*args: P.args, **kwargs: P.kwargs) -> R:
+        with acting_as("cli", "operator"):
+            return command(*args, **kwargs)
+
+    return acting
+
+
 @click.group()
 def main() -> None:
     """Accrual: recruitment into clinical trials."""
@@ -82,6 +104,7 @@ def db_upgrade() -> None:
 
 
 @db.command("recount")
+@_operator
 def db_recount() -> None:
     """Count every application the recruitment counters do not hold yet (after an upgrade from a
     version without counters, or to repair them); the scheduler also does this every few minutes."""
@@ -93,6 +116,7 @@ def db_recount() -> None:
 
 
 @main.command("seed")
+@_operator
 def seed_command() -> None:
     """Load the bundled seed trials with their criteria and sites (idempotent)."""
     database = _database(get_settings())
@@ -110,6 +134,7 @@ def trials() -> None:
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
+@_operator
 def trials_import(files: tuple[Path, ...]) -> None:
     """Create or replace trials from ClinicalTrials.gov API v2 study records (JSON); all or nothing."""
     database = _database(get_settings())
@@ -129,6 +154,7 @@ def trials_import(files: tuple[Path, ...]) -> None:
 @trials.command("criteria")
 @click.argument("trial_id")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_operator
 def trials_criteria(trial_id: str, file: Path) -> None:
     """Attach a criteria file (YAML or JSON) as the trial's new criteria version."""
     database = _database(get_settings())
@@ -146,6 +172,50 @@ def trials_criteria(trial_id: str, file: Path) -> None:
 
 
 @main.group()
+def keys() -> None:
+    """Keys sealing clinical data at rest (ACCRUAL_DATA_KEYS)."""
+
+
+@keys.command("new")
+@click.argument("key_id")
+def keys_new(key_id: str) -> None:
+    """Print a new data key entry `KEY_ID:base64`; put it first in ACCRUAL_DATA_KEYS, keep the old ones
+    after it, restart the processes, then run `accrual keys rotate`."""
+    if not key_id.isalnum():
+        _fail("a key id is letters and digits only")
+    click.echo(Keyring.new_entry(key_id))
+
+
+@keys.command("rotate")
+@_operator
+def keys_rotate() -> None:
+    """Re-seal every application's observations under the current (first) data key; then the older
+    keys may be removed from ACCRUAL_DATA_KEYS."""
+    database = _database(get_settings())
+    count = reseal_observations(database)
+    click.echo(f"applications re-sealed under the current key: {count}")
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit trail's hash chain; exit 1, naming the first broken entry, if it is not intact."""
+    database = _database(get_settings())
+    with database.reading() as session:
+        verdict = verify_chain(session)
+    if not verdict.intact:
+        click.echo(
+            f"accrual: audit trail broken after {verdict.entries} good entries: {verdict.problem}", err=True
+        )
+        sys.exit(1)
+    click.echo(f"audit trail intact: {verdict.entries} entries")
+
+
+@main.group()
 def token() -> None:
     """API tokens."""
 
@@ -156,17 +226,63 @@ def token() -> None:
 @click.option("--sponsor", help="Sponsor organisation a sponsor token reads for.")
 @click.option("--name", help="A label for the token's holder.")
 @click.option("--email", help="Where a coordinator's notifications go (decisions, recruitment stopping).")
+@click.option(
+    "--expires-in-days",
+    type=click.FloatRange(min=0, min_open=True),
+    help="The token stops working after this.",
+)
+@_operator
 def token_create(
-    role: str, sites: tuple[str, ...], sponsor: str | None, name: str | None, email: str | None
+    role: str,
+    sites: tuple[str, ...],
+    sponsor: str | None,
+    name: str | None,
+    email: str | None,
+    expires_in_days: float | None,
 ) -> None:
     """Print a new bearer token, alone on its line. It is stored hashed and cannot be shown again."""
     database = _database(get_settings())
+    expires_at = None if expires_in_days is None else utcnow() + timedelta(days=expires_in_days)
     try:
         with database.transaction() as session:
-            value = create_token(session, Role(role), sites, sponsor, name, email)
+            value = create_token(session, Role(role), sites, sponsor, name, email, expires_at)
     except TokenError as exc:
         _fail(str(exc))
     click.echo(value)
+
+
+@token.command("list")
+def token_list() -> None:
+    """Every token's id, role, scope and state, one per line (tab-separated); never a token itself."""
+    database = _database(get_settings())
+    now = utcnow()
+    with database.reading() as session:
+        rows = list_tokens(session)
+        click.echo("id\trole\tscope\tname\tcreated\texpires\tstate")
+        for row in rows:
+            click.echo("\t".join(_token_line(row, now)))
+
+
+def _token_line(row: ApiToken, now: datetime) -> list[str]:
+    expired = row.expires_at is not None and row.expires_at <= now
+    state = "revoked" if row.revoked_at else "expired" if expired else "active"
+    expires = f"{row.expires_at:%Y-%m-%d %H:%M}" if row.expires_at else "never"
+    scope = row.sponsor or ",".join(row.site_ids) or "-"
+    return [row.id, row.role, scope, row.name or "-", f"{row.created_at:%Y-%m-%d %H:%M}", expires, state]
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@_operator
+def token_revoke(token_id: str) -> None:
+    """Revoke a token by its id (see `accrual token list`); its next request is refused."""
+    database = _database(get_settings())
+    try:
+        with database.transaction() as session:
+            revoke_token(session, token_id)
+    except TokenError as exc:
+        _fail(str(exc))
+    click.echo(f"revoked {token_id}")
 
 
 @main.command()
@@ -242,6 +358,7 @@ def beat() -> None:
     scheduler.run(settings, database, celery, stop)
 
 
+@_operator
 def _first_start(database: Database) -> list[str]:
     """Migrate and, on an empty database, seed and mint an admin and a coordinator token."""
     if not is_current(database):

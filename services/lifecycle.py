@@ -20,6 +20,7 @@ from services.outbox import add_event
 from services.problems import Problem
 from services.recruitment_status import (
     NOT_RECRUITING,
+    set_site_status,
     set_trial_status,
     sites_follow_trial,
     trial_follows_sites,
@@ -164,21 +165,5 @@ def _close_trial(session: Session, trial: Trial, place: Place) -> None:
 
 
 def _close_site(session: Session, application: Application, place: Place) -> None:
-    session.execute(
-        update(Site)
-        .where(Site.site_id == application.site_id)
-        .values(status=TrialStatus.ACTIVE_NOT_RECRUITING.value)
-        .execution_options(synchronize_session=False)
-    )
-    add_event(
-        session,
-        "site.status_changed",
-        trial_id=application.trial_id,
-        site_id=application.site_id,
-        data={
-            "from": place.status,
-            "to": TrialStatus.ACTIVE_NOT_RECRUITING.value,
-            "reason": "target_reached",
-            "enrolled": place.enrolled,
-        },
-    )
+    site = session.get_one(Site, application.site_id, populate_existing=True)
+    set_site_status(session, site, NOT_RECRUITING, "target_reached", None, enrolled=place.enrolled)

@@ -19,6 +19,7 @@ PROBLEM_TYPES = {
     "idempotency-key-reused": "Idempotency-Key already used",
     "invalid-idempotency-key": "Invalid Idempotency-Key",
     "invalid-cursor": "Invalid cursor",
+    "too-many-requests": "Too many requests",
     "invalid-state-transition": "Not allowed in the current status",
     "precondition-failed": "The resource has changed",
     "invalid-criteria": "Criteria cannot be compiled",

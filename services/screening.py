@@ -20,6 +20,7 @@ from models import (
 )
 from models.base import utcnow
 from models.db import Database
+from services.audit import note
 from services.criteria import compiled_version
 from services.eligibility import Evaluation
 from services.outbox import add_event
@@ -115,7 +116,14 @@ def _claim_decision(session: Session, application: Application, decision: str, v
         )
         .execution_options(synchronize_session=False)
     )
-    return bool(getattr(result, "rowcount", 0))
+    claimed = bool(getattr(result, "rowcount", 0))
+    if claimed:  # a guarded Core UPDATE: the unit of work does not see it, so it is noted here
+        change = {
+            "status": [ApplicationStatus.SUBMITTED.value, decision],
+            "criteria_version": [None, version],
+        }
+        note(session, "application", application.id, "change", change)
+    return claimed
 
 
 def _record(

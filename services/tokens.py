@@ -7,11 +7,13 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import ApiToken, Role, Site
+from models.base import utcnow
 from services.ids import new_id
 
 EMAIL = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+")
@@ -46,6 +48,7 @@ def create_token(
     sponsor: str | None = None,
     name: str | None = None,
     email: str | None = None,
+    expires_at: datetime | None = None,
 ) -> str:
     """Store a new token's hash and return the token itself; it cannot be shown again."""
     if role is Role.COORDINATOR and not site_ids:
@@ -69,13 +72,14 @@ def create_token(
             sponsor=sponsor,
             site_ids=sorted(set(site_ids)),
             email=email,
+            expires_at=expires_at,
         )
     )
     return token
 
 
 def authenticate(session: Session, token: str) -> Caller | None:
-    """The caller a presented token stands for, or None if it is unknown or revoked."""
+    """The caller a presented token stands for, or None if it is unknown, expired or revoked."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     return _caller(session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(token))))
@@ -89,4 +93,21 @@ def caller_by_token_id(session: Session, token_id: str) -> Caller | None:
 def _caller(row: ApiToken | None) -> Caller | None:
     if row is None or row.revoked_at is not None:
         return None
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        return None
     return Caller(row.id, Role(row.role), frozenset(row.site_ids), row.sponsor)
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    """Every token ever made, newest first; the rows hold hashes only, never a token."""
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.id)))
+
+
+def revoke_token(session: Session, token_id: str) -> ApiToken:
+    """Revoke a token at once: its next request is refused, and its dashboard sessions end."""
+    row = session.get(ApiToken, token_id, with_for_update=True)
+    if row is None:
+        raise TokenError(f"no such token: {token_id}")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    return row

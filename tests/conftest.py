@@ -194,7 +194,7 @@ class Stack:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = Database(settings.database_url)
+        self.db = Database.for_settings(settings)
         upgrade(self.db)
         with self.db.transaction() as session:
             seed(session)
@@ -227,13 +227,21 @@ class Stack:
         self.db.dispose()
 
 
+# Tests send many requests from one address; the rate-limit tests set their own, low limits.
+GENEROUS_LIMITS = {
+    "rate_limit_intake_per_token": "100000/minute",
+    "rate_limit_intake_per_address": "100000/minute",
+    "rate_limit_auth_failures": "100000/minute",
+}
+
+
 def make_settings(data_dir: Path, database_url: str, broker_url: str = "", **overrides: Any) -> Settings:
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
         broker_url=broker_url,
         secret_key="test-secret",
-        **overrides,
+        **{**GENEROUS_LIMITS, **overrides},
     )
 
 

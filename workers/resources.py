@@ -14,5 +14,5 @@ def database_for(settings: Settings) -> Database:
     """One Database per (process, URL): a prefork child must not reuse its parent's connections."""
     key = (os.getpid(), settings.database_url)
     if key not in _databases:
-        _databases[key] = Database(settings.database_url)
+        _databases[key] = Database.for_settings(settings)
     return _databases[key]

@@ -8,6 +8,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from models import Application, Role
 from services.api.context import caller, cursor_key, database, settings, wants_fhir
 from services.applications import get_application, list_applications
+from services.audit import note_read
 from services.corrections import correct_observations, etag
 from services.fhir import FHIR_JSON, research_subject
 from services.intake import fingerprint, parse_idempotency_key, submit_application
@@ -80,6 +81,8 @@ def read(path: ApplicationPath, query: FormatQuery) -> Response:
             response.mimetype = FHIR_JSON
         else:
             response = jsonify(view.model_dump(mode="json"))
+    with database().transaction() as session:
+        note_read(session, "application", view.id)  # the answer carries clinical data
     response.headers["ETag"] = tag
     return response
 

@@ -7,6 +7,7 @@ from flask import current_app, g, request, session
 from config import Settings
 from models import Role
 from models.db import Database
+from services.audit import reset_actor, set_actor
 from services.problems import Problem
 from services.tokens import Caller, authenticate, caller_by_token_id
 
@@ -49,6 +50,14 @@ def authenticate_request() -> None:
         g.caller = _authenticated()
     elif path.startswith(DASHBOARD_PREFIX) and not path.startswith(DASHBOARD_OPEN):
         g.caller = _session_caller() if "Authorization" not in request.headers else _authenticated()
+    if "caller" in g:
+        g.audit_actor = set_actor(g.caller.token_id, g.caller.role.value)
+
+
+def forget_caller(_error: BaseException | None = None) -> None:
+    """After the request: what this thread does next is not this caller's."""
+    if "audit_actor" in g:
+        reset_actor(g.audit_actor)
 
 
 def caller(*roles: Role) -> Caller:
@@ -86,6 +95,9 @@ def _authenticated() -> Caller:
         found = authenticate(session, token.strip())
     if found is None:
         raise Problem(
-            401, "unauthorized", "the token is unknown or revoked", headers={"WWW-Authenticate": "Bearer"}
+            401,
+            "unauthorized",
+            "the token is unknown, expired or revoked",
+            headers={"WWW-Authenticate": "Bearer"},
         )
     return found

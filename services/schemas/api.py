@@ -435,3 +435,35 @@ class DeliveryOut(BaseModel):
 
 class DeliveryList(BaseModel):
     items: list[DeliveryOut]
+
+
+# --- the audit trail ---------------------------------------------------------------------------------
+
+
+class AuditQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entity: Literal["trial", "site", "criteria", "application", "token", "webhook"] | None = None
+    id: str | None = Field(default=None, max_length=100, description="The entity's id")
+    after: int = Field(default=0, ge=0, description="`next_after` of the previous page")
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class AuditEntryOut(BaseModel):
+    seq: int
+    at: datetime
+    actor: str = Field(description="The token id that acted, or `system` / `cli`")
+    actor_role: str
+    entity: str
+    entity_id: str
+    action: str = Field(description="create, change, delete or read")
+    changes: dict[str, Any] = Field(
+        description="Per changed field: [previous, new]; clinical fields name keys only"
+    )
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut]
+    next_after: int

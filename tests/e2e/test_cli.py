@@ -91,3 +91,24 @@ def test_db_recount_counts_what_the_counters_do_not_hold(tmp_path: Path) -> None
     assert accrual(tmp_path, "db", "upgrade").returncode == 0
     first = accrual(tmp_path, "db", "recount")
     assert first.returncode == 0 and first.stdout.strip() == "applications counted: 0", first.stderr
+
+
+def test_token_list_revoke_audit_verify_and_key_rotation(tmp_path: Path) -> None:
+    assert accrual(tmp_path, "db", "upgrade").returncode == 0
+    assert accrual(tmp_path, "seed").returncode == 0
+    made = accrual(tmp_path, "token", "create", "--role", "admin", "--name", "ops", "--expires-in-days", "2")
+    assert made.returncode == 0
+    listed = accrual(tmp_path, "token", "list")
+    [line] = [row for row in listed.stdout.splitlines() if "\tops\t" in row]
+    token_id, state = line.split("\t")[0], line.split("\t")[-1]
+    assert state == "active" and made.stdout.strip() not in listed.stdout  # never the token itself
+    assert accrual(tmp_path, "token", "revoke", token_id).returncode == 0
+    assert accrual(tmp_path, "token", "list").stdout.count("\trevoked") == 1
+    missing = accrual(tmp_path, "token", "revoke", "tok_nope")
+    assert missing.returncode == 2 and "no such token" in missing.stderr
+    verified = accrual(tmp_path, "audit", "verify")
+    assert verified.returncode == 0 and "audit trail intact" in verified.stdout
+    new_key = accrual(tmp_path, "keys", "new", "k2").stdout.strip()
+    assert new_key.startswith("k2:") and len(new_key) > 40
+    rotated = accrual(tmp_path, "keys", "rotate")
+    assert rotated.returncode == 0 and "re-sealed under the current key: 0" in rotated.stdout
