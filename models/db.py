@@ -16,6 +16,7 @@ from config import Settings
 from models.sealing import Keyring
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_SECONDS = 5
 
 
 READ_ONLY = "accrual_read_only"
@@ -46,15 +47,22 @@ def _prepare_sqlite(engine: Engine) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`; a SQLite file's directory is created if it does not exist yet."""
+    """An engine for `url`; a SQLite file's directory is created if it does not exist yet.
+
+    hide_parameters: a database error's message never carries the statement's values, which may be
+    clinical, into a log or a traceback.
+    """
     parsed = make_url(url)
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         _prepare_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # A database that stops answering fails a request within seconds instead of hanging it.
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **kwargs.pop("connect_args", {})}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 class Database:

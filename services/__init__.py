@@ -16,7 +16,17 @@ __all__ = ["create_app"]
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> OpenAPI:
     """The HTTP API for `settings` (read from the environment when not given)."""
-    from services.api import applications, audit, events, health, prescreen, public, trials, webhooks
+    from services.api import (
+        applications,
+        audit,
+        events,
+        health,
+        metrics,
+        prescreen,
+        public,
+        trials,
+        webhooks,
+    )
     from services.api.context import authenticate_request, forget_caller
     from services.api.errors import on_validation_error, parse_json_body, register_error_handlers
     from services.api.headers import install_security_headers
@@ -52,7 +62,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.teardown_request(forget_caller)
     app.before_request(parse_json_body)
     register_error_handlers(app)
-    for module in (health, trials, applications, prescreen, public, events, webhooks, audit):
+    for module in (health, metrics, trials, applications, prescreen, public, events, webhooks, audit):
         app.register_api(module.blueprint)
     configure_sessions(app, settings)
     app.register_blueprint(dashboard)

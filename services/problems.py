@@ -20,6 +20,7 @@ PROBLEM_TYPES = {
     "invalid-idempotency-key": "Invalid Idempotency-Key",
     "invalid-cursor": "Invalid cursor",
     "too-many-requests": "Too many requests",
+    "service-unavailable": "Service unavailable",
     "invalid-state-transition": "Not allowed in the current status",
     "precondition-failed": "The resource has changed",
     "invalid-criteria": "Criteria cannot be compiled",

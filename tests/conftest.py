@@ -6,12 +6,14 @@ CI (CI=true) it fails instead, so a missing service can never pass for green.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -184,6 +186,66 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster on a spare loopback port, which a test may stop and start again.
+
+    initdb refuses to run as root, so under root the cluster belongs to the `postgres` user.
+    """
+
+    def __init__(self, workdir: Path, bindir: Path) -> None:
+        self.port = free_port()
+        self.bindir = bindir
+        self.datadir = workdir / "pgdata"
+        self.socketdir = workdir / "pgsocket"
+        self.logfile = workdir / "postgres.log"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        command = [str(self.bindir / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+
+    def create(self) -> None:
+        for path in (self.datadir, self.socketdir):
+            path.mkdir(mode=0o700)
+            if os.geteuid() == 0:
+                shutil.chown(path, "postgres", "postgres")
+        if os.geteuid() == 0:
+            self.logfile.touch()
+            shutil.chown(self.logfile, "postgres", "postgres")
+            shutil.chown(self.datadir.parent, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.datadir), "-U", "postgres", "-A", "trust", "--no-sync")
+
+    def start(self) -> None:
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.socketdir} -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.logfile), "-o", options, "-w", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop")
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PostgresServer]:
+    bindirs = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not bindirs:
+        unavailable("PostgreSQL's server programs (Debian package postgresql) to start a private cluster")
+    # Not under pytest's tmp_path: its root-only parents would keep the postgres user out.
+    workdir = Path(tempfile.mkdtemp(prefix="accrual-pg-"))
+    server = PostgresServer(workdir, bindirs[-1].parent)
+    try:
+        server.create()
+        server.start()
+        yield server
+        with contextlib.suppress(subprocess.CalledProcessError):
+            server.stop()  # unless the test left it stopped
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 # --- the service's state --------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import logging
 from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from services.problems import Problem, field_error
@@ -79,6 +80,20 @@ def register_error_handlers(app: Flask) -> None:
             detail = exc.description or exc.name
         kind = HTTP_KINDS.get(status, "malformed-request" if status < 500 else "internal-error")
         return problem_response(Problem(status, kind, detail))
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def _database_away(exc: Exception) -> Response:
+        # Connection refused, server restarting, lost connection: the request can be repeated.
+        log.warning("database unavailable on %s %s (%s)", request.method, request.path, type(exc).__name__)
+        return problem_response(
+            Problem(
+                503,
+                "service-unavailable",
+                "the database is unavailable; nothing was stored, retry shortly",
+                headers={"Retry-After": "5"},
+            )
+        )
 
     @app.errorhandler(Exception)
     def _crash(exc: Exception) -> Response:
