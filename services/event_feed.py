@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, true
+from sqlalchemy import ColumnElement, and_, literal_column, or_, select, true
 from sqlalchemy.orm import Session
 
 from models import Event, Role, Trial
@@ -45,12 +45,11 @@ def _finished_before(session: Session) -> ColumnElement[bool]:
     return Event.txid < literal_column("(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint")
 
 
-def _visible_to(caller: Caller) -> ColumnElement[bool]:
+def _visible_to(session: Session, caller: Caller) -> ColumnElement[bool]:
     if caller.role is Role.ADMIN:
         return true()
-    sponsor = (caller.sponsor or "").lower()
-    own_trials = select(Trial.trial_id).where(func.lower(Trial.sponsor) == sponsor)
-    return Event.trial_id.in_(own_trials)
+    trials = session.execute(select(Trial.trial_id, Trial.sponsor)).all()
+    return Event.trial_id.in_([trial_id for trial_id, sponsor in trials if caller.speaks_for(sponsor)])
 
 
 def read_feed(
@@ -65,7 +64,7 @@ def read_feed(
             .where(
                 or_(Event.txid > txid, and_(Event.txid == txid, Event.seq > seq)),
                 _finished_before(session),
-                _visible_to(caller),
+                _visible_to(session, caller),
             )
             .order_by(Event.txid, Event.seq)
             .limit(limit)

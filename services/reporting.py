@@ -31,13 +31,7 @@ FORECAST_SEED = 20261122  # fixed, so the same counts always give the same forec
 
 def sees_report(caller: Caller, trial: Trial) -> bool:
     """Admins see every trial's report; a sponsor sees its own trials' reports."""
-    if caller.role is Role.ADMIN:
-        return True
-    return (
-        caller.role is Role.SPONSOR
-        and caller.sponsor is not None
-        and caller.sponsor.casefold() == trial.sponsor.casefold()
-    )
+    return caller.role is Role.ADMIN or caller.speaks_for(trial.sponsor)
 
 
 def visible_report_trial(session: Session, caller: Caller, trial_id: str) -> Trial:

@@ -36,6 +36,17 @@ class Caller:
     def can_use_site(self, site_id: str) -> bool:
         return self.role is Role.ADMIN or site_id in self.site_ids
 
+    def speaks_for(self, sponsor: str | None) -> bool:
+        """A sponsor token stands for its organisation, however the name's letters are cased.
+
+        Compared in Python (casefold), never with SQL lower(), which on SQLite folds ASCII only."""
+        return (
+            self.role is Role.SPONSOR
+            and self.sponsor is not None
+            and sponsor is not None
+            and self.sponsor.casefold() == sponsor.casefold()
+        )
+
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()

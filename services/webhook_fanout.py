@@ -15,6 +15,10 @@ def _sponsor_of(session: Session, trial_id: str | None) -> str | None:
     return session.scalar(select(Trial.sponsor).where(Trial.trial_id == trial_id))
 
 
+def _same_organisation(subscriber: str, sponsor: str | None) -> bool:
+    return sponsor is not None and subscriber.casefold() == sponsor.casefold()
+
+
 def add_deliveries(session: Session, event: Event) -> int:
     """A pending delivery for every live subscription that wants the event and may see its trial."""
     subscriptions = session.scalars(
@@ -26,11 +30,7 @@ def add_deliveries(session: Session, event: Event) -> int:
     if not wanted:
         return 0
     sponsor = _sponsor_of(session, event.trial_id) if any(s.sponsor for s in wanted) else None
-    owed = [
-        s
-        for s in wanted
-        if s.sponsor is None or (sponsor is not None and s.sponsor.casefold() == sponsor.casefold())
-    ]
+    owed = [s for s in wanted if s.sponsor is None or _same_organisation(s.sponsor, sponsor)]
     for subscription in owed:
         session.add(
             WebhookDelivery(

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -111,24 +111,22 @@ def create_subscription(
     return subscription, secret
 
 
-def _owned(caller: Caller) -> Any:
-    """Admins see every subscription; a sponsor sees its organisation's."""
-    live = WebhookSubscription.deleted_at.is_(None)
-    if caller.role is Role.ADMIN:
-        return live
-    return live & (func.lower(WebhookSubscription.sponsor) == (caller.sponsor or "").lower())
+def _owns(caller: Caller, subscription: WebhookSubscription) -> bool:
+    """Admins manage every subscription; a sponsor its organisation's."""
+    if subscription.deleted_at is not None:
+        return False
+    return caller.role is Role.ADMIN or caller.speaks_for(subscription.sponsor)
 
 
 def list_subscriptions(session: Session, caller: Caller) -> list[WebhookSubscription]:
-    query = select(WebhookSubscription).where(_owned(caller)).order_by(WebhookSubscription.created_at)
-    return list(session.scalars(query))
+    query = select(WebhookSubscription).where(WebhookSubscription.deleted_at.is_(None))
+    subscriptions = session.scalars(query.order_by(WebhookSubscription.created_at))
+    return [s for s in subscriptions if _owns(caller, s)]
 
 
 def find_subscription(session: Session, caller: Caller, subscription_id: str) -> WebhookSubscription:
-    found = session.scalar(
-        select(WebhookSubscription).where(WebhookSubscription.id == subscription_id, _owned(caller))
-    )
-    if found is None:
+    found = session.get(WebhookSubscription, subscription_id)
+    if found is None or not _owns(caller, found):
         raise Problem(404, "not-found", f"no webhook {subscription_id} visible to this token")
     return found
 
