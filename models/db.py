@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,18 @@ CONNECT_TIMEOUT_SECONDS = 5
 
 
 READ_ONLY = "accrual_read_only"
+
+
+class _NoResultRows(logging.Filter):
+    """SQLAlchemy logs every result row at DEBUG, observations decrypted and screening ids included.
+    Whatever level an operator gives its loggers, those records never leave the process."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(("Row ", "Col ")))
+
+
+for _name in ("sqlalchemy.engine", "sqlalchemy.engine.Engine", "sqlalchemy.orm"):
+    logging.getLogger(_name).addFilter(_NoResultRows())
 
 
 def _prepare_sqlite(engine: Engine) -> None:
