@@ -71,7 +71,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     def openapi_document() -> Response:
         from flask import jsonify
 
-        return jsonify(app.api_doc)
+        from services.api.openapi import as_served
+
+        if "accrual.openapi" not in app.extensions:
+            app.extensions["accrual.openapi"] = as_served(app.api_doc)
+        return jsonify(app.extensions["accrual.openapi"])
 
     @app.get("/docs", doc_ui=False)
     def docs() -> Response:
