@@ -27,6 +27,7 @@ from config import Settings
 from models import Role
 from models.db import Database
 from models.migrate import upgrade
+from models.sealing import Keyring
 from services import create_app
 from services.seed import seed
 from services.tokens import create_token
@@ -98,7 +99,7 @@ def main() -> int:
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    db = Database(url)
+    db = Database(url, Keyring.parse(Keyring.new_entry("k1")))  # observations are sealed at rest
     try:
         upgrade(db)
         started = time.perf_counter()

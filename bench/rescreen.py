@@ -31,6 +31,7 @@ from models import Application, ApplicationHistory, Event, Screening, Site
 from models.base import utcnow
 from models.db import Database
 from models.migrate import upgrade
+from models.sealing import Keyring
 from services.criteria import bundled_document, compile_document
 from services.ids import new_id
 from services.rescreening import amend_criteria, rescreen_trial
@@ -102,7 +103,7 @@ def engine_rates(profiles: list[dict[str, Any]]) -> tuple[float, float]:
 
 
 def run(name: str, url: str, count: int, batch: int) -> dict[str, float]:
-    db = Database(url)
+    db = Database(url, Keyring.parse(Keyring.new_entry("k1")))  # observations are sealed at rest
     try:
         upgrade(db)
         profiles = populate(db, count)

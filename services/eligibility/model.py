@@ -30,7 +30,9 @@ class CompiledCriterion:
     reading: str | None = None
 
 
-@dataclass(frozen=True)
+# slots and no frozen: one of these is built per criterion per screening, and a frozen dataclass's
+# __init__ (object.__setattr__ per field) was the engine's largest cost (bench/engine.py).
+@dataclass(slots=True)
 class CriterionResult:
     id: str
     kind: str
@@ -83,7 +85,7 @@ def evaluate_criterion(criterion: CompiledCriterion, env: Mapping[str, Any]) -> 
         criterion.kind,
         criterion.text,
         _outcome(criterion, value),
-        tuple(sorted(missing)),
+        tuple(sorted(missing)) if missing else (),
         " ".join(notes) if notes else None,
     )
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from models import Event
 from services.outbox import add_event
 from services.tokens import Role, create_token
-from tests.conftest import TRIAL, Stack, eligible_applicant
+from tests.conftest import TRIAL, Stack, eligible_applicant, wait_until
 from tests.integration.test_intake_api import assert_problem
 from tests.integration.test_lifecycle import post
 
@@ -48,6 +48,22 @@ def read_all(
         after = body["next_cursor"]
 
 
+def settled(stack: Stack, token: str, limit: int, after: str | None = None, at_least: int = 1) -> Any:
+    """read_all once every event written so far is visible. On PostgreSQL an event shows only when
+    every older transaction in the cluster has finished, which another process may hold up briefly."""
+    return wait_until(
+        lambda: (found := read_all(stack, token, limit, after)) and len(found[0]) >= at_least and found,
+        timeout=15,
+        interval=0.05,
+        what="the feed to show every event written so far",
+    )
+
+
+def written(stack: Stack) -> int:
+    with stack.db.sessions() as session:
+        return len(list(session.scalars(select(Event.id))))
+
+
 def some_history(stack: Stack) -> None:
     stack.submit(eligible_applicant("FEED-CANARY-1"))
     second = stack.submit(eligible_applicant("FEED-CANARY-2")).get_json()["id"]
@@ -63,7 +79,7 @@ def add_event_for_other_trial(stack: Stack) -> None:
 def test_any_page_size_reads_the_same_events_once_in_the_same_order(stack: Stack) -> None:
     some_history(stack)
     admin = token_for(stack, Role.ADMIN)
-    whole, _ = read_all(stack, admin, 1000)
+    whole, _ = settled(stack, admin, 1000, at_least=written(stack))
     with stack.db.sessions() as session:
         assert [e["id"] for e in whole] == list(session.scalars(select(Event.id).order_by(Event.seq)))
     for size in (1, 2, 3, 7):
@@ -73,7 +89,7 @@ def test_any_page_size_reads_the_same_events_once_in_the_same_order(stack: Stack
 
 def test_the_envelope_carries_ids_and_statuses_never_observations(stack: Stack) -> None:
     some_history(stack)
-    events, _ = read_all(stack, token_for(stack, Role.ADMIN), 50)
+    events, _ = settled(stack, token_for(stack, Role.ADMIN), 50, at_least=written(stack))
     submitted = next(e for e in events if e["type"] == "application.submitted")
     assert set(submitted) == {"id", "type", "occurred_at", "trial_id", "site_id", "application_id", "data"}
     assert submitted["occurred_at"].endswith("Z") and submitted["trial_id"] == TRIAL
@@ -83,7 +99,7 @@ def test_the_envelope_carries_ids_and_statuses_never_observations(stack: Stack) 
 
 def test_a_sponsor_sees_only_its_trials_and_a_coordinator_nothing(stack: Stack) -> None:
     some_history(stack)
-    mine, _ = read_all(stack, token_for(stack, Role.SPONSOR, SPONSOR.upper()), 100)
+    mine, _ = settled(stack, token_for(stack, Role.SPONSOR, SPONSOR.upper()), 100, at_least=3)
     assert mine and {e["trial_id"] for e in mine} == {TRIAL}
     other, _ = read_all(stack, token_for(stack, Role.SPONSOR, "Another Pharma"), 100)
     assert other == []
@@ -95,10 +111,10 @@ def test_a_sponsor_sees_only_its_trials_and_a_coordinator_nothing(stack: Stack) 
 def test_the_cursor_waits_at_the_end_and_continues_with_what_comes_next(stack: Stack) -> None:
     admin = token_for(stack, Role.ADMIN)
     stack.submit(eligible_applicant("A"))
-    first, cursor = read_all(stack, admin, 10)
+    first, cursor = settled(stack, admin, 10)
     assert page(stack, admin, cursor)["items"] == [] and page(stack, admin, cursor)["next_cursor"] == cursor
     stack.submit(eligible_applicant("B"))
-    later, _ = read_all(stack, admin, 10, cursor)
+    later, _ = settled(stack, admin, 10, cursor)
     assert [e["type"] for e in later] == ["application.submitted"]
     assert later[0]["id"] not in {e["id"] for e in first}
 
@@ -140,13 +156,18 @@ def test_a_reader_racing_writers_that_commit_out_of_order_misses_nothing_and_rep
 
     def reader() -> None:
         cursor: str | None = None
+        deadline = None
         while True:
             finished = done.is_set()
             body = page(stack, admin, cursor, limit=4)
             read.extend(e["id"] for e in body["items"])
             cursor = body["next_cursor"]
             if finished and not body["items"]:
-                return
+                # Drained as far as the feed shows; give transactions elsewhere in the cluster a moment
+                # to finish, so the last events become visible, then stop.
+                deadline = deadline or time.monotonic() + 10
+                if len(read) >= writers * per_writer or time.monotonic() > deadline:
+                    return
             time.sleep(0.002)
 
     threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
