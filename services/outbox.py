@@ -107,6 +107,18 @@ def mark_failed(session: Session, event_id: str, holder: str, error: str, max_at
         event.status = EventStatus.DEAD.value
 
 
+def release_unsent(session: Session, event_ids: Sequence[str], holder: str, retry_in: timedelta) -> None:
+    """Give back claimed events that could not be sent for a reason not theirs (the broker was away):
+    no attempt is counted, and they are due again after `retry_in`."""
+    session.execute(
+        update(Event)
+        .where(Event.id.in_(event_ids), Event.claimed_by == holder, Event.status == EventStatus.PENDING.value)
+        .values(
+            lease_until=None, next_attempt_at=utcnow() + retry_in, last_error="the broker was unreachable"
+        )
+    )
+
+
 def republish_undecided(session: Session, older_than: datetime, limit: int = 500) -> list[str]:
     """Publish again the submission event of applications still undecided since `older_than`.
 

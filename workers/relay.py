@@ -5,14 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from models.db import Database
-from services.outbox import claim_batch, mark_failed, mark_published
+from services.outbox import claim_batch, mark_failed, mark_published, release_unsent
 
 log = logging.getLogger(__name__)
+# Connection-level failures: the broker did not answer, whatever the event.
+BROKER_AWAY = (KombuOperationalError, ConnectionError, OSError, TimeoutError)
+BROKER_RETRY = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
@@ -69,16 +74,19 @@ def relay_once(db: Database, app: Celery, holder: str, batch: int, max_attempts:
         ]
     if not claimed:
         return 0
-    sent, failed = _publish(app, claimed)
+    sent, failed, unreachable = _publish(app, claimed)
     with db.transaction() as session:
         mark_published(session, sent, holder)
         for event_id, error in failed.items():
             mark_failed(session, event_id, holder, error, max_attempts)
+        if unreachable:
+            release_unsent(session, unreachable, holder, BROKER_RETRY)
     return len(claimed)
 
 
-def _publish(app: Celery, claimed: list[Claimed]) -> tuple[list[str], dict[str, str]]:
-    """Send each event to its consumer; returns the ids sent and, per failed id, why it failed."""
+def _publish(app: Celery, claimed: list[Claimed]) -> tuple[list[str], dict[str, str], list[str]]:
+    """Send each event to its consumer. Returns the ids sent; per failed id, why it failed; and the ids
+    not sent because the broker could not be reached, which is no fault of theirs."""
     sent: list[str] = []
     failed: dict[str, str] = {}
     try:
@@ -96,11 +104,17 @@ def _publish(app: Celery, claimed: list[Claimed]) -> tuple[list[str], dict[str, 
                             producer=producer,
                         )
                     sent.append(event.id)
+                except BROKER_AWAY:
+                    raise
                 except Exception as exc:
                     failed[event.id] = f"{type(exc).__name__}: {exc}"
-    except Exception as exc:  # no connection to the broker at all
-        failed.update({e.id: f"{type(exc).__name__}: {exc}" for e in claimed if e.id not in sent})
+    except BROKER_AWAY as exc:
+        # The broker is away: the events are fine. Counting this against them would push them into
+        # ever longer backoff, and a long outage would kill them; try them again shortly instead.
+        unreachable = [e.id for e in claimed if e.id not in sent and e.id not in failed]
+        log.warning("broker unreachable (%s); %d events wait for it", type(exc).__name__, len(unreachable))
+        return sent, failed, unreachable
     if failed:
         reason = next(iter(failed.values()))[:120]
         log.warning("publishing %d events failed (%s); they will be retried", len(failed), reason)
-    return sent, failed
+    return sent, failed, []

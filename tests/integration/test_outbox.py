@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -106,3 +107,23 @@ def test_concurrent_relays_on_postgresql_claim_disjoint_batches(
         assert len(everything) == len(set(everything)) == 60
     finally:
         stack.close()
+
+
+def test_an_unreachable_broker_costs_the_events_no_attempt(stack: Stack, tmp_path: Any) -> None:
+    from tests.conftest import make_settings
+    from workers.celery_app import make_celery
+    from workers.relay import relay_once
+
+    for n in range(3):
+        stack.submit(eligible_applicant(f"AWAY-{n}"))
+    away = make_celery(make_settings(tmp_path, stack.settings.database_url, "redis://127.0.0.1:9/0"))
+    before = utcnow()
+    for _ in range(5):  # a long outage: relay after relay finds no broker
+        with stack.db.transaction() as session:
+            session.execute(update(Event).values(next_attempt_at=utcnow()))
+        assert relay_once(stack.db, away, "relay-1", 100, max_attempts=3) == 3
+    with stack.db.sessions() as session:
+        events = list(session.scalars(select(Event)))
+    assert {(e.status, e.attempts) for e in events} == {("pending", 0)}  # none dead, none backed off
+    assert all(e.last_error == "the broker was unreachable" and e.lease_until is None for e in events)
+    assert all(timedelta(0) < e.next_attempt_at - before <= timedelta(seconds=10) for e in events)
