@@ -82,20 +82,28 @@ def pg_available() -> bool:
     return _pg_reachable()
 
 
+@contextlib.contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards."""
+    name = f"accrual_test_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
 def pg_url(pg_available: bool) -> Iterator[str]:
     """A new, empty PostgreSQL database for one test, dropped afterwards."""
     if not pg_available:
         unavailable(f"PostgreSQL at {PG_ADMIN_URL} (set ACCRUAL_TEST_PG_URL)")
-    name = f"accrual_test_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_pg_database() as url:
+        yield url
 
 
 # --- Redis ----------------------------------------------------------------------------------------

@@ -38,7 +38,15 @@ from models import Event, Role
 from services.screening import screen_application
 from services.tokens import create_token
 from services.webhooks import claim_due, deliver, lease_for
-from tests.conftest import TRIAL, Stack, eligible_applicant, make_settings
+from tests.conftest import (
+    PG_ADMIN_URL,
+    TRIAL,
+    Stack,
+    eligible_applicant,
+    fresh_pg_database,
+    make_settings,
+    unavailable,
+)
 
 MAX_EXAMPLES = 25  # per operation and role: 29 operations x 25 x 3 roles, about a minute in all
 SPONSOR = "Allife Medical Science and Technology Co., Ltd."
@@ -106,12 +114,24 @@ def _webhook(stack: Stack, token: str) -> str:
     return str(response.get_json()["id"])
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One database per back-end for the whole module: the fuzz runs share their seeded world."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('fuzz-db') / 'accrual.db'}"
+        return
+    if not request.getfixturevalue("pg_available"):
+        unavailable(f"PostgreSQL at {PG_ADMIN_URL} (set ACCRUAL_TEST_PG_URL)")
+    with fresh_pg_database() as url:
+        yield url
+
+
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
+def fuzzed(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Fuzzed]:
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
     settings_ = make_settings(
         data_dir,
-        f"sqlite:///{data_dir / 'accrual.db'}",
+        database_url,
         webhook_allow_private=True,
         webhook_retry_schedule="",  # one attempt: a failed delivery is finished, ready for redelivery
         webhook_timeout_seconds=1,
