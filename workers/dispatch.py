@@ -28,6 +28,8 @@ def _dispatch(db: Database, app: Celery, model: Scheduled, task: str, lease: tim
     """Claim the due rows of `model` and publish `task(id, claim)` for each; how many were sent."""
     with db.transaction() as session:
         due = claim_due(session, model, lease, BATCH)
+    if not due:
+        return 0
     sent: list[str] = []
     try:
         with app.producer_or_acquire() as producer:

@@ -65,6 +65,13 @@ CONSUMERS: dict[str, list[Consumer]] = {
 }
 
 
+def consumers(app: Celery, event_type: str) -> list[Consumer]:
+    """The event's consumers; e-mail's only when e-mail is on, so a task that would do nothing is
+    never queued ahead of webhook deliveries."""
+    mail_on = app.conf.accrual_settings.mail_enabled
+    return [c for c in CONSUMERS.get(event_type, []) if mail_on or c is not MAIL]
+
+
 def relay_once(db: Database, app: Celery, holder: str, batch: int, max_attempts: int) -> int:
     """Publish one batch and return how many events it handled; no transaction is open while publishing."""
     with db.transaction() as session:
@@ -93,7 +100,7 @@ def _publish(app: Celery, claimed: list[Claimed]) -> tuple[list[str], dict[str, 
         with app.producer_or_acquire() as producer:
             for event in claimed:
                 try:
-                    for task, queue, arguments in CONSUMERS.get(event.type, []):
+                    for task, queue, arguments in consumers(app, event.type):
                         # One task id per (event, consumer); a retry after a partial fan-out sends the
                         # first consumers again, which their idempotency absorbs.
                         app.send_task(

@@ -206,3 +206,17 @@ def test_token_emails_are_checked(sqlite_stack: Stack, role: Role, email: str, s
     sites = [sqlite_stack.site_id] if role is Role.COORDINATOR else []
     with pytest.raises(TokenError), sqlite_stack.db.transaction() as session:
         create_token(session, role, sites, sponsor, email=email)
+
+
+def test_the_relay_queues_no_mail_task_while_mail_is_off(tmp_path: Path) -> None:
+    from workers.celery_app import make_celery
+    from workers.relay import consumers
+
+    off = make_celery(make_settings(tmp_path, f"sqlite:///{tmp_path / 'a.db'}"))
+    on = make_celery(make_settings(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", smtp_host="127.0.0.1"))
+    assert [task for task, _, _ in consumers(off, "application.screened")] == ["reporting.count"]
+    assert [task for task, _, _ in consumers(on, "application.screened")] == [
+        "reporting.count",
+        "mail.compose",
+    ]
+    assert consumers(off, "site.status_changed") == []
