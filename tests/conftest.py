@@ -370,15 +370,19 @@ class Processes:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop_all(self) -> None:
+        # SIGTERM to the main process only: signalled as a group, a Celery worker's pool children can die
+        # holding billiard's queue lock, and the main process then hangs at exit until SIGKILL.
         for child in self.children:
             if child.poll() is None:
-                os.killpg(child.pid, 15)
+                child.terminate()
         for child in self.children:
             try:
-                child.wait(20)
+                child.wait(10)
             except subprocess.TimeoutExpired:
-                os.killpg(child.pid, 9)
-                child.wait(5)
+                pass
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, 9)  # whatever is left of its group
+            child.wait(5)
         for log in self.logs:
             log.close()
 
