@@ -28,7 +28,7 @@ def _declare_and_publish(
     queue = Queue("screening", Exchange("screening", type="direct"), routing_key="screening")
     try:
         with Connection(url) as connection:
-            barrier.wait(timeout=30)
+            barrier.wait(timeout=180)  # a cold start (bytecode not yet compiled) can take long
             with connection.Producer() as producer:
                 producer.publish({"n": 1}, exchange=queue.exchange, routing_key="screening", declare=[queue])
     except Exception as error:  # reported to the parent, which fails the test with it
@@ -48,7 +48,7 @@ def test_processes_starting_together_on_a_fresh_broker_all_declare_and_publish(t
         for process in workers:
             process.start()
         for process in workers:
-            process.join(60)
+            process.join(240)
         reported = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
         assert reported == [] and all(p.exitcode == 0 for p in workers), (round_number, reported)
         with closing(sqlite3.connect(tmp_path / f"broker-{round_number}.db")) as broker:
