@@ -376,10 +376,8 @@ class Processes:
             if child.poll() is None:
                 child.terminate()
         for child in self.children:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, 9)  # whatever is left of its group
             child.wait(5)
