@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -54,14 +55,33 @@ class Settings(BaseSettings):
         default=300, gt=0, description="How often applications the counters missed are counted."
     )
     outbox_max_attempts: int = Field(default=50, ge=1)
+    outbox_lease_seconds: float = Field(
+        default=60,
+        gt=0,
+        le=3600,
+        description="How long a relay holds the events it claimed; those of a relay that died are "
+        "claimed again after it.",
+    )
 
     worker_concurrency: int = Field(default=2, ge=1, le=64)
     api_workers: int = Field(default=2, ge=1, le=64)
     api_threads: int = Field(default=4, ge=1, le=64)
+    api_max_queue_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        le=600,
+        description="A request that waited longer than this for a server thread gets 503 and Retry-After "
+        "before any work; 0 turns shedding off.",
+    )
     task_soft_time_limit: int = Field(default=60, ge=1)
     task_time_limit: int = Field(default=90, ge=2)
     visibility_timeout: int = Field(default=900, ge=10)
-    screening_max_deliveries: int = Field(default=5, ge=1)
+    screening_max_deliveries: int = Field(
+        default=3,
+        ge=1,
+        description="Deliveries of one screening before it is dead-lettered: after a task killed its worker "
+        "this many times, the next delivery sends the application to review instead of evaluating it.",
+    )
 
     webhook_allow_private: bool = Field(
         default=False,
@@ -155,6 +175,10 @@ class Settings(BaseSettings):
     @property
     def mail_delays(self) -> list[float]:
         return _seconds(self.mail_retry_schedule)
+
+    @property
+    def outbox_lease(self) -> timedelta:
+        return timedelta(seconds=self.outbox_lease_seconds)
 
     @property
     def mail_enabled(self) -> bool:

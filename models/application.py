@@ -33,6 +33,9 @@ class Application(Base):
     screening_deliveries: Mapped[int] = mapped_column(default=0)
     submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[datetime | None]
+    # Set when screening was given up after too many deliveries (a message that kills its worker):
+    # the application waits in needs_review for an operator's `accrual screening retry`.
+    dead_lettered_at: Mapped[datetime | None] = mapped_column(index=True)
     version: Mapped[int] = mapped_column(default=1)
 
     history: Mapped[list[ApplicationHistory]] = relationship(

@@ -33,6 +33,7 @@ from models.sealing import Keyring
 from services.audit import acting_as, verify_chain
 from services.criteria import CriteriaError
 from services.data_keys import reseal_observations
+from services.dead_letters import DeadLetterError, list_dead_letters, retry_screening
 from services.health import check_broker, check_database
 from services.problems import Problem
 from services.recruitment_counts import count_uncounted
@@ -172,6 +173,39 @@ def trials_criteria(trial_id: str, file: Path) -> None:
 
 
 @main.group()
+def screening() -> None:
+    """Dead-lettered screenings: list them and send them back to screening."""
+
+
+@screening.command("dead-letters")
+def screening_dead_letters() -> None:
+    """Applications whose screening was given up after repeated deliveries (tab-separated; ids only)."""
+    database = _database(get_settings())
+    with database.reading() as session:
+        rows = list_dead_letters(session)
+    click.echo("application\ttrial\tsite\tdeliveries\tdead_lettered_at")
+    for row in rows:
+        click.echo(
+            f"{row.application_id}\t{row.trial_id}\t{row.site_id}\t{row.deliveries}\t"
+            f"{row.dead_lettered_at:%Y-%m-%d %H:%M:%S}"
+        )
+
+
+@screening.command("retry")
+@click.argument("application_ids", nargs=-1, required=True)
+@_operator
+def screening_retry(application_ids: tuple[str, ...]) -> None:
+    """Screen dead-lettered applications again (all or none), once their cause is fixed."""
+    database = _database(get_settings())
+    try:
+        with database.transaction() as session:
+            retried = retry_screening(session, list(dict.fromkeys(application_ids)), "cli")
+    except DeadLetterError as exc:
+        _fail(f"{exc}; nothing was retried")
+    click.echo(f"queued for screening again: {', '.join(retried)}")
+
+
+@main.group()
 def keys() -> None:
     """Keys sealing clinical data at rest (ACCRUAL_DATA_KEYS)."""
 
@@ -302,7 +336,8 @@ def api(host: str, port: int) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", settings.api_workers)
             self.cfg.set("threads", settings.api_threads)
-            self.cfg.set("worker_class", "gthread")
+            # gthread, timing each request's wait for a thread so that overload is shed with 503s.
+            self.cfg.set("worker_class", "services.api.load_shedding.QueueTimingWorker")
             self.cfg.set("accesslog", "-")
             # The access log shows paths and statuses only: no query strings, which may carry filters.
             self.cfg.set("access_log_format", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss')

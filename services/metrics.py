@@ -71,6 +71,11 @@ def database_figures(session: Session, figures: Figures) -> None:
         "accrual_screening_redelivered", "Undecided applications whose screening task came more than once",
         float(session.scalar(select(func.count()).select_from(Application).where(redelivered)) or 0),
     )  # fmt: skip
+    dead_lettered = (Application.dead_lettered_at.is_not(None)) & (Application.status == "needs_review")
+    figures.gauge(
+        "accrual_screening_dead_letters", "Applications whose screening was given up, waiting for a retry",
+        float(session.scalar(select(func.count()).select_from(Application).where(dead_lettered)) or 0),
+    )  # fmt: skip
     _decision_latency(session, figures)
     for model, name, what in (
         (WebhookDelivery, "accrual_webhook_deliveries", "Webhook deliveries by status"),

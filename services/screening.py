@@ -84,24 +84,27 @@ def _decide(
     version = trial.current_criteria_version
     if version is None:
         raise LookupError(f"trial {trial.trial_id} has no criteria")
-    if deliveries > max_deliveries:
+    dead_letter = deliveries > max_deliveries
+    if dead_letter:
+        # Every earlier delivery died before committing (it killed its worker, or timed out): do not
+        # evaluate again. The application waits in review, listed for `accrual screening retry`.
         evaluation = Evaluation("needs_review", ())
         reason = POISON_NOTE.format(n=deliveries - 1)
-        log.error(
-            "application %s screened %d times without success; sent to review", application_id, deliveries
-        )
+        log.error("screening of %s dead-lettered after %d deliveries", application_id, deliveries)
     else:
         compiled = compiled_version(session, trial.trial_id, version)
         evaluation = compiled.evaluate(application.observations, application.submitted_at.date())
         reason = None
-    if not _claim_decision(session, application, evaluation.decision, version):
+    if not _claim_decision(session, application, evaluation.decision, version, dead_letter):
         return ScreeningOutcome(application_id, "duplicate")
     _record(session, application, evaluation, version, reason)
     session.add(ProcessedMessage(consumer=CONSUMER, message_id=message_id))
     return ScreeningOutcome(application_id, "decided", evaluation.decision)
 
 
-def _claim_decision(session: Session, application: Application, decision: str, version: int) -> bool:
+def _claim_decision(
+    session: Session, application: Application, decision: str, version: int, dead_letter: bool
+) -> bool:
     """The state-machine guard: only a still-submitted application takes a decision."""
     now = utcnow()
     result = session.execute(
@@ -112,16 +115,19 @@ def _claim_decision(session: Session, application: Application, decision: str, v
             decision=decision,
             decided_at=now,
             criteria_version=version,
+            dead_lettered_at=now if dead_letter else None,
             version=Application.version + 1,
         )
         .execution_options(synchronize_session=False)
     )
     claimed = bool(getattr(result, "rowcount", 0))
     if claimed:  # a guarded Core UPDATE: the unit of work does not see it, so it is noted here
-        change = {
+        change: dict[str, list[object]] = {
             "status": [ApplicationStatus.SUBMITTED.value, decision],
             "criteria_version": [None, version],
         }
+        if dead_letter:
+            change["dead_lettered_at"] = [None, now.isoformat()]
         note(session, "application", application.id, "change", change)
     return claimed
 

@@ -327,6 +327,20 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
     built.close()
 
 
+@pytest.fixture(params=["sqlite", "postgres+redis"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    """The service's state for real processes: SQLite with the embedded broker, PostgreSQL with Redis."""
+    if request.param == "sqlite":
+        settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'accrual.db'}")
+    else:
+        settings = make_settings(
+            tmp_path, request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
+        )
+    built = Stack(settings)
+    yield built
+    built.close()
+
+
 @pytest.fixture
 def pg_stack(tmp_path: Path, pg_url: str) -> Iterator[Stack]:
     built = Stack(make_settings(tmp_path, pg_url))
@@ -352,11 +366,14 @@ class Processes:
         self.children: list[subprocess.Popen[bytes]] = []
         self.logs: list[Any] = []
 
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, args: list[str], env: dict[str, str], module: str = "services.cli"
+    ) -> subprocess.Popen[bytes]:
+        """`accrual ARGS...`, or another module's command line (a worker with a fault built in)."""
         log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.logs.append(log)
         child = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", *args],
+            [sys.executable, "-m", module, *args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -5,30 +5,19 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
-from pathlib import Path
+import subprocess
+import sys
 
 import pytest
 from sqlalchemy import func, select
 
-from models import Application, Event
-from tests.conftest import Processes, Stack, make_settings, wait_until
+from models import Application, ApplicationHistory, CriterionResult, Event, Screening
+from services.dead_letters import RETRY_REASON
+from services.screening import POISON_NOTE
+from tests.conftest import Processes, Stack, wait_until
 from tests.integration.test_pipeline import assert_decided_exactly_once, decided, submit_many
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=["sqlite", "postgres+redis"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
-    if request.param == "sqlite":
-        settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'accrual.db'}")
-    else:
-        settings = make_settings(
-            tmp_path, request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
-        )
-    built = Stack(settings)
-    yield built
-    built.close()
 
 
 def decided_count(stack: Stack, ids: list[str]) -> int:
@@ -79,3 +68,91 @@ def test_a_task_published_twice_by_hand_decides_once(backend: Stack, processes: 
     with backend.db.sessions() as session:
         deliveries = session.get_one(Application, application).screening_deliveries
     assert deliveries >= 1
+
+
+def accrual(environment: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def status_of(stack: Stack, application_id: str) -> str:
+    with stack.db.sessions() as session:
+        return session.get_one(Application, application_id).status
+
+
+def test_an_application_that_kills_its_worker_three_times_is_dead_lettered_and_can_be_retried(
+    backend: Stack, processes: Processes
+) -> None:
+    # Celery requeues the task of a killed pool process once, then drops it (a redelivered message is
+    # not requeued again); the sweep re-publishes it, so each death is followed by another delivery.
+    environment = {
+        **backend.env(),
+        "ACCRUAL_SCREENING_MAX_DELIVERIES": "3",
+        "ACCRUAL_SWEEP_AFTER_SECONDS": "2",
+        "ACCRUAL_SWEEP_INTERVAL_SECONDS": "1",
+    }
+    processes.start("beat", ["beat"], environment)
+    poisoned = processes.start("poison-worker", ["worker"], environment, module="tests.poison_worker")
+    [application] = submit_many(backend, 1, "POISON")
+    wait_until(
+        lambda: status_of(backend, application) == "needs_review",
+        timeout=120,
+        what="the dead letter: " + processes.log("poison-worker")[-1500:],
+    )
+    with backend.db.sessions() as session:
+        row = session.get_one(Application, application)
+        assert row.screening_deliveries >= 4  # three deaths, then the delivery that gave up
+        assert row.dead_lettered_at is not None and row.decision == "needs_review"
+        [screening] = session.scalars(select(Screening).where(Screening.application_id == application)).all()
+        assert screening.decision == "needs_review"
+        assert not session.scalars(
+            select(CriterionResult).where(CriterionResult.screening_id == screening.id)
+        ).all()  # it was never evaluated: evaluating is what killed the workers
+        reasons = session.scalars(
+            select(ApplicationHistory.reason).where(ApplicationHistory.application_id == application)
+        ).all()
+        assert POISON_NOTE.format(n=row.screening_deliveries - 1) in reasons
+    assert "accrual_screening_dead_letters 1.0" in backend.client.get("/metrics").get_data(as_text=True)
+    listed = accrual(environment, "screening", "dead-letters")
+    assert listed.returncode == 0 and application in listed.stdout
+
+    # The cause is fixed (here: a worker without the fault); the operator sends it back to screening.
+    poisoned.terminate()
+    poisoned.wait(30)
+    processes.start("worker", ["worker"], environment)
+    retried = accrual(environment, "screening", "retry", application)
+    assert retried.returncode == 0, retried.stderr
+    wait_until(
+        lambda: status_of(backend, application) == "eligible",
+        timeout=90,
+        what="the retried screening: " + processes.log("worker")[-1500:],
+    )
+    with backend.db.sessions() as session:
+        row = session.get_one(Application, application)
+        assert row.dead_lettered_at is None and row.screening_round == 2
+        decisions = session.scalars(
+            select(Screening.decision)
+            .where(Screening.application_id == application)
+            .order_by(Screening.round)
+        ).all()
+        assert decisions == ["needs_review", "eligible"]
+        screened = session.scalar(
+            select(func.count())
+            .select_from(Event)
+            .where(Event.application_id == application, Event.type == "application.screened")
+        )
+        assert screened == 2  # one per screening round: the dead letter, then the retry
+        assert (
+            RETRY_REASON
+            in session.scalars(
+                select(ApplicationHistory.reason).where(ApplicationHistory.application_id == application)
+            ).all()
+        )
+    assert "accrual_screening_dead_letters 0.0" in backend.client.get("/metrics").get_data(as_text=True)
+    again = accrual(environment, "screening", "retry", application)
+    assert again.returncode == 2 and "nothing was retried" in again.stderr
