@@ -5,16 +5,19 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from kombu.transport import redis as kombu_redis
 from kombu.transport import sqlalchemy as kombu_sqla
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from config import Settings, get_settings
 
+log = logging.getLogger(__name__)
 SCREENING_QUEUE = "screening"
 # Slow or hanging endpoints wait here, never ahead of screening; run a worker of its own in production.
 NOTIFICATIONS_QUEUE = "notifications"
@@ -47,6 +50,33 @@ class ProcessSafeChannel(kombu_sqla.Channel):  # type: ignore[misc]
 
 
 kombu_sqla.Transport.Channel = ProcessSafeChannel
+
+
+class OutageTolerantQoS(kombu_redis.QoS):  # type: ignore[misc]
+    """kombu's Redis QoS, whose closing does not crash a worker that lost Redis with tasks in hand.
+
+    When Redis stopped while a worker held unacknowledged tasks, closing the channel tried to push them
+    back through a connection that was already gone, raised AttributeError ('NoneType' object has no
+    attribute 'hostname'), which kombu does not count as a connection error, and the worker stopped
+    with "Unrecoverable error" instead of reconnecting. The tasks cannot be returned while Redis is
+    away anyway: Redis restores them after the visibility timeout if it kept them, and Accrual's sweep
+    publishes any application still undecided again if it did not.
+    """
+
+    def restore_unacked(self, client: Any = None) -> Any:
+        try:
+            return super().restore_unacked(client)
+        except (AttributeError, *kombu_redis.Transport.connection_errors) as exc:
+            log.warning(
+                "could not return %d unacknowledged tasks to Redis (%s); they come back later",
+                len(self._delivered),
+                type(exc).__name__,
+            )
+            self._delivered.clear()
+            return None
+
+
+kombu_redis.Channel.QoS = OutageTolerantQoS
 
 
 def _prepare_embedded_broker(settings: Settings) -> None:

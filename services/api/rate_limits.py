@@ -26,12 +26,31 @@ INTAKE_PATH = "/api/v1/applications"
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+# After the store fails, requests skip it this long: each attempt on a stopped Redis costs a connection
+# timeout, three per request, which would turn a broker outage into an intake slowdown.
+STORE_RETRY_SECONDS = 5.0
+STORE_TIMEOUTS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+
+
+@dataclass
 class RateLimits:
     limiter: MovingWindowRateLimiter
     intake_per_token: RateLimitItem
     intake_per_address: RateLimitItem
     auth_failures_per_address: RateLimitItem
+    store_down_until: float = 0.0  # time.monotonic(); per process
+
+    def store_usable(self) -> bool:
+        return time.monotonic() >= self.store_down_until
+
+    def store_failed(self, exc: Exception) -> None:
+        if self.store_usable():  # once per outage window, not once per request
+            log.warning(
+                "rate limits not enforced for %.0f s: their store is unavailable (%s)",
+                STORE_RETRY_SECONDS,
+                type(exc).__name__,
+            )
+        self.store_down_until = time.monotonic() + STORE_RETRY_SECONDS
 
 
 def storage_url(settings: Settings) -> str:
@@ -43,7 +62,9 @@ def storage_url(settings: Settings) -> str:
 
 
 def install_rate_limits(app: Flask, settings: Settings) -> None:
-    storage = storage_from_string(storage_url(settings), key_prefix="accrual-limits")
+    url = storage_url(settings)
+    options = STORE_TIMEOUTS if url.startswith(("redis://", "rediss://")) else {}
+    storage = storage_from_string(url, key_prefix="accrual-limits", **options)
     app.extensions["accrual.rate_limits"] = RateLimits(
         limiter=MovingWindowRateLimiter(storage),
         intake_per_token=parse(settings.rate_limit_intake_per_token),
@@ -68,11 +89,14 @@ def _token_key() -> str:
 
 def _enforce(item: RateLimitItem, scope: str, key: str, what: str, *, count: bool) -> None:
     """429 once `key` has used up `item` in `scope`; `count` spends one of it on this request."""
-    limiter = _limits().limiter
+    limits = _limits()
+    if not limits.store_usable():
+        return
+    limiter = limits.limiter
     try:
         allowed = limiter.hit(item, scope, key) if count else limiter.test(item, scope, key)
     except Exception as exc:  # the counters' store is away: intake must keep answering, so let it pass
-        _store_unavailable(exc)
+        limits.store_failed(exc)
         return
     if allowed:
         return
@@ -93,14 +117,10 @@ def check_rate_limits() -> None:
 
 
 def count_auth_failure(response: Response) -> Response:
-    if response.status_code == 401:
-        limits = _limits()
+    limits = _limits()
+    if response.status_code == 401 and limits.store_usable():
         try:
             limits.limiter.hit(limits.auth_failures_per_address, "auth-failures", _address())
         except Exception as exc:
-            _store_unavailable(exc)
+            limits.store_failed(exc)
     return response
-
-
-def _store_unavailable(exc: Exception) -> None:
-    log.warning("rate limits not enforced: their store is unavailable (%s)", type(exc).__name__)

@@ -114,36 +114,36 @@ def test_intake_keeps_answering_while_the_broker_is_down_and_nothing_is_lost(
         start_pipeline(processes, stack)
         warmup = submit_many(stack, 1, "W")
         wait_until(lambda: decided(stack, warmup), timeout=60, what="the worker to start")
+        before = submit_many(stack, 50, "B")  # a burst of 200, and Redis stops a quarter of the way in
         private_redis.stop()
-        ids = submit_many(stack, 20)
+        during = submit_many(stack, 150, "D")
         with stack.db.sessions() as session:
             undecided = session.scalar(
                 select(func.count())
                 .select_from(Application)
-                .where(Application.id.in_(ids), Application.decided_at.is_(None))
+                .where(Application.id.in_(during), Application.decided_at.is_(None))
             )
-        assert undecided == 20
+        assert undecided == 150
         private_redis.start()
-        wait_until(lambda: decided(stack, ids), timeout=90, what="decisions after the broker returned")
+        ids = before + during
+        wait_until(lambda: decided(stack, ids), timeout=120, what="decisions after the broker returned")
         assert_decided_exactly_once(stack, ids)
     finally:
         stack.close()
 
 
-def test_a_message_lost_by_the_broker_is_published_again_by_the_sweep(
-    pg_url: str, redis_url: str, tmp_path: Path, processes: Processes
+def test_redis_restarted_without_persistence_loses_its_queue_and_the_sweep_publishes_again(
+    pg_url: str, private_redis: RedisServer, tmp_path: Path, processes: Processes
 ) -> None:
-    import redis
-
-    stack = Stack(make_settings(tmp_path, pg_url, redis_url))
+    stack = Stack(make_settings(tmp_path, pg_url, private_redis.url))
     try:
         environment = {
             **stack.env(),
             "ACCRUAL_SWEEP_AFTER_SECONDS": "2",
             "ACCRUAL_SWEEP_INTERVAL_SECONDS": "1",
         }
-        processes.start("beat", ["beat"], environment)
-        ids = submit_many(stack, 3)
+        processes.start("beat", ["beat"], environment)  # no worker yet: the tasks wait in Redis
+        ids = submit_many(stack, 20)
 
         def published() -> bool:
             with stack.db.sessions() as session:
@@ -153,9 +153,10 @@ def test_a_message_lost_by_the_broker_is_published_again_by_the_sweep(
             return pending == 0
 
         wait_until(published, timeout=30, what="the relay to publish")
-        redis.Redis.from_url(redis_url).flushdb()  # the broker loses every queued message
+        private_redis.stop()  # --save "" --appendonly no: every queued task is gone with it
+        private_redis.start()
         processes.start("worker", ["worker"], environment)
-        wait_until(lambda: decided(stack, ids), timeout=60, what="the sweep to recover lost messages")
+        wait_until(lambda: decided(stack, ids), timeout=90, what="the sweep to recover the lost tasks")
         assert_decided_exactly_once(stack, ids)
     finally:
         stack.close()
@@ -210,3 +211,28 @@ def test_an_amendment_reaches_the_worker_and_rescreens_every_open_application(
 
     wait_until(rescreened, timeout=60, what="re-screening under version 2")
     assert set(decisions(sqlite_stack, ids).values()) == {"ineligible"}  # born 1955: 71 at consent
+
+
+def test_closing_a_channel_that_lost_redis_with_tasks_in_hand_does_not_raise(
+    private_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The failure seen when Redis stopped during a burst: the worker's channel, closing with tasks
+    unacknowledged, found its transport's connection gone and raised AttributeError, which stopped the
+    worker ("Unrecoverable error") instead of letting it reconnect."""
+    from kombu import Connection, Queue
+
+    import workers.celery_app  # noqa: F401 - installs the QoS under test
+
+    connection = Connection(private_redis.url)
+    queue = Queue("held")
+    with connection.Producer() as producer:
+        producer.publish({"n": 1}, routing_key="held", declare=[queue])
+    held: list[Any] = []
+    with connection.Consumer([queue], callbacks=[lambda _body, message: held.append(message)]):
+        connection.drain_events(timeout=5)
+        assert len(held) == 1  # delivered, not acknowledged
+        private_redis.stop()
+        channel = connection.default_channel
+        channel.connection.client = None  # what the worker's channel found when it closed
+        channel.close()
+    assert "could not return 1 unacknowledged tasks to Redis" in caplog.text

@@ -21,7 +21,7 @@ from models.sealing import Keyring, SealingError
 from services.audit import verify_chain
 from services.data_keys import reseal_observations
 from services.tokens import Role, create_token, list_tokens, revoke_token
-from tests.conftest import TRIAL, Stack, eligible_applicant, make_settings
+from tests.conftest import TRIAL, RedisServer, Stack, eligible_applicant, make_settings
 from tests.integration.test_amendments import decide
 from tests.integration.test_intake_api import assert_problem
 from tests.integration.test_lifecycle import post
@@ -196,6 +196,42 @@ def test_an_address_that_keeps_failing_authentication_must_wait(limited: Stack) 
     locked = limited.client.get("/api/v1/trials", headers=auth(limited.admin))
     assert_problem(locked, 429)
     assert int(locked.headers["Retry-After"]) >= 1
+
+
+def test_intake_passes_when_the_limits_store_is_down_and_tries_it_again_later(
+    private_redis: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'accrual.db'}",
+        rate_limit_storage_url=private_redis.url,
+        rate_limit_intake_per_token="2/minute",
+    )
+    stack = Stack(settings)
+    try:
+        limits = stack.app.extensions["accrual.rate_limits"]
+        calls = 0
+
+        def counting(method: Any) -> Any:
+            def call(*args: Any) -> bool:
+                nonlocal calls
+                calls += 1
+                return bool(method(*args))
+
+            return call
+
+        for name in ("hit", "test"):
+            monkeypatch.setattr(limits.limiter, name, counting(getattr(limits.limiter, name)))
+        private_redis.stop()
+        answers = [stack.submit(eligible_applicant(f"DOWN{n}")).status_code for n in range(6)]
+        assert answers == [202] * 6  # fail open: intake keeps answering beyond the limit
+        assert calls == 1  # one failed call opens the breaker; every later check skips the store
+        private_redis.start()
+        monkeypatch.setattr(limits, "store_down_until", 0.0)  # the retry window has passed
+        answers = [stack.submit(eligible_applicant(f"UP{n}")).status_code for n in range(3)]
+        assert answers == [202, 202, 429]  # enforced again once the store answers
+    finally:
+        stack.close()
 
 
 def test_every_answer_carries_the_security_headers(stack: Stack) -> None:
