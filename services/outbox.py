@@ -45,7 +45,7 @@ def add_event(
     return event
 
 
-def claim_batch(session: Session, holder: str, limit: int = 100) -> list[Event]:
+def claim_batch(session: Session, holder: str, limit: int = 100, lease: timedelta = LEASE) -> list[Event]:
     """Lease up to `limit` due events, oldest first, at most the oldest pending one per application.
 
     On PostgreSQL rows another relay has locked are skipped (FOR UPDATE SKIP LOCKED); on SQLite the
@@ -73,7 +73,7 @@ def claim_batch(session: Session, holder: str, limit: int = 100) -> list[Event]:
     events = list(session.scalars(due))
     for event in events:
         event.claimed_by = holder
-        event.lease_until = now + LEASE
+        event.lease_until = now + lease
     return events
 
 

@@ -93,7 +93,9 @@ def run(settings: Settings, db: Database, app: Celery, stop: threading.Event) ->
         log.warning("e-mail is off: ACCRUAL_SMTP_HOST is not set, so coordinators get no e-mail")
     while not stop.is_set():
         try:
-            handled = relay_once(db, app, holder, RELAY_BATCH, settings.outbox_max_attempts)
+            handled = relay_once(
+                db, app, holder, RELAY_BATCH, settings.outbox_max_attempts, settings.outbox_lease
+            )
             for job in jobs:
                 job.run_if_due(db, holder)
         except Exception as exc:

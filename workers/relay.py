@@ -12,7 +12,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from models.db import Database
-from services.outbox import claim_batch, mark_failed, mark_published, release_unsent
+from services.outbox import LEASE, claim_batch, mark_failed, mark_published, release_unsent
 
 log = logging.getLogger(__name__)
 # Connection-level failures: the broker did not answer, whatever the event.
@@ -72,12 +72,14 @@ def consumers(app: Celery, event_type: str) -> list[Consumer]:
     return [c for c in CONSUMERS.get(event_type, []) if mail_on or c is not MAIL]
 
 
-def relay_once(db: Database, app: Celery, holder: str, batch: int, max_attempts: int) -> int:
+def relay_once(
+    db: Database, app: Celery, holder: str, batch: int, max_attempts: int, lease: timedelta = LEASE
+) -> int:
     """Publish one batch and return how many events it handled; no transaction is open while publishing."""
     with db.transaction() as session:
         claimed = [
             Claimed(e.id, e.type, e.trial_id, e.application_id, dict(e.data))
-            for e in claim_batch(session, holder, batch)
+            for e in claim_batch(session, holder, batch, lease)
         ]
     if not claimed:
         return 0

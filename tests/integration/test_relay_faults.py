@@ -1,0 +1,71 @@
+"""The outbox relay killed in the middle of a batch, and two relays at once: every event is published at
+least once and handled once (one decision and one count per application), on SQLite with the embedded
+broker and on PostgreSQL with Redis."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from sqlalchemy import func, select
+
+from models import Event
+from models.enums import EventStatus
+from models.reporting import StatusCount
+from tests.conftest import Processes, Stack, wait_until
+from tests.integration.test_pipeline import assert_decided_exactly_once, decided, submit_many
+
+pytestmark = pytest.mark.slow
+
+# The lease is what recovers a dead relay's events here: the sweep is kept out of the way.
+RELAY_ENV = {"ACCRUAL_OUTBOX_LEASE_SECONDS": "2", "ACCRUAL_SWEEP_AFTER_SECONDS": "3600"}
+
+
+def events_by_status(stack: Stack) -> dict[str, int]:
+    with stack.db.sessions() as session:
+        return dict(session.execute(select(Event.status, func.count()).group_by(Event.status)).all())  # type: ignore[arg-type]
+
+
+def eligible_counted(stack: Stack) -> int:
+    with stack.db.sessions() as session:
+        total = session.scalar(select(func.sum(StatusCount.count)).where(StatusCount.status == "eligible"))
+    return int(total or 0)
+
+
+def assert_each_handled_once(stack: Stack, processes: Processes, ids: list[str]) -> None:
+    wait_until(
+        lambda: decided(stack, ids) and set(events_by_status(stack)) == {EventStatus.PUBLISHED.value},
+        timeout=120,
+        what="every decision and every event published: " + processes.log("worker")[-1500:],
+    )
+    assert_decided_exactly_once(stack, ids)
+    # Counting is a consumer too: a re-sent event must not count an application twice.
+    wait_until(lambda: eligible_counted(stack) == len(ids), timeout=60, what="every application counted")
+    assert eligible_counted(stack) == len(ids)
+
+
+def test_a_relay_killed_mid_batch_leaves_no_event_unpublished_and_none_handled_twice(
+    backend: Stack, processes: Processes
+) -> None:
+    environment = {**backend.env(), **RELAY_ENV}
+    ids = submit_many(backend, 60, "MIDBATCH")  # one batch: 60 events, two tasks each
+    processes.start("worker", ["worker"], environment)
+    dying = processes.start(
+        "dying-relay", ["beat"], {**environment, "KILL_AFTER_SENDS": "61"}, module="tests.faulty_relay"
+    )
+    assert dying.wait(60) == -signal.SIGKILL, processes.log("dying-relay")[-1500:]
+    # Half the batch reached the broker, and the relay died before stamping any of it.
+    assert events_by_status(backend) == {EventStatus.PENDING.value: 60}
+    processes.start("relay", ["beat"], environment)
+    assert_each_handled_once(backend, processes, ids)
+
+
+def test_two_relays_at_once_publish_every_event_and_each_is_handled_once(
+    backend: Stack, processes: Processes
+) -> None:
+    environment = {**backend.env(), **RELAY_ENV}
+    ids = submit_many(backend, 60, "TWORELAYS")
+    processes.start("worker", ["worker"], environment)
+    processes.start("relay-a", ["beat"], environment)
+    processes.start("relay-b", ["beat"], environment)
+    assert_each_handled_once(backend, processes, ids)
