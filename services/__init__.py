@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from services.api.context import authenticate_request, forget_caller
     from services.api.errors import on_validation_error, parse_json_body, register_error_handlers
     from services.api.headers import install_security_headers
+    from services.api.load_shedding import shed_late_requests
     from services.api.rate_limits import check_rate_limits, install_rate_limits
     from services.dashboard import blueprint as dashboard
     from services.dashboard import configure_sessions
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     logging.getLogger("services").setLevel(settings.log_level)
     install_rate_limits(app, settings)
     install_security_headers(app, settings)
+    app.before_request(shed_late_requests)  # first: a shed request must cost nothing
     app.before_request(check_rate_limits)
     app.before_request(authenticate_request)
     app.teardown_request(forget_caller)

@@ -21,6 +21,7 @@ PROBLEM_TYPES = {
     "invalid-cursor": "Invalid cursor",
     "too-many-requests": "Too many requests",
     "service-unavailable": "Service unavailable",
+    "overloaded": "Server overloaded",
     "invalid-state-transition": "Not allowed in the current status",
     "precondition-failed": "The resource has changed",
     "invalid-criteria": "Criteria cannot be compiled",

@@ -8,6 +8,7 @@ from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from services.problems import Problem, field_error
@@ -83,8 +84,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeoutError)
     def _database_away(exc: Exception) -> Response:
-        # Connection refused, server restarting, lost connection: the request can be repeated.
+        # Connection refused, server restarting, lost connection, every pooled connection busy past
+        # the pool's timeout: the transaction was rolled back, and the request can be repeated.
         log.warning("database unavailable on %s %s (%s)", request.method, request.path, type(exc).__name__)
         return problem_response(
             Problem(
