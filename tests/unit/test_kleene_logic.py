@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
+
 import pytest
 
 from services.eligibility import CriterionResult, decide
 from services.eligibility.logic import (
     FALSE,
     TRUE,
+    Explain,
+    Test,
     Verdict,
     all_of,
     any_of,
+    as_rule,
+    explain_each,
+    explain_missing,
+    explain_review,
+    kleene_and,
+    kleene_implies,
+    kleene_not,
+    kleene_or,
+    kleene_review,
     negation,
+    review_answer,
     review_when,
     unknown,
 )
@@ -239,3 +253,92 @@ def test_an_inclusion_met_and_an_exclusion_not_met_never_decide():
     evaluation = decide([result("I1", "met"), result("E1", "not_met"), result("E2", "judgment")])
     assert "E2" not in evaluation.deciding
     assert evaluation.deciding == ()
+
+
+# ---- the compiled forms (kleene_*, explain_*): same values and reasons as the verdict combinators ----
+
+NOTED_FIRST: Verdict = unknown(frozenset({"a"}), ("first",))
+NOTED_BOTH: Verdict = unknown(frozenset({"c", "b"}), ("second", "first"))
+POOL = {"t": TRUE, "f": FALSE, "ua": UNKNOWN_A, "ub": UNKNOWN_B, "n1": NOTED_FIRST, "n2": NOTED_BOTH}
+COMBINATIONS = [(a,) for a in POOL] + [(a, b) for a in POOL for b in POOL]
+COMBINATIONS += [(a, b, c) for a in POOL for b in POOL for c in POOL]
+
+
+def compiled_const(verdict: Verdict) -> tuple[Test, Explain]:
+    """A compiled (test, explain) pair answering `verdict` whatever the applicant."""
+    value, missing, notes = verdict
+    why = (tuple(sorted(missing)), notes)
+    return (lambda get, reference, age: value), (lambda get, reference, age: why)
+
+
+def check_compiled(test: Test, explain: Explain, expected: Verdict) -> None:
+    """`test` answers exactly the verdict's value; where unknown, `explain` its names (sorted) and notes."""
+    value = test({}.get, None, None)
+    assert value is expected[0]
+    if value is None:
+        assert explain({}.get, None, None) == (tuple(sorted(expected[1])), expected[2])
+
+
+@pytest.mark.parametrize("names", COMBINATIONS, ids="-".join)
+def test_kleene_and_and_or_agree_with_all_of_and_any_of(names):
+    verdicts = [POOL[n] for n in names]
+    pairs = [compiled_const(v) for v in verdicts]
+    tests = [test for test, _ in pairs]
+    check_compiled(kleene_and(tests), explain_each(pairs), all_of([const(v) for v in verdicts])({}))
+    check_compiled(kleene_or(tests), explain_each(pairs), any_of([const(v) for v in verdicts])({}))
+
+
+@pytest.mark.parametrize("name", list(POOL))
+def test_kleene_not_and_review_agree_with_negation_and_review_when(name):
+    test, explain = compiled_const(POOL[name])
+    check_compiled(kleene_not(test), explain, negation(const(POOL[name]))({}))
+    expected = review_when(const(POOL[name]), "ask the PI")({})
+    check_compiled(kleene_review(test), explain_review(test, explain, "ask the PI"), expected)
+    # a whole rule that is a review answers its value or its reasons in one call, never None
+    answer = review_answer(test, explain, "ask the PI")
+    assert as_rule(answer, explain, "_ref", "age")({}) == expected
+    assert answer({}.get, None, None) == (
+        expected[0] if expected[0] is not None else (tuple(sorted(expected[1])), expected[2])
+    )
+
+
+@pytest.mark.parametrize(("condition", "consequence"), [(a, b) for a in POOL for b in POOL], ids="-".join)
+def test_kleene_implies_agrees_with_any_of_not_if_then(condition, consequence):
+    pairs = [compiled_const(POOL[condition]), compiled_const(POOL[consequence])]
+    expected = any_of([negation(const(POOL[condition])), const(POOL[consequence])])({})
+    check_compiled(kleene_implies(pairs[0][0], pairs[1][0]), explain_each(pairs), expected)
+
+
+def test_compiled_and_stops_at_the_first_false_child_as_all_of_does():
+    called: list[str] = []
+
+    def child(name: str, value: bool | None) -> Test:
+        def test(get, reference, age):
+            called.append(name)
+            return value
+
+        return test
+
+    assert kleene_and([child("a", None), child("b", False), child("c", True)])({}.get, None, None) is False
+    assert kleene_or([child("d", False), child("e", True), child("f", None)])({}.get, None, None) is True
+    assert called == ["a", "b", "d", "e"]
+
+
+def test_explained_notes_keep_first_occurrence_order_without_repeats():
+    pairs = [compiled_const(NOTED_BOTH), compiled_const(NOTED_FIRST), compiled_const(UNKNOWN_B)]
+    assert explain_each(pairs)({}.get, None, None) == (("a", "b", "c"), ("second", "first"))
+
+
+def test_explain_missing_lists_names_sorted():
+    assert explain_missing(frozenset({"z", "a", "m"}))({}.get, None, None) == (("a", "m", "z"), ())
+
+
+@pytest.mark.parametrize("name", list(POOL))
+def test_as_rule_gives_the_verdict_of_the_compiled_pair(name):
+    test, explain = compiled_const(POOL[name])
+    assert as_rule(test, explain, "_ref", "age")({}) == POOL[name]
+
+
+def test_a_criterion_result_cannot_be_changed_since_evaluations_share_them():
+    with pytest.raises(FrozenInstanceError):
+        result("I1", "met").outcome = "not_met"  # type: ignore[misc]

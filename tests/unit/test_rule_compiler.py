@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import date
+import operator
+import random
+from dataclasses import replace
+from datetime import date, timedelta
 
 import pytest
 
-from services.eligibility import CriteriaError, VariableSpec, compile_criteria
+from services.eligibility import (
+    CompiledCriteria,
+    CriteriaError,
+    CriterionResult,
+    Evaluation,
+    VariableSpec,
+    compile_criteria,
+    compiler,
+    decide,
+    model,
+)
 from services.eligibility.compiler import period_before
+from services.eligibility.logic import FALSE, TRUE, Rule, all_of, any_of, negation, review_when, unknown
+from services.eligibility.model import REFERENCE_DATE, environment
 
 VARS = {
     "flag": VariableSpec("bool"),
@@ -390,3 +405,202 @@ def test_a_faulty_document_is_refused_with_criteria_error(criteria, message):
 def test_an_id_with_a_sub_letter_is_accepted():
     compiled = compile_criteria(document(criterion(FLAG, "I2.a")), VARS)
     assert compiled.criteria[0].id == "I2.a"
+
+
+# ---- compiled closures against the reference semantics (logic.py verdicts over model.environment) ----
+
+REFERENCE_TESTS = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "between": lambda value, bounds: bounds[0] <= value <= bounds[1],
+    "in": lambda value, members: value in members,
+    "not_in": lambda value, members: value not in members,
+}
+
+
+def reference_rule(node: dict) -> Rule:
+    """The rule as the documented semantics read it, built from logic.py's verdict combinators."""
+    if "var" in node:
+        name = node["var"]
+        ((op, argument),) = [(key, value) for key, value in node.items() if key != "var"]
+        missing = frozenset({"birth_date", "age_years"}) if name == "age" else frozenset({name})
+
+        def comparison(env):
+            value = env.get(name)
+            if value is None:
+                return unknown(missing)
+            if op in ("within", "older_than"):
+                when = value if isinstance(value, date) else date.fromisoformat(value)
+                limit = period_before(env[REFERENCE_DATE], argument)
+                return TRUE if (when >= limit if op == "within" else when < limit) else FALSE
+            return TRUE if REFERENCE_TESTS[op](value, argument) else FALSE
+
+        return comparison
+    if "all" in node:
+        return all_of([reference_rule(item) for item in node["all"]])
+    if "any" in node:
+        return any_of([reference_rule(item) for item in node["any"]])
+    if "not" in node:
+        return negation(reference_rule(node["not"]))
+    if "if" in node:
+        return any_of([negation(reference_rule(node["if"])), reference_rule(node["then"])])
+    return review_when(reference_rule(node["review"]), node["note"].strip())
+
+
+def reference_evaluation(doc: dict, observations: dict, submitted: date) -> Evaluation:
+    env = environment(observations, submitted)
+    results = []
+    for spec in doc["criteria"]:
+        if "rule" not in spec:
+            results.append(CriterionResult(spec["id"], spec["kind"], spec["text"], "judgment"))
+            continue
+        value, missing, notes = reference_rule(spec["rule"])(env)
+        outcome = "unknown" if value is None else "met" if value else "not_met"
+        note = " ".join(notes) if notes else None
+        results.append(
+            CriterionResult(spec["id"], spec["kind"], spec["text"], outcome, tuple(sorted(missing)), note)
+        )
+    return decide(results)
+
+
+NOTES = ("Ask the investigator.", "  Check the imaging. ", "Ask the investigator.")
+
+
+def random_comparison(rng: random.Random) -> dict:
+    kind = rng.choice(["flag", "grade", "score", "colour", "seen_on", "age"])
+    if kind == "flag":
+        return {"var": rng.choice(["flag", "other_flag"]), rng.choice(["eq", "ne"]): rng.random() < 0.5}
+    if kind == "colour":
+        op = rng.choice(["eq", "ne", "in", "not_in"])
+        colours = ["red", "green", "blue"]
+        argument = rng.choice(colours) if op in ("eq", "ne") else rng.sample(colours, rng.randint(1, 3))
+        return {"var": "colour", op: argument}
+    if kind == "seen_on":
+        unit = rng.choice(["days", "weeks", "months", "years"])
+        return {"var": "seen_on", rng.choice(["within", "older_than"]): {unit: rng.choice([0, 1, 2, 14])}}
+    name = {"grade": "grade", "score": "score", "age": "age"}[kind]
+    number = (lambda: rng.randint(0, 6)) if name == "grade" else (lambda: rng.choice([0.5, 1.0, 2.5]))
+    if name == "age":
+        number = lambda: rng.choice([17, 18, 65])  # noqa: E731
+    op = rng.choice(["eq", "ne", "lt", "le", "gt", "ge", "between", "in", "not_in"])
+    if op == "between":
+        return {"var": name, op: sorted([number(), number()])}
+    if op in ("in", "not_in"):
+        return {"var": name, op: [number() for _ in range(rng.randint(1, 3))]}
+    return {"var": name, op: number()}
+
+
+def random_rule(rng: random.Random, depth: int) -> dict:
+    if depth == 0 or rng.random() < 0.3:
+        return random_comparison(rng)
+    kind = rng.choice(["all", "any", "all", "any", "not", "if", "review"])
+    if kind in ("all", "any"):
+        return {kind: [random_rule(rng, depth - 1) for _ in range(rng.randint(1, 4))]}
+    if kind == "not":
+        return {"not": random_rule(rng, depth - 1)}
+    if kind == "if":
+        return {"if": random_rule(rng, depth - 1), "then": random_rule(rng, depth - 1)}
+    return {"review": random_rule(rng, depth - 1), "note": rng.choice(NOTES)}
+
+
+def random_document(rng: random.Random) -> dict:
+    criteria = []
+    for n in range(rng.randint(1, 5)):
+        cid, kind = (f"I{n + 1}", "inclusion") if rng.random() < 0.6 else (f"E{n + 1}", "exclusion")
+        if rng.random() < 0.1:
+            criteria.append(criterion(None, cid, kind, judgment=True))
+        else:
+            criteria.append(criterion(random_rule(rng, rng.randint(0, 4)), cid, kind))
+    return document(*criteria)
+
+
+DATES = [date(2026, 3, 31), date(2024, 2, 29), date(2026, 1, 31), date(2025, 12, 31), date(2026, 3, 1)]
+
+
+def random_observations(rng: random.Random) -> dict:
+    def maybe(value):
+        return value if rng.random() < 0.75 else None
+
+    reference = rng.choice(DATES)
+    seen = reference - timedelta(days=rng.choice([0, 1, 13, 14, 15, 27, 28, 29, 30, 31, 365, 366, 731]))
+    born = date(reference.year - rng.choice([17, 18, 65]), reference.month, 1) + timedelta(
+        days=rng.randint(-2, 40)
+    )
+    observations = {
+        "flag": maybe(rng.random() < 0.5),
+        "other_flag": maybe(rng.random() < 0.5),
+        "grade": maybe(rng.randint(0, 6)),
+        "score": maybe(rng.choice([0.4, 0.5, 1.0, 2.5, 2.6])),
+        "colour": maybe(rng.choice(["red", "green", "blue"])),
+        "seen_on": maybe(seen.isoformat() if rng.random() < 0.8 else seen),
+        "consent_date": reference.isoformat() if rng.random() < 0.7 else None,
+        "birth_date": maybe(born.isoformat()),
+        "age_years": maybe(rng.choice([17, 18, 65])),
+    }
+    return {name: value for name, value in observations.items() if value is not None or rng.random() < 0.1}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_compiled_criteria_agree_with_the_reference_semantics(seed, monkeypatch):
+    """Random rules and applicants: the same decision, outcomes, missing names in order and notes; the
+    compiled pair behind each criterion's verdict `rule` too. Small caches, so they are refilled often."""
+    monkeypatch.setattr(model, "EVALUATIONS_KEPT", 8)
+    monkeypatch.setattr(compiler, "LIMITS_KEPT", 2)
+    rng = random.Random(seed)
+    for _ in range(40):
+        doc = random_document(rng)
+        compiled = compile_criteria(doc, VARS)
+        for _ in range(25):
+            observations = random_observations(rng)
+            submitted = rng.choice(DATES)
+            expected = reference_evaluation(doc, observations, submitted)
+            assert compiled.evaluate(observations, submitted) == expected, (doc, observations, submitted)
+            assert compiled.evaluate(observations, submitted) == expected  # again, from what was kept
+            env = environment(observations, submitted)
+            for spec, compiled_criterion in zip(doc["criteria"], compiled.criteria, strict=True):
+                if compiled_criterion.rule is not None:
+                    assert compiled_criterion.rule(env) == reference_rule(spec["rule"])(env)
+
+
+def test_the_reference_path_gives_the_same_evaluation_for_criteria_without_closures():
+    """CompiledCriteria built from verdict rules alone (no compiled closures) evaluate the reference way."""
+    doc = document(
+        criterion({"all": [FLAG, {"var": "age", "ge": 18}]}),
+        criterion({"review": OTHER, "note": "Ask."}, "E1", "exclusion"),
+        criterion(None, "E2", "exclusion", judgment=True),
+    )
+    compiled = compile_criteria(doc, VARS)
+    bare = CompiledCriteria(
+        compiled.trial_id,
+        tuple(replace(c, answer=None, explain=None) for c in compiled.criteria),
+        compiled.variables,
+    )
+    for observations in ({"flag": True, "age_years": 30, "other_flag": True}, {"flag": True}, {}):
+        assert bare.evaluate(observations, SUBMITTED) == compiled.evaluate(observations, SUBMITTED)
+
+
+def test_criteria_reading_no_date_or_age_skip_the_reference_date():
+    compiled = compile_criteria(document(criterion(FLAG), criterion(OTHER, "E1", "exclusion")), VARS)
+    assert not compiled.reads_reference
+    assert compile_criteria(document(criterion({"var": "age", "ge": 18})), VARS).reads_reference
+    assert compile_criteria(
+        document(criterion({"var": "seen_on", "within": {"days": 1}})), VARS
+    ).reads_reference
+    evaluation = compiled.evaluate({"flag": True}, SUBMITTED)
+    assert (evaluation.decision, evaluation.deciding) == ("needs_review", ("E1",))
+    assert evaluation.results[1].missing == ("other_flag",)
+
+
+def test_applicants_with_the_same_outcomes_get_equal_evaluations_and_different_ones_differ():
+    compiled = compile_criteria(document(criterion({"any": [FLAG, {"var": "grade", "ge": 3}]})), VARS)
+    first, second = compiled.evaluate({"flag": True}, SUBMITTED), compiled.evaluate({"grade": 4}, SUBMITTED)
+    assert first == second
+    assert first.decision == "eligible"
+    unknown_grade = compiled.evaluate({"flag": False}, SUBMITTED)
+    unknown_both = compiled.evaluate({}, SUBMITTED)
+    assert unknown_grade.results[0].missing == ("grade",)
+    assert unknown_both.results[0].missing == ("flag", "grade")
