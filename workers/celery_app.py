@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,39 @@ NOTIFICATIONS_QUEUE = "notifications"
 
 
 class ProcessSafeChannel(kombu_sqla.Channel):  # type: ignore[misc]
-    """kombu's SQLAlchemy channel, safe when several processes create the broker's tables and queues.
+    """kombu's SQLAlchemy channel, safe across processes creating the broker's tables and queues, and
+    across the threads of one worker using its single session.
 
     kombu guards that creation with an in-process lock only. When `accrual serve` started the worker
     and the relay together on a fresh broker file, both inserted the same queue row, and the loser's
     IntegrityError stopped the worker ("Unrecoverable error"). Losing that race is harmless: the row or
     table the other process created is the one wanted.
+
+    The channel's one SQLAlchemy session is not thread-safe, yet a worker uses it from two threads: the
+    consumer loop takes messages (`_get`) while billiard's result thread returns the task of a killed
+    pool process to the queue (`_put`). Interleaved, their commits raised IllegalStateChangeError and
+    stopped the worker; a lock per channel serialises them.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._session_lock = threading.RLock()
+        super().__init__(*args, **kwargs)
+
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> Any:
+        with self._session_lock:
+            return super()._put(queue, payload, **kwargs)
+
+    def _get(self, queue: str) -> Any:
+        with self._session_lock:
+            return super()._get(queue)
+
+    def _purge(self, queue: str) -> Any:
+        with self._session_lock:
+            return super()._purge(queue)
+
+    def _size(self, queue: str) -> Any:
+        with self._session_lock:
+            return super()._size(queue)
 
     def _open(self) -> Any:
         for attempt in range(3):
@@ -42,6 +69,10 @@ class ProcessSafeChannel(kombu_sqla.Channel):  # type: ignore[misc]
         raise AssertionError("unreachable")
 
     def _get_or_create(self, queue: str) -> Any:
+        with self._session_lock:
+            return self._get_or_create_unlocked(queue)
+
+    def _get_or_create_unlocked(self, queue: str) -> Any:
         try:
             return super()._get_or_create(queue)
         except IntegrityError:

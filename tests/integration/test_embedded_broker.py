@@ -13,6 +13,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import pytest
 from kombu import Connection, Exchange, Queue
 
 PROCESSES = 4
@@ -54,3 +55,48 @@ def test_processes_starting_together_on_a_fresh_broker_all_declare_and_publish(t
         with closing(sqlite3.connect(tmp_path / f"broker-{round_number}.db")) as broker:
             assert broker.execute("SELECT count(*) FROM kombu_queue").fetchone() == (1,)
             assert broker.execute("SELECT count(*) FROM kombu_message").fetchone() == (PROCESSES,)
+
+
+# kombu's SQLAlchemy transport declares its models with a loader option SQLAlchemy 2.1 deprecates.
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:sqlalchemy.exc.SADeprecationWarning")
+def test_one_channel_used_from_two_threads_loses_nothing_and_raises_nothing(tmp_path: Path) -> None:
+    """A worker's consumer loop takes messages while billiard's result thread returns a killed pool
+    process's task to the queue, both through the channel's one SQLAlchemy session. Unserialised, their
+    commits raised IllegalStateChangeError and stopped the worker."""
+    import threading
+    from queue import Empty
+
+    import workers.celery_app  # noqa: F401  installs the thread-safe channel
+
+    messages = 400
+    with Connection(f"sqla+sqlite:///{tmp_path / 'broker.db'}") as connection:
+        channel = connection.default_channel
+        channel._new_queue("requeued")
+        errors: list[BaseException] = []
+        taken = 0
+
+        def put_back() -> None:
+            try:
+                for n in range(messages):
+                    channel._put("requeued", {"body": str(n)})
+            except BaseException as error:
+                errors.append(error)
+
+        def take() -> None:
+            nonlocal taken
+            try:
+                while taken < messages and not errors:
+                    try:
+                        channel._get("requeued")
+                        taken += 1
+                    except Empty:
+                        pass
+            except BaseException as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=put_back), threading.Thread(target=take)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    assert errors == [] and taken == messages
