@@ -7,6 +7,7 @@ CI (CI=true) it fails instead, so a missing service can never pass for green.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 import shutil
@@ -119,6 +120,21 @@ def redis_available() -> bool:
         return False
 
 
+_redis_uses = itertools.count()
+REDIS_TEST_DATABASES = range(2, 16)  # 0 and 1 are left to whatever else uses the server
+
+
+def _next_redis_index() -> int:
+    """A database no other pytest-xdist worker of this run uses: each worker has its own share and
+    cycles through it, one test at a time."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    number = int(worker[2:]) if worker[2:].isdigit() else 0
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    share = max(1, len(REDIS_TEST_DATABASES) // max(1, workers))
+    offset = (number * share + next(_redis_uses) % share) % len(REDIS_TEST_DATABASES)
+    return REDIS_TEST_DATABASES[offset]
+
+
 @pytest.fixture
 def redis_url(redis_available: bool) -> Iterator[str]:
     """A Redis database of the shared server, emptied before and after the test."""
@@ -126,8 +142,7 @@ def redis_url(redis_available: bool) -> Iterator[str]:
 
     if not redis_available:
         unavailable(f"Redis at {REDIS_URL} (set ACCRUAL_TEST_REDIS_URL)")
-    index = 2 + (os.getpid() + secrets.randbelow(1000)) % 14
-    url = f"{REDIS_URL}/{index}"
+    url = f"{REDIS_URL}/{_next_redis_index()}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url
