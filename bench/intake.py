@@ -54,164 +54,77 @@ met, 1 when one is missed, 2 when a server cannot be set up or wrk fails.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import math
 import os
 import platform
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))  # run as a script from anywhere
 
+from bench.common import (  # noqa: E402
+    REDIS_BASE_URL,
+    TRIAL,
+    BenchError,
+    Child,
+    accrual_cli,
+    accrual_command,
+    add_redis_db_option,
+    backend_pids,
+    clean_env,
+    cpu_model,
+    cpu_ms,
+    http_call,
+    load_average,
+    package_version,
+    pids_in_group,
+    postgres_settings,
+    process_ticks,
+    redis_database,
+    redis_version,
+    start_http_server,
+    stop_child,
+    throwaway_database,
+)
 from config import Settings  # noqa: E402
 from tests.applicants import eligible_applicant  # noqa: E402
 
-HOST = "127.0.0.1"
-TRIAL = "NCT06359912"
 DEFAULT_SITE = "site_5812946e17295a21a499"
-PG_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
-PG_ADMIN_URL = f"{PG_SERVER_URL}/postgres"
-REDIS_BASE_URL = "redis://127.0.0.1:6379"
-REDIS_DB_RANGE = range(2, 16)
 UNLIMITED = "1000000/minute"
 PLACEHOLDER = "__SCREENING_ID__"
 LUA_SCRIPT = Path(__file__).resolve().with_name("intake.lua")
 REFERENCE_APP = Path(__file__).resolve().with_name("intake_reference.py")
 START_TIMEOUT = 60.0
-STOP_TIMEOUT = 30.0
-CLI_TIMEOUT = 120.0
 WRK_TIMEOUT = "10s"
 SETTLE_TIMEOUT = 30.0
 MEAN_PAUSE_S = 0.25  # of the paced run at half load, unless --half-load-connections says otherwise
 THROUGHPUT_TARGET = 0.5
 P99_TARGET_MS = 50.0
-
-
-class BenchError(Exception):
-    """A server could not be set up or started, or wrk failed."""
+APPLICATIONS_PATH = "/api/v1/applications"
 
 
 # --- processes ------------------------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    name: str
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    def log_tail(self, lines: int = 30) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}/api/v1/applications"
+def start_server(name: str, command: list[str], env: dict[str, str], workdir: Path) -> Child:
+    """`command` in its own process group (a gunicorn master and its workers), output to a log file,
+    once GET /readyz answers 200."""
+    return start_http_server(name, command, env, workdir, f"{name}.log", START_TIMEOUT, step=0.2)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def http_call(port: int, method: str, path: str, body: Any = None, token: str = "") -> tuple[int, Any]:
-    connection = http.client.HTTPConnection(HOST, port, timeout=10)
-    try:
-        headers = {"Accept": "application/json", "Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        data = json.dumps(body).encode() if body is not None else None
-        connection.request(method, path, body=data, headers=headers)
-        response = connection.getresponse()
-        raw = response.read()
-        try:
-            return response.status, json.loads(raw) if raw else None
-        except ValueError:
-            return response.status, raw.decode(errors="replace")
-    finally:
-        connection.close()
-
-
-def start_server(name: str, command: list[str], env: dict[str, str], workdir: Path) -> Server:
-    """`command` in its own process group (a gunicorn master and its workers), output to a log file."""
-    port = free_port()
-    log_path = workdir / f"{name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*command, "--host", HOST, "--port", str(port)],
-            env=env,
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(name, process, port, log_path)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchError(f"{name} exited with {process.returncode} at start:\n{server.log_tail()}")
-        with suppress(OSError, http.client.HTTPException):
-            if http_call(port, "GET", "/readyz")[0] == 200:
-                return server
-        time.sleep(0.2)
-    stop_server(server)
-    raise BenchError(
-        f"{name}: GET /readyz did not answer 200 within {START_TIMEOUT:.0f} s:\n{server.log_tail()}"
-    )
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def stop_server(server: Server) -> None:
+def stop_server(server: Child) -> None:
     """SIGTERM to the server's process group, SIGKILL to whatever is left after STOP_TIMEOUT."""
-    pgid = server.process.pid
-    if _group_alive(pgid):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    with suppress(subprocess.TimeoutExpired):
-        server.process.wait(STOP_TIMEOUT)
-    while _group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _group_alive(pgid):
-        os.killpg(pgid, signal.SIGKILL)
-    with suppress(subprocess.TimeoutExpired):
-        server.process.wait(5)
-
-
-def accrual_cli(env: dict[str, str], workdir: Path, *args: str) -> str:
-    """One `accrual` command; its standard output, or BenchError with what it said."""
-    command = [sys.executable, "-m", "services.cli", *args]
-    done = subprocess.run(
-        command, env=env, cwd=workdir, capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False
-    )
-    if done.returncode != 0:
-        raise BenchError(f"accrual {' '.join(args)} exited with {done.returncode}:\n{done.stderr[-2000:]}")
-    return done.stdout
+    stop_child(server, whole_group=True)
 
 
 # --- databases and Redis --------------------------------------------------------------------------
@@ -220,22 +133,8 @@ def accrual_cli(env: dict[str, str], workdir: Path, *args: str) -> str:
 @contextmanager
 def fresh_database(label: str) -> Iterator[str]:
     """A new database on the PostgreSQL server, dropped WITH (FORCE) afterwards; yields its URL."""
-    from sqlalchemy import create_engine, text
-
-    name = f"accrual_bench_intake_{label}_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        raise BenchError(f"cannot create a database on {PG_ADMIN_URL}: {type(exc).__name__}: {exc}") from exc
-    try:
-        yield f"{PG_SERVER_URL}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database(f"intake_{label}") as url:
+        yield url
 
 
 def count_rows(url: str, table: str) -> int:
@@ -248,87 +147,6 @@ def count_rows(url: str, table: str) -> int:
             return int(connection.execute(query).scalar_one())
     finally:
         engine.dispose()
-
-
-def backend_pids(url: str) -> list[int]:
-    """The PostgreSQL backends connected to the database at `url` (but the one asking)."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url, connect_args={"connect_timeout": 5})
-    try:
-        with engine.connect() as connection:
-            query = text(
-                "SELECT pid FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            return [int(pid) for pid in connection.execute(query).scalars()]
-    finally:
-        engine.dispose()
-
-
-# --- CPU time (Linux /proc; NaN elsewhere) --------------------------------------------------------
-
-
-def pids_in_group(pgid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else []:
-        if entry.name.isdigit():
-            with suppress(OSError, IndexError, ValueError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[2]) == pgid:  # state, ppid, pgrp, ...
-                    pids.append(int(entry.name))
-    return pids
-
-
-def process_ticks(pids: list[int]) -> dict[int, int]:
-    """utime + stime of each process, in clock ticks; processes that are gone are left out."""
-    ticks = {}
-    for pid in pids:
-        with suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks[pid] = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return ticks
-
-
-def cpu_ms(before: dict[int, int], after: dict[int, int]) -> float:
-    """CPU milliseconds used between two snapshots; a process born in between counts from zero."""
-    if not after:
-        return math.nan
-    ticks = sum(value - before.get(pid, 0) for pid, value in after.items())
-    return ticks * 1000 / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def redis_database(requested: int | None) -> Iterator[str]:
-    """A Redis database index in 2..15 (the first empty one unless requested), flushed before and after."""
-    import redis
-
-    try:
-        index = requested
-        if index is None:
-            for candidate in REDIS_DB_RANGE:
-                probe = redis.Redis.from_url(f"{REDIS_BASE_URL}/{candidate}", socket_connect_timeout=3)
-                try:
-                    if probe.dbsize() == 0:
-                        index = candidate
-                        break
-                finally:
-                    probe.close()
-        if index is None:
-            raise BenchError(
-                f"every Redis database {REDIS_DB_RANGE.start}..{REDIS_DB_RANGE.stop - 1} holds keys"
-            )
-        url = f"{REDIS_BASE_URL}/{index}"
-        client = redis.Redis.from_url(url, socket_connect_timeout=3)
-        client.flushdb()
-    except redis.RedisError as exc:
-        raise BenchError(f"cannot use Redis at {REDIS_BASE_URL}: {type(exc).__name__}: {exc}") from exc
-    try:
-        yield url
-    finally:
-        with suppress(redis.RedisError):
-            client.flushdb()
-        client.close()
 
 
 # --- load -----------------------------------------------------------------------------------------
@@ -435,7 +253,7 @@ class Target:
     """A server under load: its wrk runs, one per concurrency level."""
 
     name: str
-    server: Server
+    server: Child
     load: Load
     rows: Rows
     levels: list[Level] = field(default_factory=list)
@@ -461,7 +279,9 @@ class Target:
             return None
         rows_before, app_before, db_before = self.rows.count(), self.app_ticks(), self.db_ticks()
         try:
-            level = run_wrk(self.server.url, self.load, connections, seconds, prefix, think_ms)
+            level = run_wrk(
+                self.server.base_url + APPLICATIONS_PATH, self.load, connections, seconds, prefix, think_ms
+            )
         except BenchError as exc:
             self.error = str(exc)
             print(f"   {self.name}: ERROR: {exc}", flush=True)
@@ -528,8 +348,8 @@ def show(target: Target, level: Level | None, note: str = "") -> None:
 # --- the two servers ------------------------------------------------------------------------------
 
 
-def clean_env(workers: int, threads: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCRUAL_")}
+def server_env(workers: int, threads: int) -> dict[str, str]:
+    env = clean_env()
     env["ACCRUAL_API_WORKERS"] = str(workers)
     env["ACCRUAL_API_THREADS"] = str(threads)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH", "")]))
@@ -543,9 +363,9 @@ def serving(name: str, command: list[str], env: dict[str, str], workdir: Path, l
     server = start_server(name, command, env, workdir)
     target = None
     try:
-        print(f"   {name} serving on {server.url}", flush=True)
+        print(f"   {name} serving on {server.base_url}{APPLICATIONS_PATH}", flush=True)
         body = {"trial_id": TRIAL, "site_id": site, "applicant": eligible_applicant(f"FIRST-{load.tag}")}
-        status, answer = http_call(server.port, "POST", "/api/v1/applications", body, load.token)
+        status, answer = http_call(server.port, "POST", APPLICATIONS_PATH, body, load.token)
         if status != 202:
             raise BenchError(f"{name}: a first POST /api/v1/applications answered {status}: {answer}")
         target = Target(name, server, load, rows)
@@ -562,7 +382,7 @@ def accrual_target(args: argparse.Namespace, redis_url: str, workdir: Path) -> I
     print("\n== Accrual: accrual api, POST /api/v1/applications", flush=True)
     with fresh_database("accrual") as database_url:
         print(f"   database {database_url.rsplit('/', 1)[1]}, broker and rate limits {redis_url}", flush=True)
-        env = clean_env(args.workers, args.threads)
+        env = server_env(args.workers, args.threads)
         env["ACCRUAL_DATA_DIR"] = str(workdir / "accrual-data")
         env["ACCRUAL_DATABASE_URL"] = database_url
         env["ACCRUAL_BROKER_URL"] = redis_url
@@ -573,7 +393,7 @@ def accrual_target(args: argparse.Namespace, redis_url: str, workdir: Path) -> I
         accrual_cli(env, workdir, "seed")
         output = accrual_cli(env, workdir, "token", "create", "--role", "coordinator", "--site", args.site)
         load = make_load(args, workdir / "accrual-body.json", output.strip().splitlines()[-1].strip())
-        command = [sys.executable, "-m", "services.cli", "api"]
+        command = accrual_command("api")
         rows = Rows(database_url, "applications", answered=1)
         with serving("accrual", command, env, workdir, load, rows, args.site) as target:
             yield target
@@ -584,7 +404,7 @@ def reference_target(args: argparse.Namespace, workdir: Path, token: str) -> Ite
     print("\n== reference: bare Flask endpoint, one JSONB row with SQLAlchemy Core", flush=True)
     with fresh_database("reference") as database_url:
         print(f"   database {database_url.rsplit('/', 1)[1]}", flush=True)
-        env = clean_env(args.workers, args.threads)
+        env = server_env(args.workers, args.threads)
         env["INTAKE_REFERENCE_DATABASE_URL"] = database_url
         # The same Authorization header as Accrual's requests (the same request size); it is ignored.
         load = make_load(args, workdir / "reference-body.json", token)
@@ -603,24 +423,10 @@ def make_load(args: argparse.Namespace, body_file: Path, token: str) -> Load:
 # --- reporting ------------------------------------------------------------------------------------
 
 
-def package_version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "?"
-
-
 def server_facts() -> str:
-    from sqlalchemy import create_engine, text
-
     facts = []
-    engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 5})
     try:
-        with engine.connect() as connection:
-            setting = {
-                name: connection.execute(text(f"SHOW {name}")).scalar_one()
-                for name in ("server_version", "synchronous_commit", "fsync", "max_connections")
-            }
+        setting = postgres_settings("server_version", "synchronous_commit", "fsync", "max_connections")
         facts.append(
             f"PostgreSQL {setting['server_version'].split()[0]} "
             f"(synchronous_commit={setting['synchronous_commit']}, "
@@ -628,16 +434,7 @@ def server_facts() -> str:
         )
     except Exception as exc:
         facts.append(f"PostgreSQL ? ({type(exc).__name__})")
-    finally:
-        engine.dispose()
-    try:
-        import redis
-
-        client = redis.Redis.from_url(REDIS_BASE_URL, socket_connect_timeout=3)
-        facts.append(f"Redis {client.info('server')['redis_version']}")
-        client.close()
-    except Exception as exc:
-        facts.append(f"Redis ? ({type(exc).__name__})")
+    facts.append(f"Redis {redis_version(REDIS_BASE_URL)}")
     return ", ".join(facts)
 
 
@@ -647,20 +444,8 @@ def wrk_version() -> str:
     return first[0].split(" Copyright")[0] if first else "wrk ?"
 
 
-def load_average() -> str:
-    try:
-        return ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "?"
-
-
 def header(args: argparse.Namespace, levels: list[int]) -> None:
-    cpu = platform.processor() or platform.machine()
-    with suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     print("Accrual intake throughput: POST /api/v1/applications vs a bare Flask + SQLAlchemy Core insert")
     print(
         f"machine:  {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}; load generator,"
@@ -775,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         help="connections of the paced run at half the peak (default: enough for pauses of ~250 ms)",
     )
     parser.add_argument("--site", default=DEFAULT_SITE, help=f"coordinator's site of {TRIAL}")
-    parser.add_argument("--redis-db", type=int, choices=list(REDIS_DB_RANGE), help="default: first empty one")
+    add_redis_db_option(parser)
     args = parser.parse_args(argv)
     try:
         levels = sorted({int(part) for part in args.concurrency.split(",") if part.strip()})

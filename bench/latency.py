@@ -36,86 +36,49 @@ run stops there), 2 when a back-end cannot be set up or the service does not sta
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
-import math
 import os
 import re
-import secrets
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
+from bench.common import (
+    HOST,
+    START_TIMEOUT,
+    TRIAL,
+    BenchError,
+    Child,
+    Client,
+    accrual_command,
+    add_redis_db_option,
+    clean_env,
+    median,
+    redis_database,
+    start_http_server,
+    stats,
+    stats_line,
+    stop_child,
+    throwaway_database,
+    wait_for,
+)
 from tests.applicants import eligible_applicant
 
-HOST = "127.0.0.1"
-TRIAL = "NCT06359912"
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-REDIS_BASE_URL = "redis://127.0.0.1:6379"
-REDIS_DB_RANGE = range(2, 16)
 POLL_INTERVAL = 0.005
 DECISION_TIMEOUT = 30.0
 WARMUP = 5
 HEALTHZ_CALLS = 200
-START_TIMEOUT = 90.0
-STOP_TIMEOUT = 30.0
-
-
-class BenchError(Exception):
-    """A back-end could not be set up, or the service did not start."""
 
 
 class NotDecided(Exception):
     """An application was not decided within DECISION_TIMEOUT."""
-
-
-# --- HTTP -----------------------------------------------------------------------------------------
-
-
-class Client:
-    """One keep-alive HTTP/1.1 connection; reconnects once if the server closed it while idle."""
-
-    def __init__(self, host: str, port: int, token: str | None = None) -> None:
-        self.connection = http.client.HTTPConnection(host, port, timeout=10)
-        self.token = token
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any, http.client.HTTPMessage]:
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Accept": "application/json"}
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        for attempt in (1, 2):
-            try:
-                self.connection.request(method, path, body=data, headers=headers)
-                response = self.connection.getresponse()
-                raw = response.read()
-                break
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                # gunicorn closes a keep-alive connection idle for 2 s; a request sent on it never
-                # reached the application, so sending it again on a new connection is safe.
-                self.connection.close()
-                if attempt == 2:
-                    raise
-        parsed = json.loads(raw) if raw else None
-        return response.status, parsed, response.headers
-
-    def close(self) -> None:
-        self.connection.close()
 
 
 # --- the service ----------------------------------------------------------------------------------
@@ -123,115 +86,48 @@ class Client:
 
 @dataclass
 class Service:
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
+    """`accrual serve` and the coordinator token (and its site) it printed on first start."""
+
+    child: Child
     coordinator: str = ""
     site_id: str = ""
 
-    def log_tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, service: Service) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        if service.process.poll() is not None:
-            raise BenchError(
-                f"accrual serve exited with {service.process.returncode} while waiting for {what}:\n"
-                + service.log_tail()
-            )
-        time.sleep(0.1)
-    raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}:\n{service.log_tail()}")
-
-
-def ready(port: int) -> bool:
-    try:
-        client = Client(HOST, port)
-        try:
-            return client.call("GET", "/readyz")[0] == 200
-        finally:
-            client.close()
-    except (OSError, http.client.HTTPException, ValueError):
-        return False
+    @property
+    def port(self) -> int:
+        return self.child.port
 
 
 def start_service(workdir: Path, env: dict[str, str]) -> Service:
     """`accrual serve` in its own process group, its output in workdir/serve.log, cwd workdir."""
-    port = free_port()
-    log_path = workdir / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve", "--host", HOST, "--port", str(port)],
-            env=env,
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    service = Service(process, port, log_path)
+    child = start_http_server(
+        "accrual serve", accrual_command("serve"), env, workdir, "serve.log", tail_lines=40
+    )
 
     def listening() -> str | None:
-        text = log_path.read_text(errors="replace")
+        text = child.log_path.read_text(errors="replace")
         return text if "listening on" in text else None
 
-    output = wait_for(listening, START_TIMEOUT, "'Accrual listening on'", service)
-    found = re.search(r"coordinator token:\s+(\S+) \(site (\S+)\)", output)
-    if not found:
-        stop_service(service)
-        raise BenchError(f"no coordinator token in the output of accrual serve:\n{service.log_tail()}")
-    service.coordinator, service.site_id = found.group(1), found.group(2)
     try:
-        wait_for(lambda: ready(port), START_TIMEOUT, "GET /readyz to answer 200", service)
-    except BenchError:
-        stop_service(service)
+        output = wait_for(listening, START_TIMEOUT, "'Accrual listening on'", [child], tail_lines=40)
+        found = re.search(r"coordinator token:\s+(\S+) \(site (\S+)\)", output)
+        if not found:
+            raise BenchError(f"no coordinator token in the output of accrual serve:\n{child.log_tail(40)}")
+    except BaseException:
+        stop_service(Service(child))
         raise
-    return service
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return Service(child, found.group(1), found.group(2))
 
 
 def stop_service(service: Service) -> None:
     """SIGTERM to the service's process group, SIGKILL to whatever is left after STOP_TIMEOUT."""
-    pgid = service.process.pid
-    if _group_alive(pgid):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    with suppress(subprocess.TimeoutExpired):
-        service.process.wait(STOP_TIMEOUT)
-    # The supervisor may be gone while a child of the group (a pool process, say) still lingers.
-    while _group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _group_alive(pgid):
-        os.killpg(pgid, signal.SIGKILL)
-    with suppress(subprocess.TimeoutExpired):
-        service.process.wait(5)
+    stop_child(service.child, whole_group=True)
 
 
 # --- back-ends ------------------------------------------------------------------------------------
 
 
 def base_env(data_dir: Path, log_level: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCRUAL_")}
+    env = clean_env()
     env["ACCRUAL_DATA_DIR"] = str(data_dir)
     env["ACCRUAL_LOG_LEVEL"] = log_level
     env["ACCRUAL_RATE_LIMIT_INTAKE_PER_TOKEN"] = "100000/minute"  # noqa: S105 - a rate, not a secret
@@ -244,54 +140,14 @@ def sqlite_backend(workdir: Path, args: argparse.Namespace) -> Iterator[tuple[di
     yield env, f"SQLite file + embedded kombu/SQLite broker in {workdir / 'data'}"
 
 
-def pick_redis_db(requested: int | None) -> int:
-    import redis
-
-    if requested is not None:
-        return requested
-    for index in REDIS_DB_RANGE:
-        client = redis.Redis.from_url(f"{REDIS_BASE_URL}/{index}", socket_connect_timeout=3)
-        try:
-            if client.dbsize() == 0:
-                return index
-        finally:
-            client.close()
-    raise BenchError(f"every Redis database {REDIS_DB_RANGE.start}..{REDIS_DB_RANGE.stop - 1} holds keys")
-
-
 @contextmanager
 def postgres_backend(workdir: Path, args: argparse.Namespace) -> Iterator[tuple[dict[str, str], str]]:
-    import redis
-    from sqlalchemy import create_engine, text
-
-    name = f"accrual_bench_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        raise BenchError(f"cannot create a database on {PG_ADMIN_URL}: {type(exc).__name__}: {exc}") from exc
-    try:
-        try:
-            index = pick_redis_db(args.redis_db)
-            redis_url = f"{REDIS_BASE_URL}/{index}"
-            client = redis.Redis.from_url(redis_url, socket_connect_timeout=3)
-            client.flushdb()
-        except redis.RedisError as exc:
-            raise BenchError(f"cannot use Redis at {REDIS_BASE_URL}: {type(exc).__name__}: {exc}") from exc
-        try:
-            env = base_env(workdir / "data", args.log_level)
-            env["ACCRUAL_DATABASE_URL"] = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-            env["ACCRUAL_BROKER_URL"] = redis_url
-            yield env, f"PostgreSQL database {name} + Redis broker {redis_url}"
-        finally:
-            client.flushdb()
-            client.close()
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database("latency") as database_url, redis_database(args.redis_db) as redis_url:
+        env = base_env(workdir / "data", args.log_level)
+        env["ACCRUAL_DATABASE_URL"] = database_url
+        env["ACCRUAL_BROKER_URL"] = redis_url
+        name = database_url.rsplit("/", 1)[1]
+        yield env, f"PostgreSQL database {name} + Redis broker {redis_url}"
 
 
 BACKENDS = {"sqlite": sqlite_backend, "postgres": postgres_backend}
@@ -382,7 +238,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> Result:
                 finally:
                     client.close()
                     stop_service(service)
-                    print(f"   service stopped (exit status {service.process.returncode})", flush=True)
+                    print(f"   service stopped (exit status {service.child.process.returncode})", flush=True)
         except BenchError as exc:
             result.error = str(exc)
             print(f"   ERROR: {exc}", flush=True)
@@ -411,42 +267,17 @@ def measure(client: Client, service: Service, backend: str, count: int, result: 
 # --- reporting ------------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least p % of the values at or below it."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-def stats(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {k: math.nan for k in ("median", "p95", "p99", "max")}
-    return {
-        "median": statistics.median(values),
-        "p95": percentile(values, 95),
-        "p99": percentile(values, 99),
-        "max": max(values),
-    }
-
-
-def line(label: str, values: list[float]) -> str:
-    s = stats(values)
-    return (
-        f"   {label:<44} n={len(values):<4} median={s['median']:8.1f}  p95={s['p95']:8.1f}  "
-        f"p99={s['p99']:8.1f}  max={s['max']:8.1f}  ms"
-    )
-
-
 def report(result: Result) -> None:
     print(f"\n-- {result.backend}: {result.description}")
     if result.error:
         print(f"   ERROR: {result.error.splitlines()[0]}")
-    print(line("client-observed (POST sent -> GET decided)", result.client_ms))
-    print(line("server-side (decided_at - submitted_at)", result.server_ms))
-    healthz = statistics.median(result.healthz_ms) if result.healthz_ms else math.nan
-    post = statistics.median(result.post_ms) if result.post_ms else math.nan
+    print(stats_line("client-observed (POST sent -> GET decided)", result.client_ms, 44))
+    print(stats_line("server-side (decided_at - submitted_at)", result.server_ms, 44))
+    healthz = median(result.healthz_ms)
+    post = median(result.post_ms)
     print(f"   reference: GET /healthz round-trip, median of {len(result.healthz_ms)}: {healthz:8.2f} ms")
     print(f"   reference: POST /api/v1/applications -> 202, median of {len(result.post_ms)}: {post:8.2f} ms")
-    polls = statistics.median(result.get_ms) if result.get_ms else math.nan
+    polls = median(result.get_ms)
     print(f"   (diagnostic) polling GET round-trip, median of {len(result.get_ms)}: {polls:8.2f} ms")
     print(f"   decisions: {dict(result.decisions) or '-'}")
     if result.not_decided:
@@ -463,8 +294,8 @@ def summary(results: list[Result]) -> None:
     print("  ".join("-" * w for w in widths))
     for r in results:
         c, s = stats(r.client_ms), stats(r.server_ms)
-        healthz = statistics.median(r.healthz_ms) if r.healthz_ms else math.nan
-        post = statistics.median(r.post_ms) if r.post_ms else math.nan
+        healthz = median(r.healthz_ms)
+        post = median(r.post_ms)
         ok = "no" if (r.error or r.not_decided) else "yes"
         cells = [r.backend, str(len(r.client_ms))]
         cells += [f"{c[k]:.1f}" for k in ("median", "p95", "p99", "max")]
@@ -477,12 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--count", type=int, default=200, help="measured applications per back-end")
-    parser.add_argument(
-        "--redis-db",
-        type=int,
-        choices=list(REDIS_DB_RANGE),
-        help="Redis database index for the postgres back-end (default: the first empty one in 2..15)",
-    )
+    add_redis_db_option(parser)
     parser.add_argument(
         "--log-level", default="WARNING", help="ACCRUAL_LOG_LEVEL for the service (default WARNING)"
     )

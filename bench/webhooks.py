@@ -46,18 +46,13 @@ import math
 import os
 import platform
 import secrets
-import signal
 import sqlite3
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +60,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from sqlalchemy import func, select
 
+from bench.common import (
+    TRIAL,
+    BenchError,
+    Child,
+    accrual_command,
+    add_redis_db_option,
+    clean_env,
+    first_exited,
+    load_average,
+    median,
+    package_version,
+    percentile,
+    postgres_settings,
+    redis_database,
+    redis_version,
+    spawn,
+    stats_line,
+    stop_child,
+    throwaway_database,
+    workspace,
+)
+from bench.common import wait_for as wait_for_children
 from config import Settings
 from models import Role, WebhookAttempt, WebhookDelivery
 from models.db import Database
@@ -76,109 +93,25 @@ from services.tokens import create_token
 from services.webhooks import Request, new_secret, send
 from tests.webhook_receiver import Receiver
 
-TRIAL = "NCT06359912"
 EVENT_TYPE = "trial.status_changed"
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-REDIS_BASE_URL = "redis://127.0.0.1:6379"
-REDIS_DB_RANGE = range(2, 16)
 WARMUP = 5
 REFERENCE_POSTS = 200
 START_TIMEOUT = 90.0  # for the warm-up events: the worker and beat start, connect and deliver them
 DELIVERY_TIMEOUT = 60.0  # after the last commit, for every measured event to arrive
 RECORD_TIMEOUT = 30.0  # after the last arrival, for the worker to record every delivery as succeeded
-STOP_TIMEOUT = 30.0
 WAIT_STEP = 0.05
-
-
-class BenchError(Exception):
-    """The back-end could not be set up, or the worker and beat did not deliver the warm-up events."""
 
 
 # --- processes ------------------------------------------------------------------------------------
 
 
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log_tail(self, lines: int = 30) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return f"--- {self.name}.log (last {lines} lines)\n" + "\n".join(text.splitlines()[-lines:])
-
-
 def start_child(workdir: Path, command: str, env: dict[str, str]) -> Child:
     """`accrual <command>` in its own process group, its output in workdir/<command>.log, cwd workdir."""
-    log_path = workdir / f"{command}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", command],
-            env=env,
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Child(command, process, log_path)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def stop_child(child: Child) -> bool:
-    """SIGTERM to the child, SIGKILL to whatever is left of its process group after STOP_TIMEOUT;
-    whether SIGKILL was needed.
-
-    SIGTERM goes to the child alone, not to its group: a Celery worker then stops its pool itself. A
-    pool process killed by a signal of its own while it holds the pool's queue lock leaves the worker's
-    main process waiting for that lock at exit (billiard's _help_stuff_finish) until SIGKILL.
-    """
-    pgid = child.process.pid
-    killed = False
-    if child.process.poll() is None:
-        child.process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    with suppress(subprocess.TimeoutExpired):
-        child.process.wait(STOP_TIMEOUT)
-    # The worker's main process may be gone while a pool process of its group still lingers.
-    while _group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _group_alive(pgid):
-        os.killpg(pgid, signal.SIGKILL)
-        killed = True
-    with suppress(subprocess.TimeoutExpired):
-        child.process.wait(5)
-    return killed
-
-
-def exited(children: list[Child]) -> Child | None:
-    return next((c for c in children if c.process.poll() is not None), None)
+    return spawn(f"accrual {command}", accrual_command(command), env, workdir, f"{command}.log")
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, children: list[Child]) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        if (gone := exited(children)) is not None:
-            raise BenchError(
-                f"accrual {gone.name} exited with {gone.process.returncode} while waiting for {what}:\n"
-                + "\n".join(c.log_tail() for c in children)
-            )
-        time.sleep(WAIT_STEP)
-    raise BenchError(
-        f"timed out after {timeout:.0f} s waiting for {what}:\n" + "\n".join(c.log_tail() for c in children)
-    )
+    return wait_for_children(condition, timeout, what, children, WAIT_STEP)
 
 
 # --- back-ends ------------------------------------------------------------------------------------
@@ -193,7 +126,7 @@ class Backend:
 
 
 def base_env(data_dir: Path, args: argparse.Namespace, secret_key: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCRUAL_")}
+    env = clean_env()
     env["ACCRUAL_DATA_DIR"] = str(data_dir)
     env["ACCRUAL_LOG_LEVEL"] = args.log_level
     env["ACCRUAL_SECRET_KEY"] = secret_key  # the subscription's secret is sealed under it by this process
@@ -214,61 +147,19 @@ def sqlite_backend(workdir: Path, args: argparse.Namespace, secret_key: str) -> 
     )
 
 
-def pick_redis_db(requested: int | None) -> int:
-    import redis
-
-    if requested is not None:
-        return requested
-    for index in REDIS_DB_RANGE:
-        client = redis.Redis.from_url(f"{REDIS_BASE_URL}/{index}", socket_connect_timeout=3)
-        try:
-            if client.dbsize() == 0:
-                return index
-        finally:
-            client.close()
-    raise BenchError(f"every Redis database {REDIS_DB_RANGE.start}..{REDIS_DB_RANGE.stop - 1} holds keys")
-
-
 @contextmanager
 def postgres_backend(workdir: Path, args: argparse.Namespace, secret_key: str) -> Iterator[Backend]:
-    import redis
-    from sqlalchemy import create_engine, text
-
-    name = f"accrual_bench_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-            pg_version = connection.execute(text("SHOW server_version")).scalar()
-    except Exception as exc:
-        admin.dispose()
-        raise BenchError(f"cannot create a database on {PG_ADMIN_URL}: {type(exc).__name__}: {exc}") from exc
-    try:
-        try:
-            index = pick_redis_db(args.redis_db)
-            redis_url = f"{REDIS_BASE_URL}/{index}"
-            client = redis.Redis.from_url(redis_url, socket_connect_timeout=3)
-            client.flushdb()
-            redis_version = client.info("server").get("redis_version", "?")
-        except redis.RedisError as exc:
-            raise BenchError(f"cannot use Redis at {REDIS_BASE_URL}: {type(exc).__name__}: {exc}") from exc
-        try:
-            env = base_env(workdir / "data", args, secret_key)
-            env["ACCRUAL_DATABASE_URL"] = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-            env["ACCRUAL_BROKER_URL"] = redis_url
-            yield Backend(
-                "postgres",
-                env,
-                f"PostgreSQL database {name} + Redis broker {redis_url}",
-                f"PostgreSQL {pg_version}, Redis {redis_version}",
-            )
-        finally:
-            client.flushdb()
-            client.close()
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database("webhooks") as database_url, redis_database(args.redis_db) as redis_url:
+        env = base_env(workdir / "data", args, secret_key)
+        env["ACCRUAL_DATABASE_URL"] = database_url
+        env["ACCRUAL_BROKER_URL"] = redis_url
+        pg_version = postgres_settings("server_version")["server_version"]
+        yield Backend(
+            "postgres",
+            env,
+            f"PostgreSQL database {database_url.rsplit('/', 1)[1]} + Redis broker {redis_url}",
+            f"PostgreSQL {pg_version}, Redis {redis_version(redis_url)}",
+        )
 
 
 def settings_for(backend: Backend) -> Settings:
@@ -462,7 +353,7 @@ def measure(
         event_id, committed, took = write_event(db, WARMUP + i)
         commits[event_id] = committed
         result.write_ms.append(took)
-        if exited(children) is not None:
+        if first_exited(children) is not None:
             break
     result.written = len(commits)
     result.writing_s = time.perf_counter() - start
@@ -499,22 +390,11 @@ def measure(
     return result
 
 
-@contextmanager
-def workspace(keep: bool) -> Iterator[Path]:
-    """A temporary directory for the processes' logs (and the SQLite files), removed unless `keep`."""
-    if keep:
-        path = Path(tempfile.mkdtemp(prefix="accrual-bench-webhooks-"))
-        yield path
-        print(f"   kept {path} (worker.log, beat.log and, with --sqlite, the data directory)", flush=True)
-        return
-    with tempfile.TemporaryDirectory(prefix="accrual-bench-webhooks-") as tmp:
-        yield Path(tmp)
-
-
 def run(args: argparse.Namespace) -> Result:
     backend_cm = sqlite_backend if args.sqlite else postgres_backend
     secret_key = secrets.token_urlsafe(32)
-    with workspace(args.keep) as workdir:
+    kept = "worker.log, beat.log and, with --sqlite, the data directory"
+    with workspace("webhooks", args.keep, kept) as workdir:
         try:
             with backend_cm(workdir, args, secret_key) as backend:
                 print(f"\n== {backend.name}: {backend.description} ({backend.versions})", flush=True)
@@ -534,12 +414,12 @@ def run(args: argparse.Namespace) -> Result:
                         started = time.monotonic()
                         if stop_child(child):
                             print(
-                                f"   accrual {child.name} needed SIGKILL after "
-                                f"{time.monotonic() - started:.0f} s:\n{child.log_tail(15)}",
+                                f"   {child.name} needed SIGKILL after "
+                                f"{time.monotonic() - started:.0f} s:\n{child.titled_tail(15)}",
                                 flush=True,
                             )
                     if children:
-                        codes = ", ".join(f"{c.name} {c.process.returncode}" for c in children)
+                        codes = ", ".join(f"{c.log_path.stem} {c.process.returncode}" for c in children)
                         print(f"   processes stopped (exit status: {codes})", flush=True)
                     receiver.stop()
                     db.dispose()
@@ -559,35 +439,6 @@ def run(args: argparse.Namespace) -> Result:
 # --- reporting ------------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least p % of the values at or below it."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-def stats(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {k: math.nan for k in ("median", "p95", "p99", "max")}
-    return {
-        "median": statistics.median(values),
-        "p95": percentile(values, 95),
-        "p99": percentile(values, 99),
-        "max": max(values),
-    }
-
-
-def line(label: str, values: list[float]) -> str:
-    s = stats(values)
-    return (
-        f"   {label:<40} n={len(values):<4} median={s['median']:8.1f}  p95={s['p95']:8.1f}  "
-        f"p99={s['p99']:8.1f}  max={s['max']:8.1f}  ms"
-    )
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else math.nan
-
-
 def report(result: Result) -> None:
     print(f"\n-- {result.backend}: {result.description}")
     if result.versions:
@@ -600,7 +451,7 @@ def report(result: Result) -> None:
         f"   delivered: {len(result.latency_ms)} of {result.written} events; missing {result.missing}, "
         f"duplicated {result.duplicated}, unexpected {result.unexpected}"
     )
-    print(line("event commit -> receiver (answers 200)", result.latency_ms))
+    print(stats_line("event commit -> receiver (answers 200)", result.latency_ms, 40))
     interval_ms = result.interval_s * 1000
     print(
         f"   reference: one signed POST from this process (services.webhooks.send), median of "
@@ -636,17 +487,12 @@ def report(result: Result) -> None:
 
 
 def load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
+    return f"load average {load_average()}"
 
 
 def versions() -> str:
     names = ("celery", "kombu", "SQLAlchemy", "httpx", "redis", "psycopg")
-    found = []
-    for name in names:
-        with suppress(metadata.PackageNotFoundError):
-            found.append(f"{name} {metadata.version(name)}")
-    return ", ".join(found)
+    return ", ".join(f"{name} {package_version(name)}" for name in names if package_version(name) != "?")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -661,12 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="ACCRUAL_WEBHOOK_DISPATCH_INTERVAL_SECONDS for accrual beat (default: the setting's default)",
     )
-    parser.add_argument(
-        "--redis-db",
-        type=int,
-        choices=list(REDIS_DB_RANGE),
-        help="Redis database index for PostgreSQL + Redis (default: the first empty one in 2..15)",
-    )
+    add_redis_db_option(parser)
     parser.add_argument(
         "--log-level", default="WARNING", help="ACCRUAL_LOG_LEVEL for the worker and beat (default WARNING)"
     )
