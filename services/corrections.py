@@ -60,11 +60,27 @@ def correct_observations(
         k for k in observations.keys() | application.observations.keys()
         if observations.get(k) != application.observations.get(k)
     )  # fmt: skip
-    now = utcnow()
     application.observations = observations
+    send_back_to_screening(
+        session,
+        application,
+        by=caller.token_id,
+        reason="observations corrected: " + ", ".join(changed),
+        event_reason="observations_corrected",
+    )
+    return application
+
+
+def send_back_to_screening(
+    session: Session, application: Application, *, by: str, reason: str, event_reason: str
+) -> None:
+    """Reopen the application for a new screening round: `submitted` again, its delivery count and
+    dead letter cleared, the change in its history, and `application.updated` for the relay to hand
+    to a worker."""
     application.status = ApplicationStatus.SUBMITTED.value
     application.decision = None
     application.decided_at = None
+    application.dead_lettered_at = None
     application.screening_round += 1
     application.screening_deliveries = 0
     application.version += 1
@@ -72,9 +88,9 @@ def correct_observations(
         ApplicationHistory(
             application_id=application.id,
             status=ApplicationStatus.SUBMITTED.value,
-            at=now,
-            by=caller.token_id,
-            reason="observations corrected: " + ", ".join(changed),
+            at=utcnow(),
+            by=by,
+            reason=reason,
         )
     )
     add_event(
@@ -83,6 +99,5 @@ def correct_observations(
         trial_id=application.trial_id,
         site_id=application.site_id,
         application_id=application.id,
-        data={"reason": "observations_corrected"},
+        data={"reason": event_reason},
     )
-    return application

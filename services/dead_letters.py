@@ -17,9 +17,8 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
-from models import Application, ApplicationHistory, ApplicationStatus
-from models.base import utcnow
-from services.outbox import add_event
+from models import Application, ApplicationStatus
+from services.corrections import send_back_to_screening
 
 RETRY_REASON = "screening retried by an operator after it was dead-lettered"
 
@@ -74,30 +73,8 @@ def retry_screening(session: Session, application_ids: Sequence[str], actor: str
     missing = [i for i in application_ids if i not in found]
     if missing:
         raise DeadLetterError("not a dead-lettered application waiting in review: " + ", ".join(missing))
-    now = utcnow()
     for application in applications:
-        application.status = ApplicationStatus.SUBMITTED.value
-        application.decision = None
-        application.decided_at = None
-        application.dead_lettered_at = None
-        application.screening_round += 1
-        application.screening_deliveries = 0
-        application.version += 1
-        session.add(
-            ApplicationHistory(
-                application_id=application.id,
-                status=ApplicationStatus.SUBMITTED.value,
-                at=now,
-                by=actor,
-                reason=RETRY_REASON,
-            )
-        )
-        add_event(
-            session,
-            "application.updated",
-            trial_id=application.trial_id,
-            site_id=application.site_id,
-            application_id=application.id,
-            data={"reason": "screening_retried"},
+        send_back_to_screening(
+            session, application, by=actor, reason=RETRY_REASON, event_reason="screening_retried"
         )
     return [a.id for a in applications]
