@@ -116,7 +116,9 @@ def test_an_application_that_kills_its_worker_three_times_is_dead_lettered_and_c
         reasons = session.scalars(
             select(ApplicationHistory.reason).where(ApplicationHistory.application_id == application)
         ).all()
-        assert POISON_NOTE.format(n=row.screening_deliveries - 1) in reasons
+        # Two copies (a requeue and a sweep) can be counted at once: the one that gave up wrote the note.
+        notes = {POISON_NOTE.format(n=n) for n in range(3, row.screening_deliveries)}
+        assert len(notes & set(reasons)) == 1
     assert "accrual_screening_dead_letters 1.0" in backend.client.get("/metrics").get_data(as_text=True)
     listed = accrual(environment, "screening", "dead-letters")
     assert listed.returncode == 0 and application in listed.stdout
