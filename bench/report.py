@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, text
 
 from config import Settings
 from models import Role
+from models.audit import AuditKeys
 from models.db import Database
 from models.migrate import upgrade
 from models.sealing import Keyring
@@ -99,7 +100,8 @@ def main() -> int:
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    db = Database(url, Keyring.parse(Keyring.new_entry("k1")))  # observations are sealed at rest
+    # Observations are sealed at rest and the audit trail is chained: both need keys.
+    db = Database(url, Keyring.parse(Keyring.new_entry("k1")), AuditKeys.parse(AuditKeys.new_entry("a1")))
     try:
         upgrade(db)
         started = time.perf_counter()

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from sqlalchemy import create_engine, func, insert, select, text
 
 from models import Application, ApplicationHistory, Event, Screening, Site
+from models.audit import AuditKeys
 from models.base import utcnow
 from models.db import Database
 from models.migrate import upgrade
@@ -103,7 +104,8 @@ def engine_rates(profiles: list[dict[str, Any]]) -> tuple[float, float]:
 
 
 def run(name: str, url: str, count: int, batch: int) -> dict[str, float]:
-    db = Database(url, Keyring.parse(Keyring.new_entry("k1")))  # observations are sealed at rest
+    # Observations are sealed at rest and the audit trail is chained: both need keys.
+    db = Database(url, Keyring.parse(Keyring.new_entry("k1")), AuditKeys.parse(AuditKeys.new_entry("a1")))
     try:
         upgrade(db)
         profiles = populate(db, count)

@@ -399,7 +399,7 @@ def run(args: argparse.Namespace) -> Result:
             with backend_cm(workdir, args, secret_key) as backend:
                 print(f"\n== {backend.name}: {backend.description} ({backend.versions})", flush=True)
                 settings = settings_for(backend)
-                db = Database(settings.database_url)
+                db = Database.for_settings(settings)  # the keys the worker and beat use too
                 receiver = Receiver().start()
                 children: list[Child] = []
                 try:

@@ -11,6 +11,7 @@ import os
 import secrets
 from datetime import timedelta
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -36,6 +37,10 @@ class Settings(BaseSettings):
     data_keys: SecretStr = Field(
         default=SecretStr(""),
         description="Keys sealing clinical data at rest, `id:base64,...`, first current; generated if empty.",
+    )
+    audit_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="HMAC keys chaining the audit trail, `id:base64,...`, first current; generated if empty.",
     )
     session_cookie_secure: bool = Field(
         default=False, description="Send the dashboard's session cookie over HTTPS only (set it behind TLS)."
@@ -87,6 +92,10 @@ class Settings(BaseSettings):
         default=False,
         description="Let webhooks go to plain http:// and to loopback, private or link-local addresses.",
     )
+    webhook_allowed_ports: str = Field(
+        default="443,8443",
+        description="Comma-separated ports https:// webhooks may use; any when private targets are allowed.",
+    )
     webhook_retry_schedule: str = Field(
         default="5,300,1800,7200,18000,36000,50400,72000,86400",
         description="Seconds between a delivery's attempts (jittered by 20%); about three days by default.",
@@ -124,6 +133,25 @@ class Settings(BaseSettings):
     rate_limit_storage_url: str = Field(
         default="", description="limits storage URL; the Redis broker, else process memory, if empty."
     )
+    trusted_proxies: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="Reverse proxies in front of the API whose X-Forwarded-For and X-Forwarded-Proto are "
+        "believed; 0: the client is the socket's peer and those headers are ignored.",
+    )
+
+    metrics_allowed_networks: str = Field(
+        default="127.0.0.0/8,::1/128",
+        description="Comma-separated networks (CIDR) whose addresses /metrics answers; others get 404.",
+    )
+    metrics_cache_seconds: float = Field(
+        default=5,
+        ge=0,
+        le=3600,
+        description="/metrics reads the database at most once per this many seconds per API process; "
+        "0 reads it on every scrape.",
+    )
 
     idempotency_ttl_hours: int = Field(default=24, ge=1)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -138,6 +166,29 @@ class Settings(BaseSettings):
         from limits import parse
 
         parse(value)  # raises ValueError naming what it could not read
+        return value
+
+    @field_validator("webhook_allowed_ports")
+    @classmethod
+    def _port_list(cls, value: str) -> str:
+        try:
+            ports = _ports(value)
+        except ValueError:
+            ports = frozenset()
+        if not ports or any(not 0 < port < 65536 for port in ports):
+            raise ValueError("ACCRUAL_WEBHOOK_ALLOWED_PORTS must be comma-separated ports from 1 to 65535")
+        return value
+
+    @field_validator("metrics_allowed_networks")
+    @classmethod
+    def _network_list(cls, value: str) -> str:
+        try:
+            _networks(value)
+        except ValueError as wrong:
+            raise ValueError(
+                f"ACCRUAL_METRICS_ALLOWED_NETWORKS must be comma-separated networks such as "
+                f"127.0.0.0/8,::1/128 ({wrong})"
+            ) from None
         return value
 
     @field_validator("data_dir")
@@ -173,8 +224,18 @@ class Settings(BaseSettings):
         return _seconds(self.webhook_retry_schedule)
 
     @property
+    def webhook_ports(self) -> frozenset[int]:
+        """The ports https:// webhooks may use; validated when the settings are read."""
+        return _ports(self.webhook_allowed_ports)
+
+    @property
     def mail_delays(self) -> list[float]:
         return _seconds(self.mail_retry_schedule)
+
+    @property
+    def metrics_networks(self) -> list[IPv4Network | IPv6Network]:
+        """The networks /metrics answers; validated when the settings are read."""
+        return _networks(self.metrics_allowed_networks)
 
     @property
     def outbox_lease(self) -> timedelta:
@@ -198,6 +259,14 @@ class Settings(BaseSettings):
             return self.data_keys.get_secret_value()
         return _kept_secret(
             self.data_dir / "data_keys", "k1:" + base64.b64encode(secrets.token_bytes(32)).decode()
+        )
+
+    def audit_keys_text(self) -> str:
+        """The configured audit keys, else one key generated once and kept in the data directory."""
+        if self.audit_keys.get_secret_value():
+            return self.audit_keys.get_secret_value()
+        return _kept_secret(
+            self.data_dir / "audit_keys", "a1:" + base64.b64encode(secrets.token_bytes(32)).decode()
         )
 
     def signing_key(self) -> bytes:
@@ -227,6 +296,14 @@ def _kept_secret(path: Path, fresh: str) -> str:
 
 def _seconds(schedule: str) -> list[float]:
     return [float(part) for part in schedule.split(",") if part.strip()]
+
+
+def _ports(ports: str) -> frozenset[int]:
+    return frozenset(int(part) for part in ports.split(",") if part.strip())
+
+
+def _networks(text: str) -> list[IPv4Network | IPv6Network]:
+    return [ip_network(part.strip()) for part in text.split(",") if part.strip()]
 
 
 def redact_url(url: str) -> str:

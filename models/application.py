@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, JSONType, utcnow
 from models.enums import ApplicationStatus
-from models.sealing import SealedJSON
+from models.sealing import SealedJSON, seal_per_row
 
 
 class Application(Base):
@@ -27,7 +27,8 @@ class Application(Base):
     screening_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default=ApplicationStatus.SUBMITTED.value)
     decision: Mapped[str | None] = mapped_column(String(16))
-    observations: Mapped[dict[str, Any]] = mapped_column(SealedJSON)  # clinical: sealed at rest
+    # Clinical: sealed at rest, bound to this row (see models.sealing); plain in memory.
+    observations: Mapped[dict[str, Any]] = mapped_column(SealedJSON)
     criteria_version: Mapped[int | None]
     screening_round: Mapped[int] = mapped_column(default=1)
     screening_deliveries: Mapped[int] = mapped_column(default=0)
@@ -41,6 +42,10 @@ class Application(Base):
     history: Mapped[list[ApplicationHistory]] = relationship(
         order_by="ApplicationHistory.id", cascade="all, delete-orphan"
     )
+
+
+# The associated data of an application's sealed observations, for Core code that reads or writes them.
+observations_binding = seal_per_row(Application, "observations")
 
 
 class ApplicationHistory(Base):

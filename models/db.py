@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
+from models.audit import AuditKeys
 from models.sealing import Keyring
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -81,19 +82,32 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 class Database:
     """One engine and its session factory for a process."""
 
-    def __init__(self, url: str, keyring: Keyring | None = None, **engine_kwargs: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        keyring: Keyring | None = None,
+        audit_keys: AuditKeys | None = None,
+        **engine_kwargs: Any,
+    ) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         if keyring is not None:
             self.engine.dialect.accrual_keyring = keyring  # type: ignore[attr-defined]
+        if audit_keys is not None:  # without them, nothing that writes to the audit trail can commit
+            self.engine.dialect.accrual_audit_keys = audit_keys  # type: ignore[attr-defined]
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         read_only_engine = self.engine.execution_options(**{READ_ONLY: True})
         self._readers = sessionmaker(read_only_engine, expire_on_commit=False)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Database:
-        """The configured database, able to seal and open clinical data with the configured keys."""
-        return cls(settings.database_url, Keyring.parse(settings.data_keyring_text()))
+        """The configured database, able to seal and open clinical data and to chain the audit trail
+        with the configured keys."""
+        return cls(
+            settings.database_url,
+            Keyring.parse(settings.data_keyring_text()),
+            AuditKeys.parse(settings.audit_keys_text()),
+        )
 
     @property
     def is_sqlite(self) -> bool:

@@ -25,6 +25,9 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # Dashboard sessions carry the generation current at sign-in; a sign-out moves it on, which ends
+    # every session of this token on the server, whatever copies of their cookies survive.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class IdempotencyRecord(Base):

@@ -6,6 +6,7 @@ import logging
 
 from flask import Response, redirect
 from flask_openapi3 import Info, OpenAPI
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import services.audit  # noqa: F401  registers the audit trail's unit-of-work hooks in every process
 from config import Settings, get_settings
@@ -28,10 +29,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         webhooks,
     )
     from services.api.context import authenticate_request, forget_caller
-    from services.api.errors import on_validation_error, parse_json_body, register_error_handlers
+    from services.api.errors import (
+        on_validation_error,
+        parse_json_body,
+        refuse_nul_in_url,
+        register_error_handlers,
+    )
     from services.api.headers import install_security_headers
     from services.api.load_shedding import shed_late_requests
-    from services.api.rate_limits import check_rate_limits, install_rate_limits
+    from services.api.rate_limits import install_rate_limits, meter_intake
     from services.dashboard import blueprint as dashboard
     from services.dashboard import configure_sessions
 
@@ -59,8 +65,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     install_rate_limits(app, settings)
     install_security_headers(app, settings)
     app.before_request(shed_late_requests)  # first: a shed request must cost nothing
-    app.before_request(check_rate_limits)
+    app.before_request(refuse_nul_in_url)
     app.before_request(authenticate_request)
+    app.before_request(meter_intake)  # after authentication: metered by token id, not by header text
     app.teardown_request(forget_caller)
     app.before_request(parse_json_body)
     register_error_handlers(app)
@@ -83,4 +90,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     def docs() -> Response:
         return redirect("/docs/swagger", code=302)  # type: ignore[return-value]
 
+    if settings.trusted_proxies:
+        # Only when told how many proxies set them: otherwise any client could name its own address.
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     return app

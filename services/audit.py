@@ -3,23 +3,29 @@
 Changes to audited records are captured from the ORM's unit of work (before each flush), with the
 previous and new values of every changed column; reads of clinical data are noted by the API. On
 commit the entries are appended to one hash chain: the chain's head row is locked, each entry's hash
-covers its content and the previous hash, and the head moves on. Clinical values never enter the
-trail: for observations only the names of the changed fields are kept; secrets and hashes are omitted.
+is an HMAC, under the current audit key, of its content and the previous hash, and the head moves on.
+Clinical values never enter the trail: for observations only the names of the changed fields are
+kept; secrets and hashes are omitted.
+
+The keys live outside the database, so its holder alone cannot forge a chain that verifies. Its holder
+can still cut the newest entries off and move the head back: a checkpoint (the head signed with the
+key, stored elsewhere by the operator) catches that, since the trail must still hold its entry.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import hmac
+import re
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import event, insert, inspect, select, update
+from sqlalchemy import RowMapping, event, insert, inspect, select, update
 from sqlalchemy.orm import Session
 
 from models import (
@@ -32,7 +38,7 @@ from models import (
     Trial,
     WebhookSubscription,
 )
-from models.audit import GENESIS
+from models.audit import CHECKPOINT_PURPOSE, GENESIS, AuditKeyError, AuditKeys, audit_keys_of
 from models.base import utcnow
 
 AUDITED: dict[type[Any], str] = {
@@ -91,6 +97,11 @@ def note(
 def note_read(session: Session, entity: str, entity_id: str) -> None:
     """A read of clinical data: the trail says who saw which record, never what it holds."""
     note(session, entity, entity_id, "read")
+
+
+def note_page_read(session: Session, entity: str, entity_ids: list[str]) -> None:
+    """A bulk read: one entry for the page, naming every record it showed (`*` stands for several)."""
+    note(session, entity, "*", "read", {"ids": entity_ids})
 
 
 def _jsonable(value: Any) -> Any:
@@ -157,21 +168,13 @@ def _capture(session: Session, _context: Any, _instances: Any) -> None:
             note(session, AUDITED[type(instance)], _identity(instance), "delete")
 
 
-def entry_hash(entry: dict[str, Any]) -> str:
-    """SHA-256 over the entry's canonical JSON, which includes the previous entry's hash."""
-    fields = ("seq", "at", "actor", "actor_role", "entity", "entity_id", "action", "changes", "prev_hash")
-    canonical = json.dumps(
-        {k: _jsonable(entry[k]) for k in fields}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 @event.listens_for(Session, "before_commit")
 def _append(session: Session) -> None:
     session.flush()  # capture the last changes before the chain is written
     pending: list[dict[str, Any]] = session.info.pop(PENDING, [])
     if not pending:
         return
+    keys = audit_keys_of(session.get_bind().dialect)  # no key, no commit: never an unkeyed entry
     head = session.execute(
         select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
     ).one()
@@ -179,8 +182,14 @@ def _append(session: Session) -> None:
     rows = []
     for entry in pending:
         seq += 1
-        row = {**entry, "seq": seq, "prev_hash": previous, "changes": _jsonable(entry["changes"])}
-        row["hash"] = previous = entry_hash(row)
+        row = {
+            **entry,
+            "seq": seq,
+            "prev_hash": previous,
+            "key_id": keys.current,
+            "changes": _jsonable(entry["changes"]),
+        }
+        row["hash"] = previous = keys.entry_hash(row)
         rows.append(row)
     session.execute(insert(AuditEntry), rows)
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_seq=seq, last_hash=previous))
@@ -191,40 +200,140 @@ def _forget(session: Session, _previous: Any) -> None:
     session.info.pop(PENDING, None)
 
 
+# --- verification and checkpoints ----------------------------------------------------------------
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is malformed, not signed by a key this service holds, or altered."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed statement, kept away from the database, that entry `seq` of the trail had `hash`."""
+
+    seq: int
+    hash: str
+    at: str  # UTC, ISO 8601 basic format: the text stays one dot-separated token
+    key_id: str
+    signature: str
+
+    def text(self) -> str:
+        return ".".join((CHECKPOINT_FORMAT, self.key_id, str(self.seq), self.hash, self.at, self.signature))
+
+
+CHECKPOINT_FORMAT = "acp1"
+_CHECKPOINT = re.compile(
+    r"acp1\.([A-Za-z0-9]{1,16})\.([0-9]{1,19})\.([0-9a-f]{64})\.([0-9]{8}T[0-9]{6}Z)\.([0-9a-f]{64})"
+)
+
+
+def _checkpoint_message(key_id: str, seq: int, hash_: str, at: str) -> bytes:
+    return "\x00".join((key_id, str(seq), hash_, at)).encode()
+
+
 @dataclass(frozen=True)
 class Verdict:
     entries: int
     problem: str | None
+    last_hash: str = GENESIS
+    by_key: dict[str, int] = field(default_factory=dict)
 
     @property
     def intact(self) -> bool:
         return self.problem is None
 
 
-def verify_chain(session: Session, batch: int = 5000) -> Verdict:
-    """Recompute every hash in order: a changed, removed, inserted or reordered entry is reported."""
-    previous, expected_seq, count = GENESIS, 1, 0
-    last = session.execute(select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1)).one()
+def _one_snapshot(session: Session) -> None:
+    """PostgreSQL gives each statement its own snapshot by default: entries committed while a long
+    verification runs would look like a chain running past its head. Read everything at one."""
+    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def _entries(session: Session, batch: int) -> Iterator[RowMapping]:
+    """Every entry in seq order, as plain rows (not kept in the session: the trail may be long)."""
     after = 0
     while True:
-        entries = session.scalars(
-            select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq).limit(batch)
-        ).all()
-        if not entries:
-            break
-        for entry in entries:
-            if entry.seq != expected_seq:
-                return Verdict(count, f"entry {expected_seq} is missing (found {entry.seq} next)")
-            if entry.prev_hash != previous:
-                return Verdict(count, f"entry {entry.seq} does not follow entry {entry.seq - 1}")
-            content = {c.key: getattr(entry, c.key) for c in inspect(AuditEntry).column_attrs}
-            if entry_hash(content) != entry.hash:
-                return Verdict(count, f"entry {entry.seq} was altered: its hash does not match its content")
-            previous, expected_seq, count = entry.hash, expected_seq + 1, count + 1
-        after = entries[-1].seq
-    if (int(last.last_seq), str(last.last_hash)) != (count, previous):
-        return Verdict(count, f"the chain ends at entry {count}, but its head says {last.last_seq}")
-    return Verdict(count, None)
+        rows = session.execute(
+            select(AuditEntry.__table__).where(AuditEntry.seq > after).order_by(AuditEntry.seq).limit(batch)
+        ).mappings()
+        last = None
+        for last in rows:
+            yield last
+        if last is None:
+            return
+        after = last["seq"]
+
+
+def _fault(entry: RowMapping, seq: int, previous: str, keys: AuditKeys) -> str | None:
+    """Why `entry` is not the chain's entry `seq` after `previous`, or None."""
+    if entry["seq"] != seq:
+        return f"entry {seq} is missing (found {entry['seq']} next)"
+    if entry["prev_hash"] != previous:
+        return f"entry {seq} does not follow entry {seq - 1}"
+    if entry["key_id"] not in keys.keys:
+        return f"entry {seq} names audit key {entry['key_id']!r}, which ACCRUAL_AUDIT_KEYS does not hold"
+    if not hmac.compare_digest(keys.entry_hash(entry), entry["hash"]):
+        return f"entry {seq} was altered: its hash does not match its content"
+    return None
+
+
+def _unlike(checkpoint: Checkpoint, entry: RowMapping) -> str | None:
+    """Whether the entry at the checkpoint's place is no longer the one it recorded."""
+    if hmac.compare_digest(entry["hash"], checkpoint.hash):
+        return None
+    return f"entry {checkpoint.seq} is not the one checkpointed at {checkpoint.at}: the trail was rewritten"
+
+
+def verify_chain(session: Session, checkpoint: Checkpoint | None = None, batch: int = 5000) -> Verdict:
+    """Recompute every entry's HMAC in order: a changed, removed, inserted or reordered entry, or one
+    chained without the key, is reported; with a checkpoint, the trail must still hold its entry."""
+    keys = audit_keys_of(session.get_bind().dialect)
+    _one_snapshot(session)
+    head = session.execute(select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1)).one()
+    previous, count, by_key = GENESIS, 0, Counter[str]()
+    for entry in _entries(session, batch):
+        problem = _fault(entry, count + 1, previous, keys)
+        if problem is None and checkpoint is not None and entry["seq"] == checkpoint.seq:
+            problem = _unlike(checkpoint, entry)
+        if problem is not None:
+            return Verdict(count, problem, previous, dict(by_key))
+        previous, count = entry["hash"], count + 1
+        by_key[entry["key_id"]] += 1
+    ending: str | None = None
+    if (int(head.last_seq), str(head.last_hash)) != (count, previous):
+        ending = f"the chain ends at entry {count}, but its head says {head.last_seq}"
+    elif checkpoint is not None and checkpoint.seq > count:
+        # What deleting the tail and moving the head back looks like: only a checkpoint can tell.
+        ending = f"the trail ends at entry {count}, before the checkpoint's entry {checkpoint.seq}: cut off"
+    return Verdict(count, ending, previous, dict(by_key))
+
+
+def sign_checkpoint(session: Session) -> Checkpoint:
+    """Verify the whole trail, then sign its newest entry under the current audit key."""
+    verdict = verify_chain(session)
+    if not verdict.intact:
+        raise CheckpointError(f"the audit trail is broken, no checkpoint signed: {verdict.problem}")
+    keys = audit_keys_of(session.get_bind().dialect)
+    at = utcnow().strftime("%Y%m%dT%H%M%SZ")
+    message = _checkpoint_message(keys.current, verdict.entries, verdict.last_hash, at)
+    signature = keys.digest(keys.current, CHECKPOINT_PURPOSE, message)
+    return Checkpoint(verdict.entries, verdict.last_hash, at, keys.current, signature)
+
+
+def read_checkpoint(text: str, keys: AuditKeys) -> Checkpoint:
+    """The checkpoint `text` stands for, once its signature is checked; CheckpointError otherwise."""
+    matched = _CHECKPOINT.fullmatch(text.strip())
+    if matched is None:
+        raise CheckpointError(f"not an audit checkpoint ({CHECKPOINT_FORMAT}.KEY.SEQ.HASH.TIME.SIGNATURE)")
+    key_id, seq, hash_, at, signature = matched.groups()
+    try:
+        expected = keys.digest(key_id, CHECKPOINT_PURPOSE, _checkpoint_message(key_id, int(seq), hash_, at))
+    except AuditKeyError:
+        raise CheckpointError(f"the checkpoint is signed with audit key {key_id!r}, not held here") from None
+    if not hmac.compare_digest(expected, signature):
+        raise CheckpointError("the checkpoint's signature does not match: altered, or signed by another key")
+    return Checkpoint(int(seq), hash_, at, key_id, signature)
 
 
 def audit_page(

@@ -26,11 +26,19 @@ from sqlalchemy import select
 from config import Settings, get_settings
 from config.settings import redact_url
 from models import ApiToken, Role, Site, Trial
+from models.audit import audit_keys_of
 from models.base import utcnow
 from models.db import Database
 from models.migrate import is_current, upgrade
-from models.sealing import Keyring
-from services.audit import acting_as, verify_chain
+from models.sealing import Keyring, SealingError
+from services.audit import (
+    Checkpoint,
+    CheckpointError,
+    acting_as,
+    read_checkpoint,
+    sign_checkpoint,
+    verify_chain,
+)
 from services.criteria import CriteriaError
 from services.data_keys import reseal_observations
 from services.dead_letters import DeadLetterError, list_dead_letters, retry_screening
@@ -223,10 +231,13 @@ def keys_new(key_id: str) -> None:
 @keys.command("rotate")
 @_operator
 def keys_rotate() -> None:
-    """Re-seal every application's observations under the current (first) data key; then the older
-    keys may be removed from ACCRUAL_DATA_KEYS."""
+    """Re-seal every application's observations under the current (first) data key, bound to its row;
+    then the older keys may be removed from ACCRUAL_DATA_KEYS."""
     database = _database(get_settings())
-    count = reseal_observations(database)
+    try:
+        count = reseal_observations(database)
+    except SealingError as exc:  # altered or moved in the database: the operator must look at it
+        _fail(f"stopped: {exc}")
     click.echo(f"applications re-sealed under the current key: {count}")
 
 
@@ -236,17 +247,57 @@ def audit() -> None:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
-    """Recompute the audit trail's hash chain; exit 1, naming the first broken entry, if it is not intact."""
+@click.option(
+    "--checkpoint",
+    "checkpoint_source",
+    metavar="FILE_OR_TEXT",
+    help="A checkpoint from `accrual audit checkpoint`, or a file holding one: the trail must extend it.",
+)
+def audit_verify(checkpoint_source: str | None) -> None:
+    """Recompute the audit trail's HMAC chain; exit 1, naming the first broken entry, if it is not intact
+    (or, with --checkpoint, no longer holds the checkpointed entry)."""
     database = _database(get_settings())
-    with database.reading() as session:
-        verdict = verify_chain(session)
+    try:
+        checkpoint = None if checkpoint_source is None else _checkpoint(database, checkpoint_source)
+        with database.reading() as session:
+            verdict = verify_chain(session, checkpoint)
+    finally:
+        database.dispose()
     if not verdict.intact:
         click.echo(
             f"accrual: audit trail broken after {verdict.entries} good entries: {verdict.problem}", err=True
         )
         sys.exit(1)
-    click.echo(f"audit trail intact: {verdict.entries} entries")
+    keys = ", ".join(f"{key_id}: {count}" for key_id, count in sorted(verdict.by_key.items()))
+    extends = f"; it extends the checkpoint of entry {checkpoint.seq}" if checkpoint is not None else ""
+    click.echo(f"audit trail intact: {verdict.entries} entries (by audit key: {keys or 'none'}){extends}")
+
+
+def _checkpoint(database: Database, source: str) -> Checkpoint:
+    """The checkpoint given as text or in a file; exit 2 with the reason if it is not a valid one."""
+    path = Path(source)
+    try:
+        text = path.read_text() if path.is_file() else source
+        return read_checkpoint(text, audit_keys_of(database.engine.dialect))
+    except (OSError, UnicodeDecodeError, CheckpointError) as exc:
+        _fail(f"--checkpoint: {exc}")
+        raise  # unreachable: _fail exits
+
+
+@audit.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Verify the trail, then print its newest entry signed with the current audit key, alone on its line.
+    Store it away from the database; `accrual audit verify --checkpoint` later proves the trail extends it."""
+    database = _database(get_settings())
+    try:
+        with database.reading() as session:
+            made = sign_checkpoint(session)
+    except CheckpointError as exc:
+        click.echo(f"accrual: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        database.dispose()
+    click.echo(made.text())
 
 
 @main.group()

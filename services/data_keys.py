@@ -3,33 +3,50 @@
 from __future__ import annotations
 
 from sqlalchemy import Text, select, type_coerce, update
+from sqlalchemy.orm import Session
 
 from models import Application
+from models.application import observations_binding
 from models.db import Database
-from models.sealing import keyring_of
+from models.sealing import Keyring, Sealed, SealingError, keyring_of
 from services.audit import note
+
+stored_text = type_coerce(Application.observations, Text)  # the column as stored, not opened
 
 
 def reseal_observations(db: Database, batch: int = 500) -> int:
-    """Re-seal every application's observations still sealed under an older key; how many were."""
+    """Re-seal, under the current key and bound to their row, every application's observations that
+    are not yet (an older key, or the v1 format); how many were. Raises SealingError naming the first
+    application whose observations do not open; the batches before it stay re-sealed."""
     keyring = keyring_of(db.engine.dialect)
-    current = f"v1:{keyring.current}:"
-    raw = type_coerce(Application.observations, Text)
     total = 0
     while True:
         with db.transaction() as session:
             rows = session.execute(
-                select(Application.id, raw).where(raw.not_like(f"{current}%")).limit(batch)
+                select(Application.id, stored_text)
+                .where(stored_text.not_like(f"{keyring.current_prefix}%"))
+                .order_by(Application.id)
+                .limit(batch)
             ).all()
-            for application_id, sealed in rows:
-                session.execute(
-                    update(Application)
-                    .where(Application.id == application_id)
-                    .values(observations=keyring.open(sealed))  # sealed again, under the current key
-                    .execution_options(synchronize_session=False)
-                )
-            if rows:
-                note(session, "application", "*", "reseal", {"count": len(rows), "key": keyring.current})
-        total += len(rows)
+            resealed = sum(_reseal(session, keyring, application_id, text) for application_id, text in rows)
+            if resealed:
+                note(session, "application", "*", "reseal", {"count": resealed, "key": keyring.current})
+        total += resealed
         if len(rows) < batch:
             return total
+
+
+def _reseal(session: Session, keyring: Keyring, application_id: str, text: str) -> int:
+    bound_to = observations_binding(application_id)
+    try:
+        value = keyring.open(text, bound_to)
+    except SealingError as exc:  # the id, never the value
+        raise SealingError(f"applications.observations of {application_id}: {exc}") from None
+    result = session.execute(
+        update(Application)
+        # Only if unchanged since read: a correction committed meanwhile is already sealed anew.
+        .where(Application.id == application_id, stored_text == text)
+        .values(observations=Sealed(value, keyring.seal(value, bound_to)))
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))

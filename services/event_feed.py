@@ -5,6 +5,9 @@ but committed late. On PostgreSQL every event carries its transaction's id (txid
 (txid, seq) and shows only events of transactions older than the oldest one still running
 (pg_snapshot_xmin), so nothing can ever appear behind a cursor. On SQLite writers take the database
 lock one at a time (BEGIN IMMEDIATE), so seq order is commit order and txid is 0 throughout.
+
+What an event says depends on who reads it (the feed here, webhooks at each attempt): an admin gets
+its data whole, a sponsor no criterion of one applicant's screening (contract v1.1).
 """
 
 from __future__ import annotations
@@ -22,8 +25,30 @@ FEED_SCOPE = "events"  # not bound to a token: a consumer keeps its place across
 START = {"t": -1, "s": 0}
 
 
-def envelope(event: Event) -> dict[str, Any]:
-    """The contract's envelope: ids, type, time and the event's data (ids and statuses only)."""
+# What a sponsor may read of each per-application event's data. Which criteria decided one applicant's
+# screening are clinical facts about that applicant (exclusion "immunodeficiency" says what they
+# have), so only an admin gets them; sponsors see screen-failure reasons in aggregate, in the report.
+# An allow-list: a field or an application event added later reaches sponsors only once listed here.
+SPONSOR_APPLICATION_DATA: dict[str, frozenset[str]] = {
+    "application.submitted": frozenset(),
+    "application.updated": frozenset({"reason"}),
+    "application.screened": frozenset({"decision", "criteria_version"}),
+    "application.reviewed": frozenset({"status"}),
+    "application.enrolled": frozenset({"status"}),
+    "application.withdrawn": frozenset({"status"}),
+}
+
+
+def data_for(event: Event, *, for_admin: bool) -> dict[str, Any]:
+    """The event's data as its reader may see it: whole for an admin, no applicant's clinical facts else."""
+    if for_admin or event.application_id is None:
+        return dict(event.data)
+    allowed = SPONSOR_APPLICATION_DATA.get(event.type, frozenset())
+    return {key: value for key, value in event.data.items() if key in allowed}
+
+
+def envelope(event: Event, *, for_admin: bool) -> dict[str, Any]:
+    """The contract's envelope: ids, type, time and the event's data as `data_for` lets the reader see it."""
     body: dict[str, Any] = {
         "id": event.id,
         "type": event.type,
@@ -34,7 +59,7 @@ def envelope(event: Event) -> dict[str, Any]:
         body["site_id"] = event.site_id
     if event.application_id is not None:
         body["application_id"] = event.application_id
-    body["data"] = event.data
+    body["data"] = data_for(event, for_admin=for_admin)
     return body
 
 
@@ -72,4 +97,5 @@ def read_feed(
     )
     if events:
         position = {"t": events[-1].txid, "s": events[-1].seq}
-    return [envelope(e) for e in events], encode_cursor(position, FEED_SCOPE, key)
+    for_admin = caller.role is Role.ADMIN
+    return [envelope(e, for_admin=for_admin) for e in events], encode_cursor(position, FEED_SCOPE, key)

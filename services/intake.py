@@ -12,13 +12,21 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import Application, ApplicationHistory, ApplicationStatus, IdempotencyRecord, Site, TrialStatus
+from models import (
+    Application,
+    ApplicationHistory,
+    ApplicationStatus,
+    IdempotencyRecord,
+    Site,
+    Trial,
+    TrialStatus,
+)
 from models.base import utcnow
 from models.db import Database
 from services.applications import to_view
 from services.ids import new_id
 from services.outbox import add_event
-from services.problems import Problem, invalid
+from services.problems import Problem, field_error, invalid
 from services.schemas.api import SubmitApplication
 from services.tokens import Caller
 from services.trials import find_trial
@@ -104,6 +112,17 @@ def _check_recruiting(trial_status: str, site: Site) -> None:
         )
 
 
+def _check_has_criteria(trial: Trial) -> None:
+    # Nothing could screen the application: it would wait in `submitted` for ever.
+    if trial.current_criteria_version is None:
+        raise Problem(
+            409, "not-recruiting",
+            f"trial {trial.trial_id} has no criteria yet and accepts no applications until an admin "
+            "attaches them",
+            errors=[field_error("trial_id", "the trial has no criteria yet")],
+        )  # fmt: skip
+
+
 def _submit(
     session: Session,
     caller: Caller,
@@ -120,6 +139,7 @@ def _submit(
         raise invalid("trial_id", f"no trial {request.trial_id}") from None
     site = _site_for(session, caller, trial.trial_id, request.site_id)
     _check_recruiting(trial.overall_status, site)
+    _check_has_criteria(trial)
     screening_id = request.applicant.screening_id
     existing = session.scalar(
         select(Application.id).where(

@@ -1,13 +1,18 @@
 """Operational figures for Prometheus, read at scrape time from the database and the broker.
 
 Read at scrape, not counted in process, so any number of API processes give the same answer and a
-restart loses nothing. Aggregates only: no trial, site or application appears in a label.
+restart loses nothing; each process keeps what it read for a few seconds (`ScrapeCache`), so a storm
+of scrapes costs one set of queries per interval. Aggregates only: no trial, site or application
+appears in a label.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import statistics
+import threading
+import time
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,6 +41,29 @@ class Figures:
 
     def family(self, name: str, help_text: str, label: str, values: dict[str, float]) -> None:
         self.labelled[name] = (help_text, label, values)
+
+
+class ScrapeCache:
+    """The last exposition read, served again until it is `max_age` seconds old (0: never served again).
+
+    One thread reads at a time while the others wait for its answer, so a burst of scrapes is one read.
+    """
+
+    def __init__(self, max_age: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._exposition: bytes | None = None
+        self._read_at = 0.0
+
+    def get(self, read: Callable[[], bytes]) -> bytes:
+        """The cached exposition while fresh, else a new one from `read` (kept only if it succeeds)."""
+        with self._lock:
+            now = self._clock()
+            if self._exposition is None or now - self._read_at >= self.max_age:
+                self._exposition = read()
+                self._read_at = now
+            return self._exposition
 
 
 def _age(session: Session, column: InstrumentedAttribute[datetime], where: ColumnElement[bool]) -> float:

@@ -1,23 +1,42 @@
-"""ClinicalTrials.gov API v2 study records -> trial and site fields."""
+"""ClinicalTrials.gov API v2 study records -> trial and site fields, validated before anything is stored."""
 
 from __future__ import annotations
 
+import math
+import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from models import TrialStatus
+from pydantic import ValidationError
+
+from services.schemas.api import IDENTIFIER_PATTERN, StudyRecord
 
 SITE_NAMESPACE = uuid.UUID("6f1c9a52-2d7e-4b8e-9a55-0c1f4f7d2a10")
+# Deeper than any real record (about six levels): refused before a recursive encoder meets it.
+MAX_DEPTH = 32
+# Free text (descriptions, eligibility text) keeps tabs and line breaks; other control characters,
+# NUL above all, and lone surrogates cannot be stored in a JSON column (PostgreSQL refuses them).
+NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+
+RecordPath = tuple[str | int, ...]
 
 
 class RegistryRecordError(ValueError):
-    """A study record that lacks what a trial needs; `path` names the field in the record."""
+    """A study record that cannot become a trial; `errors` names each bad field by its path in the record."""
 
-    def __init__(self, path: str, detail: str) -> None:
-        super().__init__(f"{path}: {detail}")
-        self.path = path
-        self.detail = detail
+    def __init__(self, errors: Sequence[tuple[RecordPath, str]]) -> None:
+        self.errors = list(errors)
+        super().__init__(
+            "; ".join(f"{'.'.join(map(str, path)) or 'record'}: {detail}" for path, detail in errors)
+        )
+
+    @classmethod
+    def at(cls, path: RecordPath, detail: str) -> RegistryRecordError:
+        """One bad field."""
+        return cls([(path, detail)])
 
 
 @dataclass
@@ -47,118 +66,106 @@ class TrialFields:
     sites: list[SiteFields] = field(default_factory=list)
 
 
-def _module(protocol: dict[str, Any], name: str) -> dict[str, Any]:
-    value = protocol.get(name) or {}
-    if not isinstance(value, dict):
-        raise RegistryRecordError(f"protocolSection.{name}", "must be an object")
-    return value
-
-
-def _required(value: Any, path: str) -> Any:
-    if value in (None, "", []):
-        raise RegistryRecordError(f"protocolSection.{path}", "is missing")
-    return value
-
-
-def _object(value: Any, path: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise RegistryRecordError(f"protocolSection.{path}", "must be an object")
-    return value
-
-
-def _strings(value: Any, path: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise RegistryRecordError(f"protocolSection.{path}", "must be a list of strings")
-    return value
-
-
-def _text(value: Any, path: str) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise RegistryRecordError(f"protocolSection.{path}", "must be a string")
-    return value
-
-
-def _status(value: Any, path: str) -> str:
-    if not isinstance(value, str) or value not in TrialStatus.__members__:
-        raise RegistryRecordError(f"protocolSection.{path}", "is not one of " + ", ".join(TrialStatus))
-    return str(value)
-
-
-def _count(value: Any, path: str) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise RegistryRecordError(f"protocolSection.{path}", "must be a whole number >= 0")
-    return value
-
-
 def site_id_for(trial_id: str, facility: str) -> str:
     """A stable id for a registry location, so loading the same record twice makes no second site."""
     return "site_" + uuid.uuid5(SITE_NAMESPACE, f"{trial_id}|{facility}").hex[:20]
 
 
-def trial_from_record(record: dict[str, Any]) -> TrialFields:
-    """Map a v2 study record (protocolSection) onto the trial and its sites."""
-    protocol = record.get("protocolSection") if isinstance(record, dict) else None
-    if not isinstance(protocol, dict):
-        raise RegistryRecordError("protocolSection", "is missing")
-    ident = _module(protocol, "identificationModule")
-    status = _module(protocol, "statusModule")
-    sponsor = _module(protocol, "sponsorCollaboratorsModule")
-    design = _module(protocol, "designModule")
-    eligibility = _module(protocol, "eligibilityModule")
-    locations = _module(protocol, "contactsLocationsModule").get("locations") or []
-    if not isinstance(locations, list) or not all(isinstance(loc, dict) for loc in locations):
+def check_values(record: Any) -> None:
+    """Refuse, anywhere in the record (kept whole as the trial's registry_record), what a JSON column
+    cannot store faithfully: NaN and infinities, control characters, lone surrogates, deep nesting."""
+    pending: list[tuple[RecordPath, Any]] = [((), record)]
+    while pending:  # iterative: a deep record must not exhaust the interpreter's stack
+        path, value = pending.pop()
+        if len(path) > MAX_DEPTH:
+            raise RegistryRecordError.at(path[:MAX_DEPTH], f"nests deeper than {MAX_DEPTH} levels")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RegistryRecordError.at(path, "must be a finite number, not NaN or Infinity")
+        if isinstance(value, str) and NOT_TEXT.search(value):
+            raise RegistryRecordError.at(path, "must not contain control characters")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str) or NOT_TEXT.search(key):
+                    raise RegistryRecordError.at(path, "has a key with control characters")
+                pending.append(((*path, key), item))
+        elif isinstance(value, list):
+            pending.extend(((*path, index), item) for index, item in enumerate(value))
+
+
+def parse_record(record: Any) -> StudyRecord:
+    """The record validated: every value storable, and the fields Accrual reads of the right type and size."""
+    check_values(record)
+    try:
+        return StudyRecord.model_validate(record)
+    except ValidationError as exc:
         raise RegistryRecordError(
-            "protocolSection.contactsLocationsModule.locations", "must be a list of objects"
+            [
+                (tuple(error["loc"]), str(error["msg"]).removeprefix("Value error, "))
+                for error in exc.errors(include_url=False, include_input=False)
+            ]
+        ) from None
+
+
+IDENTIFICATION = ("protocolSection", "identificationModule")
+
+
+def _trial_id(study: StudyRecord) -> str:
+    """The NCT number, else the sponsor's protocol id, which must then be a valid trial id too."""
+    ident = study.protocolSection.identificationModule
+    if ident.nctId is not None:
+        return ident.nctId.upper()
+    org_id = ident.orgStudyIdInfo.id if ident.orgStudyIdInfo is not None else None
+    if org_id is None:
+        raise RegistryRecordError.at(
+            (*IDENTIFICATION, "nctId"), "is missing, and so is orgStudyIdInfo.id: a trial needs one of them"
         )
-    nct_id = _text(ident.get("nctId"), "identificationModule.nctId")
-    org_study_id = _text(
-        _object(ident.get("orgStudyIdInfo"), "identificationModule.orgStudyIdInfo").get("id"),
-        "identificationModule.orgStudyIdInfo.id",
-    )
-    trial_id = str(
-        _required(nct_id or org_study_id, "identificationModule.nctId or orgStudyIdInfo.id")
-    ).upper()
-    enrollment = _object(design.get("enrollmentInfo"), "designModule.enrollmentInfo")
-    lead = _object(sponsor.get("leadSponsor"), "sponsorCollaboratorsModule.leadSponsor")
-    conditions = _module(protocol, "conditionsModule")
+    if not IDENTIFIER.fullmatch(org_id):
+        raise RegistryRecordError.at(
+            (*IDENTIFICATION, "orgStudyIdInfo", "id"),
+            "is the trial's id when there is no nctId: only letters, digits, '.', '_' and '-'",
+        )
+    return org_id.upper()
+
+
+def _required(value: str | None, path: RecordPath) -> str:
+    if value is None:
+        raise RegistryRecordError.at(path, "is missing")
+    return value
+
+
+def _sites(study: StudyRecord) -> list[SiteFields]:
+    overall = study.protocolSection.statusModule.overallStatus
+    return [
+        SiteFields(name=loc.facility, city=loc.city, country=loc.country, status=loc.status or overall)
+        for loc in study.protocolSection.contactsLocationsModule.locations or []
+    ]
+
+
+def trial_from_record(record: Any) -> TrialFields:
+    """Validate a v2 study record (protocolSection) and map it onto the trial and its sites."""
+    study = parse_record(record)
+    protocol = study.protocolSection
+    ident, design = protocol.identificationModule, protocol.designModule
+    lead = protocol.sponsorCollaboratorsModule.leadSponsor
+    enrollment = design.enrollmentInfo
+    eligibility = protocol.eligibilityModule
     return TrialFields(
-        trial_id=trial_id,
-        nct_id=nct_id,
-        org_study_id=org_study_id,
-        title=_required(
-            _text(ident.get("briefTitle") or ident.get("officialTitle"), "identificationModule.briefTitle"),
-            "identificationModule.briefTitle",
-        ),
+        trial_id=_trial_id(study),
+        nct_id=ident.nctId,
+        org_study_id=ident.orgStudyIdInfo.id if ident.orgStudyIdInfo is not None else None,
+        title=_required(ident.briefTitle or ident.officialTitle, (*IDENTIFICATION, "briefTitle")),
         sponsor=_required(
-            _text(lead.get("name"), "sponsorCollaboratorsModule.leadSponsor.name"),
-            "sponsorCollaboratorsModule.leadSponsor.name",
+            lead.name if lead is not None else None,
+            ("protocolSection", "sponsorCollaboratorsModule", "leadSponsor", "name"),
         ),
-        phases=_strings(design.get("phases"), "designModule.phases"),
-        conditions=_strings(conditions.get("conditions"), "conditionsModule.conditions"),
-        keywords=_strings(conditions.get("keywords"), "conditionsModule.keywords"),
-        overall_status=_status(status.get("overallStatus"), "statusModule.overallStatus"),
-        enrollment_target=_count(enrollment.get("count"), "designModule.enrollmentInfo.count"),
-        enrollment_type=_text(enrollment.get("type"), "designModule.enrollmentInfo.type"),
-        minimum_age=_text(eligibility.get("minimumAge"), "eligibilityModule.minimumAge"),
-        maximum_age=_text(eligibility.get("maximumAge"), "eligibilityModule.maximumAge"),
-        sex=_text(eligibility.get("sex"), "eligibilityModule.sex") or "ALL",
-        sites=[
-            SiteFields(
-                name=_required(
-                    _text(loc.get("facility"), f"contactsLocationsModule.locations.{i}.facility"),
-                    f"contactsLocationsModule.locations.{i}.facility",
-                ),
-                city=_text(loc.get("city"), f"contactsLocationsModule.locations.{i}.city"),
-                country=_text(loc.get("country"), f"contactsLocationsModule.locations.{i}.country"),
-                status=_status(
-                    loc.get("status") or status.get("overallStatus"),
-                    f"contactsLocationsModule.locations.{i}.status",
-                ),
-            )
-            for i, loc in enumerate(locations)
-        ],
+        phases=design.phases or [],
+        conditions=protocol.conditionsModule.conditions or [],
+        keywords=protocol.conditionsModule.keywords or [],
+        overall_status=protocol.statusModule.overallStatus,
+        enrollment_target=enrollment.count if enrollment is not None else None,
+        enrollment_type=enrollment.type if enrollment is not None else None,
+        minimum_age=eligibility.minimumAge,
+        maximum_age=eligibility.maximumAge,
+        sex=eligibility.sex or "ALL",
+        sites=_sites(study),
     )

@@ -18,7 +18,7 @@ from services.criteria import compiled_version
 from services.problems import Problem
 from services.schemas.api import Forecast, RecruitmentReport, ReportSite, ScreenFailure, WeekCount
 from services.tokens import Caller
-from services.trials import find_trial
+from services.trials import visible_trial, visible_trials
 
 # Poisson-gamma accrual model (Anisimov & Fedorov): enrolments arrive as a Poisson process whose rate
 # has a Gamma posterior; the Jeffreys-like prior below lets the observed enrolments dominate at once.
@@ -29,23 +29,21 @@ FORECAST_HORIZON_WEEKS = 52 * 100
 FORECAST_SEED = 20261122  # fixed, so the same counts always give the same forecast
 
 
-def sees_report(caller: Caller, trial: Trial) -> bool:
-    """Admins see every trial's report; a sponsor sees its own trials' reports."""
-    return caller.role is Role.ADMIN or caller.speaks_for(trial.sponsor)
+# Reports are for admins and sponsors (the routes check the role), each over the trials it sees
+# (services.trials); a coordinator sees its trials, but not the other sites' counts in a report.
+REPORT_ROLES = frozenset({Role.ADMIN, Role.SPONSOR})
 
 
 def visible_report_trial(session: Session, caller: Caller, trial_id: str) -> Trial:
     """The trial, if the caller is an admin or the trial's sponsor; 404 otherwise (existence hidden)."""
-    trial = find_trial(session, trial_id)
-    if sees_report(caller, trial):
-        return trial
-    raise Problem(404, "not-found", f"no trial {trial_id} visible to this token")
+    if caller.role not in REPORT_ROLES:
+        raise Problem(404, "not-found", f"no trial {trial_id} visible to this token")
+    return visible_trial(session, caller, trial_id)
 
 
 def report_trials(session: Session, caller: Caller) -> list[Trial]:
     """The trials whose reports the caller may see, by registry id."""
-    trials = session.scalars(select(Trial).order_by(Trial.trial_id))
-    return [trial for trial in trials if sees_report(caller, trial)]
+    return visible_trials(session, caller) if caller.role in REPORT_ROLES else []
 
 
 def forecast(enrolled: int, target: int | None, first_week: date | None, today: date) -> Forecast:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
 from models import (
@@ -30,6 +32,16 @@ log = logging.getLogger(__name__)
 CONSUMER = "screening"
 SERVICE_ACTOR = "service:screening-worker"
 POISON_NOTE = "Automatic screening failed {n} times; the criteria must be checked by hand."
+FAILED_NOTE = (
+    "Automatic screening could not run ({cause}); set aside for review: once the cause is fixed, "
+    "`accrual screening retry` screens it again."
+)
+# A database that is away, restarting or saturated: the task retries these, and a redelivery may pass.
+TRANSIENT: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeoutError)
+
+
+class ScreeningImpossible(LookupError):
+    """Screening cannot run for a reason no redelivery cures; the message names no applicant data."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +65,17 @@ def count_delivery(db: Database, application_id: str) -> int | None:
 
 
 def screen_application(
-    db: Database, application_id: str, message_id: str, max_deliveries: int
+    db: Database,
+    application_id: str,
+    message_id: str,
+    max_deliveries: int,
+    also_transient: tuple[type[Exception], ...] = (),
 ) -> ScreeningOutcome:
-    """Evaluate the application against its trial's current criteria and record the decision once."""
+    """Evaluate the application against its trial's current criteria and record the decision once.
+
+    A failure that is not transient (TRANSIENT, `also_transient`) sets the application aside in
+    review, dead-lettered, rather than leaving it `submitted` for the sweep to redeliver for ever.
+    """
     deliveries = count_delivery(db, application_id)
     if deliveries is None:
         return ScreeningOutcome(application_id, "duplicate")
@@ -63,14 +83,46 @@ def screen_application(
         with db.transaction() as session:
             return _decide(session, application_id, message_id, deliveries, max_deliveries)
     except IntegrityError:
-        # A concurrent delivery of the same message committed first: its decision stands.
-        log.info("screening of %s was already recorded by another delivery", application_id)
-        return ScreeningOutcome(application_id, "duplicate")
+        return _already_recorded(application_id)
+    except (*TRANSIENT, *also_transient):
+        raise
+    except Exception as exc:
+        cause = str(exc) if isinstance(exc, ScreeningImpossible) else f"{type(exc).__name__} raised"
+        # The exception's text and traceback may quote observations: the log gets its type and place.
+        log.error(
+            "screening of %s failed (%s at %s); dead-lettered for review", application_id, cause, _where(exc)
+        )
+        return _set_aside(db, application_id, message_id, FAILED_NOTE.format(cause=cause))
 
 
-def _decide(
-    session: Session, application_id: str, message_id: str, deliveries: int, max_deliveries: int
-) -> ScreeningOutcome:
+def _already_recorded(application_id: str) -> ScreeningOutcome:
+    # A concurrent delivery of the same message committed first: its decision stands.
+    log.info("screening of %s was already recorded by another delivery", application_id)
+    return ScreeningOutcome(application_id, "duplicate")
+
+
+def _where(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "unknown"
+
+
+def _set_aside(db: Database, application_id: str, message_id: str, reason: str) -> ScreeningOutcome:
+    """Dead-letter the application in a fresh transaction: needs_review, with the note, not evaluated."""
+    try:
+        with db.transaction() as session:
+            application = _open_application(session, application_id, message_id)
+            if isinstance(application, ScreeningOutcome):
+                return application
+            version = session.get_one(Trial, application.trial_id).current_criteria_version
+            return _dead_letter(session, application, message_id, version, reason)
+    except IntegrityError:
+        return _already_recorded(application_id)
+
+
+def _open_application(
+    session: Session, application_id: str, message_id: str
+) -> Application | ScreeningOutcome:
+    """The still-submitted application, locked; or why this delivery has nothing to decide."""
     if session.get(ProcessedMessage, (CONSUMER, message_id)) is not None:
         return ScreeningOutcome(application_id, "duplicate")
     # FOR UPDATE: a correction committed meanwhile waits, then finds the decision and screens again.
@@ -79,31 +131,48 @@ def _decide(
         return ScreeningOutcome(application_id, "missing")
     if application.status != ApplicationStatus.SUBMITTED.value:
         return ScreeningOutcome(application_id, "duplicate")
+    return application
+
+
+def _dead_letter(
+    session: Session, application: Application, message_id: str, version: int | None, reason: str
+) -> ScreeningOutcome:
+    """needs_review without evaluating, stamped dead_lettered_at, for `accrual screening retry`."""
+    evaluation = Evaluation("needs_review", ())
+    if not _claim_decision(session, application, evaluation.decision, version, dead_letter=True):
+        return ScreeningOutcome(application.id, "duplicate")
+    _record(session, application, evaluation, version, reason)
+    session.add(ProcessedMessage(consumer=CONSUMER, message_id=message_id))
+    return ScreeningOutcome(application.id, "decided", evaluation.decision)
+
+
+def _decide(
+    session: Session, application_id: str, message_id: str, deliveries: int, max_deliveries: int
+) -> ScreeningOutcome:
+    application = _open_application(session, application_id, message_id)
+    if isinstance(application, ScreeningOutcome):
+        return application
     # FOR SHARE: an amendment's version change waits for this decision to commit, and then re-screens it.
     trial = session.get_one(Trial, application.trial_id, with_for_update={"read": True})
     version = trial.current_criteria_version
-    if version is None:
-        raise LookupError(f"trial {trial.trial_id} has no criteria")
-    dead_letter = deliveries > max_deliveries
-    if dead_letter:
+    if deliveries > max_deliveries:
         # Every earlier delivery died before committing (it killed its worker, or timed out): do not
         # evaluate again. The application waits in review, listed for `accrual screening retry`.
-        evaluation = Evaluation("needs_review", ())
-        reason = POISON_NOTE.format(n=deliveries - 1)
         log.error("screening of %s dead-lettered after %d deliveries", application_id, deliveries)
-    else:
-        compiled = compiled_version(session, trial.trial_id, version)
-        evaluation = compiled.evaluate(application.observations, application.submitted_at.date())
-        reason = None
-    if not _claim_decision(session, application, evaluation.decision, version, dead_letter):
+        return _dead_letter(session, application, message_id, version, POISON_NOTE.format(n=deliveries - 1))
+    if version is None:  # intake refuses such trials; an application from before that rule may remain
+        raise ScreeningImpossible(f"trial {trial.trial_id} has no criteria")
+    compiled = compiled_version(session, trial.trial_id, version)
+    evaluation = compiled.evaluate(application.observations, application.submitted_at.date())
+    if not _claim_decision(session, application, evaluation.decision, version, dead_letter=False):
         return ScreeningOutcome(application_id, "duplicate")
-    _record(session, application, evaluation, version, reason)
+    _record(session, application, evaluation, version, None)
     session.add(ProcessedMessage(consumer=CONSUMER, message_id=message_id))
     return ScreeningOutcome(application_id, "decided", evaluation.decision)
 
 
 def _claim_decision(
-    session: Session, application: Application, decision: str, version: int, dead_letter: bool
+    session: Session, application: Application, decision: str, version: int | None, dead_letter: bool
 ) -> bool:
     """The state-machine guard: only a still-submitted application takes a decision."""
     now = utcnow()
@@ -133,8 +202,23 @@ def _claim_decision(
 
 
 def _record(
-    session: Session, application: Application, evaluation: Evaluation, version: int, reason: str | None
+    session: Session,
+    application: Application,
+    evaluation: Evaluation,
+    version: int | None,
+    reason: str | None,
 ) -> None:
+    if version is not None:  # a screening round is against a criteria version: without one, none ran
+        _add_screening(session, application, evaluation, version)
+    session.add(
+        ApplicationHistory(
+            application_id=application.id, status=evaluation.decision, by=SERVICE_ACTOR, reason=reason
+        )
+    )
+    add_screened_event(session, application, evaluation, version)
+
+
+def _add_screening(session: Session, application: Application, evaluation: Evaluation, version: int) -> None:
     screening = Screening(
         application_id=application.id,
         round=application.screening_round,
@@ -155,16 +239,10 @@ def _record(
         )
         for position, result in enumerate(evaluation.results)
     )
-    session.add(
-        ApplicationHistory(
-            application_id=application.id, status=evaluation.decision, by=SERVICE_ACTOR, reason=reason
-        )
-    )
-    add_screened_event(session, application, evaluation, version)
 
 
 def add_screened_event(
-    session: Session, application: Application, evaluation: Evaluation, version: int
+    session: Session, application: Application, evaluation: Evaluation, version: int | None
 ) -> None:
     """`application.screened`: the decision, the criteria version and the criteria that decided it."""
     add_event(

@@ -91,14 +91,40 @@ def create_token(
 
 def authenticate(session: Session, token: str) -> Caller | None:
     """The caller a presented token stands for, or None if it is unknown, expired or revoked."""
+    return _caller(_row_of(session, token))
+
+
+def _row_of(session: Session, token: str) -> ApiToken | None:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    return _caller(session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(token))))
+    return session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(token)))
 
 
-def caller_by_token_id(session: Session, token_id: str) -> Caller | None:
-    """The caller of a dashboard session, which names its token; None once the token is revoked."""
-    return _caller(session.get(ApiToken, token_id))
+def start_session(session: Session, token: str) -> tuple[Caller, int] | None:
+    """Dashboard sign-in: the token's caller and the session generation to stamp the new session
+    with; None if the token is unknown, expired or revoked."""
+    row = _row_of(session, token)
+    found = _caller(row)
+    if row is None or found is None:
+        return None
+    return found, row.session_generation
+
+
+def caller_of_session(session: Session, token_id: str, generation: int) -> Caller | None:
+    """The caller of a dashboard session; None once the token is revoked or expired, or once its
+    sessions were ended by a sign-out (the generation has moved on)."""
+    row = session.get(ApiToken, token_id)
+    if row is None or row.session_generation != generation:
+        return None
+    return _caller(row)
+
+
+def end_sessions(session: Session, token_id: str, generation: int) -> None:
+    """Sign-out: end every dashboard session of the token; a session that had already ended (an older
+    generation) ends nothing more, so a replayed old cookie cannot sign the token out again."""
+    row = session.get(ApiToken, token_id, with_for_update=True)
+    if row is not None and row.session_generation == generation:
+        row.session_generation = generation + 1
 
 
 def _caller(row: ApiToken | None) -> Caller | None:

@@ -2,7 +2,8 @@
 
 A target may not go below what is already enrolled. Raising the target of a trial or site that closed
 because its target was reached re-opens recruitment. The registry's rule between a trial and its
-sites (services.recruitment_status) is kept after every change.
+sites (services.recruitment_status) is kept after every change. A trial without criteria is not
+opened for recruitment, by its own status or by a site's: its applications could not be screened.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from models import Site, Trial, TrialStatus
 from services.ids import new_id
 from services.outbox import add_event
-from services.problems import Problem, invalid
+from services.problems import Problem, field_error, invalid
 from services.recruitment_status import (
     RECRUITING,
     can_reopen,
@@ -52,6 +53,23 @@ def _check_target(target: int | None, enrolled: int, what: str) -> None:
         )
 
 
+def _check_may_open(trial: Trial, field: str) -> None:
+    """A trial without criteria cannot open for recruitment: nothing could screen its applications."""
+    if trial.current_criteria_version is None:
+        raise Problem(
+            409, "invalid-state-transition",
+            f"trial {trial.trial_id} has no criteria yet: attach them (PUT /api/v1/trials/{trial.trial_id}"
+            "/criteria) before it recruits",
+            errors=[field_error(field, "the trial has no criteria yet")],
+        )  # fmt: skip
+
+
+def _check_site_may_open(trial: Trial) -> None:
+    """A site that starts recruiting opens its trial (recruitment_status): not one without criteria."""
+    if not TrialStatus(trial.overall_status).accepts_applications:
+        _check_may_open(trial, "status")
+
+
 def _locked_trial(session: Session, trial_id: str) -> Trial:
     # The trial's row is locked first, as enrolment locks it: its sites' statuses are read under it.
     trial = session.get(Trial, trial_id.strip().upper(), with_for_update=True)
@@ -68,6 +86,8 @@ def change_trial(session: Session, trial_id: str, changes: dict[str, Any], actor
     _check_target(target, trial.enrolled_count, "the trial")
     requested = changes.get("overall_status")
     status = _new_status(trial.overall_status, requested, target, trial.enrolled_count, target_changed)
+    if status != trial.overall_status and TrialStatus(status).accepts_applications:
+        _check_may_open(trial, "overall_status")
     if status == RECRUITING and target is not None and trial.enrolled_count >= target:
         raise invalid(
             "overall_status", "the enrolment target is reached: raise enrollment_target to recruit again"
@@ -104,6 +124,7 @@ def change_site(session: Session, trial_id: str, site_id: str, changes: dict[str
         )
     if status == RECRUITING and site.status != RECRUITING:
         check_site_may_recruit(trial)
+        _check_site_may_open(trial)
     site.enrollment_target = target
     set_site_status(session, site, status, "changed_by_admin", actor)
     trial_follows_sites(session, trial, actor)
@@ -121,6 +142,7 @@ def add_site(session: Session, trial_id: str, fields: dict[str, Any], actor: str
         )
     if fields.get("status", RECRUITING) == RECRUITING:
         check_site_may_recruit(trial)
+        _check_site_may_open(trial)
     site = Site(site_id=new_id("site"), trial_id=trial.trial_id, **fields)
     session.add(site)
     add_event(

@@ -1,14 +1,20 @@
-"""Reading trials, their sites and current criteria, with applied and enrolled counts."""
+"""Reading trials, their sites and current criteria, with applied and enrolled counts.
+
+Contract v1.1: a caller sees the trials visible to it, all for an admin, a sponsor's own trials, the
+trials of a coordinator's sites; any other trial reads as absent (404). Whoever sees a trial sees all
+of its sites and its criteria. The public summary (`public_trial`) is for anyone.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from models import Application, ApplicationStatus, Site, Trial
+from models import Application, ApplicationStatus, Role, Site, Trial
 from services.criteria import current_document
 from services.problems import Problem
 from services.schemas.api import CriteriaOut, CriterionSpecOut, PublicTrial, SiteOut, TrialOut
+from services.tokens import Caller
 
 
 def _counts(
@@ -28,6 +34,33 @@ def find_trial(session: Session, trial_id: str) -> Trial:
     if trial is None:
         raise Problem(404, "not-found", f"no trial {trial_id}")
     return trial
+
+
+def _site_trials(session: Session, caller: Caller) -> set[str]:
+    """The trials of a coordinator's sites."""
+    if caller.role is not Role.COORDINATOR or not caller.site_ids:
+        return set()
+    return set(session.scalars(select(Site.trial_id).where(Site.site_id.in_(caller.site_ids)).distinct()))
+
+
+def _sees(caller: Caller, trial: Trial, site_trials: set[str]) -> bool:
+    # The sponsor's name is compared in Python (Caller.speaks_for), never with SQL lower().
+    return caller.role is Role.ADMIN or caller.speaks_for(trial.sponsor) or trial.trial_id in site_trials
+
+
+def visible_trial(session: Session, caller: Caller, trial_id: str) -> Trial:
+    """The trial if the caller sees it; else 404, worded as for a trial that does not exist."""
+    trial = session.get(Trial, trial_id.strip().upper())
+    if trial is None or not _sees(caller, trial, _site_trials(session, caller)):
+        raise Problem(404, "not-found", f"no trial {trial_id} visible to this token")
+    return trial
+
+
+def visible_trials(session: Session, caller: Caller) -> list[Trial]:
+    """The trials the caller sees, by registry id."""
+    site_trials = _site_trials(session, caller)
+    trials = session.scalars(select(Trial).order_by(Trial.trial_id))
+    return [trial for trial in trials if _sees(caller, trial, site_trials)]
 
 
 def trial_view(trial: Trial, counts: tuple[int, int]) -> TrialOut:
@@ -52,21 +85,24 @@ def trial_view(trial: Trial, counts: tuple[int, int]) -> TrialOut:
     )
 
 
-def list_trials(session: Session) -> list[TrialOut]:
-    trials = list(session.scalars(select(Trial).order_by(Trial.trial_id)))
+def list_trials(session: Session, caller: Caller) -> list[TrialOut]:
+    """The trials the caller sees, with applied and enrolled counts."""
+    trials = visible_trials(session, caller)
     counts = _counts(session, Application.trial_id, [t.trial_id for t in trials])
     return [trial_view(t, counts.get(t.trial_id, (0, 0))) for t in trials]
 
 
-def get_trial(session: Session, trial_id: str) -> TrialOut:
-    trial = find_trial(session, trial_id)
+def get_trial(session: Session, caller: Caller, trial_id: str) -> TrialOut:
+    """One trial the caller sees, with its counts."""
+    trial = visible_trial(session, caller, trial_id)
     return trial_view(
         trial, _counts(session, Application.trial_id, [trial.trial_id]).get(trial.trial_id, (0, 0))
     )
 
 
-def list_sites(session: Session, trial_id: str) -> list[SiteOut]:
-    trial = find_trial(session, trial_id)
+def list_sites(session: Session, caller: Caller, trial_id: str) -> list[SiteOut]:
+    """Every site of a trial the caller sees, with its counts."""
+    trial = visible_trial(session, caller, trial_id)
     sites = list(session.scalars(select(Site).where(Site.trial_id == trial.trial_id).order_by(Site.name)))
     counts = _counts(session, Application.site_id, [s.site_id for s in sites])
     return [
@@ -85,8 +121,9 @@ def list_sites(session: Session, trial_id: str) -> list[SiteOut]:
     ]
 
 
-def get_criteria(session: Session, trial_id: str) -> CriteriaOut:
-    trial = find_trial(session, trial_id)
+def get_criteria(session: Session, caller: Caller, trial_id: str) -> CriteriaOut:
+    """The current criteria version of a trial the caller sees."""
+    trial = visible_trial(session, caller, trial_id)
     row = current_document(session, trial)
     if row is None:
         raise Problem(404, "not-found", f"trial {trial.trial_id} has no criteria yet")

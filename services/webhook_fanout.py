@@ -19,6 +19,11 @@ def _same_organisation(subscriber: str, sponsor: str | None) -> bool:
     return sponsor is not None and subscriber.casefold() == sponsor.casefold()
 
 
+def for_admin(subscription: WebhookSubscription) -> bool:
+    """An admin's subscription (it has no sponsor) gets every trial's events, their data whole."""
+    return subscription.sponsor is None
+
+
 def add_deliveries(session: Session, event: Event) -> int:
     """A pending delivery for every live subscription that wants the event and may see its trial."""
     subscriptions = session.scalars(

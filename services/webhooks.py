@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import secrets
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import UTC, timedelta
@@ -36,7 +37,8 @@ from services.ids import new_id
 from services.outbox import add_event
 from services.problems import Problem, invalid
 from services.tokens import Caller
-from services.webhook_targets import UnsafeTarget, check_target
+from services.webhook_fanout import for_admin
+from services.webhook_targets import Target, UnsafeTarget, check_target
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,7 @@ def create_subscription(
 ) -> tuple[WebhookSubscription, str]:
     """A new subscription and its secret, which is returned now and never again."""
     try:
-        check_target(url, settings.webhook_allow_private)
+        check_target(url, settings.webhook_allow_private, settings.webhook_ports)
     except UnsafeTarget as refused:
         raise invalid("url", str(refused)) from None
     secret = new_secret()
@@ -242,7 +244,9 @@ def _request(session: Session, delivery_id: str, claim: str, signing_key: bytes)
         delivery.status, delivery.next_attempt_at, delivery.completed_at = "cancelled", None, utcnow()
         return None
     event = session.scalars(select(Event).where(Event.id == delivery.event_id)).one()
-    body = json.dumps(envelope(event), separators=(",", ":"), ensure_ascii=False).encode()
+    # Built at each attempt for this subscriber: a sponsor's body never names an applicant's criteria.
+    seen = envelope(event, for_admin=for_admin(subscription))
+    body = json.dumps(seen, separators=(",", ":"), ensure_ascii=False).encode()
     return Request(subscription.url, event.id, body, unseal(subscription.secret_sealed, signing_key))
 
 
@@ -266,9 +270,56 @@ def _retry_after(value: str | None) -> timedelta | None:
 def _client(timeout: float) -> httpx.Client:
     """One client per process (made after a worker's fork, on first use): building one loads the CA
     bundle, about 30 ms of CPU, which was most of a delivery's cost. No redirect is ever followed, and
-    no connection is kept: every attempt meets the endpoint as it is now."""
-    no_keepalive = httpx.Limits(max_keepalive_connections=0)
-    return httpx.Client(follow_redirects=False, timeout=timeout, limits=no_keepalive)
+    no connection is kept: every attempt meets the endpoint as it is now. Its own transport keeps the
+    environment's proxies out of the way, since the connection must go to the address that was checked
+    (SSL_CERT_FILE and SSL_CERT_DIR still choose the CA bundle)."""
+    transport = httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
+    return httpx.Client(transport=transport, follow_redirects=False, timeout=timeout)
+
+
+def _pinned(target: Target) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+    """The URL to POST to, with the Host header and TLS server name to send along.
+
+    With private targets refused, the URL names the first address the check judged, so the connection
+    goes where the check looked with no second lookup (DNS rebinding); Host, SNI and the certificate's
+    verification keep the original name. No connection is kept, so none made for another name that
+    shares the address is ever reused."""
+    try:
+        url = httpx.URL(target.url)
+    except httpx.InvalidURL:
+        raise UnsafeTarget("the URL is malformed") from None
+    if not target.addresses:  # private targets are allowed: there is nothing to protect by pinning
+        return url, {}, {}
+    if url.host != target.host or (url.port or 443) != target.port:
+        raise UnsafeTarget("the URL is malformed")  # the two parsers disagree: send nothing
+    return (
+        url.copy_with(host=target.addresses[0]),
+        {"host": url.netloc.decode("ascii")},
+        {"sni_hostname": url.raw_host.decode("ascii")},
+    )
+
+
+def _caused_by(failure: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = failure
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _failure(failure: Exception) -> str:
+    """A coarse name for why an attempt failed. Subscribers read it, so never the OS's text, an address
+    or a port: those would let them map what the workers can reach."""
+    if isinstance(failure, httpx.TimeoutException):
+        return "timed out"
+    if _caused_by(failure, ssl.SSLError):
+        return "TLS failed"
+    if isinstance(failure, httpx.ProtocolError):
+        return "protocol error"
+    if isinstance(failure, httpx.TransportError):
+        return "connection failed"
+    return "request failed"
 
 
 def send(request: Request, settings: Settings) -> Response:
@@ -279,11 +330,13 @@ def send(request: Request, settings: Settings) -> Response:
         return (time.perf_counter() - started) * 1000
 
     try:
-        check_target(request.url, settings.webhook_allow_private)
+        target = check_target(request.url, settings.webhook_allow_private, settings.webhook_ports)
+        url, pinning, extensions = _pinned(target)
     except UnsafeTarget as refused:
         return Response(None, elapsed(), f"refused: {refused}"[:300])
     timestamp = int(time.time())
     headers = {
+        **pinning,
         "content-type": "application/json",
         "user-agent": "Accrual-Webhooks/1",
         "webhook-id": request.message_id,
@@ -292,7 +345,9 @@ def send(request: Request, settings: Settings) -> Response:
     }
     try:
         client = _client(settings.webhook_timeout_seconds)
-        with client.stream("POST", request.url, content=request.body, headers=headers) as answer:
+        with client.stream(
+            "POST", url, content=request.body, headers=headers, extensions=extensions
+        ) as answer:
             read = 0
             for chunk in answer.iter_bytes():
                 read += len(chunk)
@@ -302,7 +357,7 @@ def send(request: Request, settings: Settings) -> Response:
                 answer.status_code, elapsed(), None, _retry_after(answer.headers.get("retry-after"))
             )
     except Exception as failure:  # whatever went wrong, the attempt failed and must be recorded as such
-        return Response(None, elapsed(), f"{type(failure).__name__}: {failure}"[:300])
+        return Response(None, elapsed(), _failure(failure))
 
 
 def _next_delay(settings: Settings, attempts: int, retry_after: timedelta | None) -> timedelta | None:

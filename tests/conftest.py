@@ -429,6 +429,8 @@ GENEROUS_LIMITS = {
     "rate_limit_intake_per_address": "100000/minute",
     "rate_limit_auth_failures": "100000/minute",
 }
+# Tests read /metrics right after a change; tests/integration/test_metrics_access.py tests the caching.
+FRESH_METRICS = {"metrics_cache_seconds": 0}
 
 
 def make_settings(data_dir: Path, database_url: str, broker_url: str = "", **overrides: Any) -> Settings:
@@ -437,7 +439,7 @@ def make_settings(data_dir: Path, database_url: str, broker_url: str = "", **ove
         database_url=database_url,
         broker_url=broker_url,
         secret_key="test-secret",
-        **{**GENEROUS_LIMITS, **overrides},
+        **{**GENEROUS_LIMITS, **FRESH_METRICS, **overrides},
     )
 
 

@@ -8,7 +8,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from models import Application, Role
 from services.api.context import caller, cursor_key, database, settings, wants_fhir
 from services.applications import get_application, list_applications
-from services.audit import note_read
+from services.audit import note_page_read, note_read
 from services.corrections import correct_observations, etag
 from services.fhir import FHIR_JSON, research_subject
 from services.intake import fingerprint, parse_idempotency_key, submit_application
@@ -126,6 +126,9 @@ def listing(query: ApplicationQuery) -> Response:
     who = caller(Role.COORDINATOR, Role.ADMIN)
     with database().reading() as session:
         page = list_applications(session, who, query, cursor_key())
+    if page.items:  # the items carry decisions and criterion outcomes: clinical data, as a single read
+        with database().transaction() as session:
+            note_page_read(session, "application", [item.id for item in page.items])
     return jsonify(page.model_dump(mode="json"))
 
 

@@ -7,9 +7,10 @@ from flask import current_app, g, request, session
 from config import Settings
 from models import Role
 from models.db import Database
+from services.api.rate_limits import count_failed_authentication
 from services.audit import reset_actor, set_actor
 from services.problems import Problem
-from services.tokens import Caller, authenticate, caller_by_token_id
+from services.tokens import Caller, authenticate, caller_of_session
 
 
 def settings() -> Settings:
@@ -39,13 +40,21 @@ def cursor_key() -> bytes:
 PUBLIC_PREFIX = "/api/v1/public/"
 DASHBOARD_PREFIX = "/dashboard/"
 DASHBOARD_OPEN = ("/dashboard/login", "/dashboard/logout", "/dashboard/static/")
+# A dashboard session names its token and the token's session generation at sign-in; signing out
+# moves the generation on, which ends every session stamped with an older one (services.tokens).
 SESSION_KEY = "token_id"
+GENERATION_KEY = "generation"
 
 
 def authenticate_request() -> None:
     """Before any view or body validation: every /api/v1 call but the public ones needs a valid token;
     every dashboard page but sign-in and its static files needs a token or a signed-in session."""
     path = request.path
+    if request.method == "OPTIONS":
+        # A CORS preflight never carries credentials, and Flask's automatic answer names only the
+        # allowed methods: answered alike for any token, it neither fails nor tells a token's validity.
+        # A view that answered OPTIONS itself would still authenticate, through caller().
+        return
     if path.startswith("/api/v1/") and not path.startswith(PUBLIC_PREFIX):
         g.caller = _authenticated()
     elif path.startswith(DASHBOARD_PREFIX) and not path.startswith(DASHBOARD_OPEN):
@@ -69,35 +78,45 @@ def caller(*roles: Role) -> Caller:
     return found
 
 
+def signed_in_caller() -> Caller | None:
+    """The caller of this browser's dashboard session; None without one, or once it has ended (signed
+    out, token revoked or expired)."""
+    token_id, generation = session.get(SESSION_KEY), session.get(GENERATION_KEY)
+    if not isinstance(token_id, str) or not isinstance(generation, int):
+        return None
+    with database().reading() as db_session:
+        return caller_of_session(db_session, token_id, generation)
+
+
 def _session_caller() -> Caller:
-    """The caller of a signed-in dashboard session; its token is checked again on every request, so
-    revoking the token ends the session. Sessions never authenticate /api/v1 (no CSRF exposure)."""
-    token_id = session.get(SESSION_KEY)
-    found = None
-    if isinstance(token_id, str):
-        with database().reading() as db_session:
-            found = caller_by_token_id(db_session, token_id)
+    """The caller of a signed-in dashboard session, checked again on every request. Sessions never
+    authenticate /api/v1 (no CSRF exposure). An ended session is no guess: it is not counted."""
+    found = signed_in_caller()
     if found is None:
         session.clear()
         raise Problem(401, "unauthorized", "sign in with a token, or send Authorization: Bearer <token>")
     return found
 
 
+NO_TOKEN = "send Authorization: Bearer <token>"  # noqa: S105 - a message, not a secret
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
 def _authenticated() -> Caller:
-    """The bearer token's caller; 401 without a valid token."""
-    header = request.headers.get("Authorization", "")
+    """The bearer token's caller; 401 without a valid token, 429 instead for a presented credential
+    that failed when its address has failed too often."""
+    header = request.headers.get("Authorization", "").strip()
+    if not header:
+        raise _unauthorized(NO_TOKEN)  # nothing presented, nothing guessed: not counted
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Problem(
-            401, "unauthorized", "send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"}
-        )
-    with database().reading() as session:
-        found = authenticate(session, token.strip())
-    if found is None:
-        raise Problem(
-            401,
-            "unauthorized",
-            "the token is unknown, expired or revoked",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return found
+    bearer = scheme.lower() == "bearer" and bool(token.strip())
+    if bearer:
+        with database().reading() as db_session:
+            found = authenticate(db_session, token.strip())
+        if found is not None:
+            return found
+    count_failed_authentication()
+    raise _unauthorized("the token is unknown, expired or revoked" if bearer else NO_TOKEN)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
@@ -11,7 +12,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from services.problems import Problem, field_error
+from services.problems import Problem, field_error, invalid
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -60,11 +61,52 @@ def parse_json_body() -> Response | None:
     if not request.is_json:
         return problem_response(Problem(415, "unsupported-media-type", "send the body as application/json"))
     try:
-        request.get_json()
+        body = request.get_json()
     except RequestEntityTooLarge:
         raise
     except Exception:
         return problem_response(Problem(400, "malformed-request", "the body is not valid JSON"))
+    where = _first_nul(body, ())
+    if where is not None:
+        # No field may hold a NUL: PostgreSQL's text cannot store one, and C-level readers (getaddrinfo,
+        # log tooling) stop at it, so what would be stored is not what was checked.
+        field = ".".join(map(str, where)) or "body"
+        error = field_error(where, NO_NUL)
+        return problem_response(Problem(422, "validation-error", f"invalid fields: {field}", errors=[error]))
+    return None
+
+
+NO_NUL = "must not contain the NUL character (\\u0000)"
+
+
+def refuse_nul_in_url() -> Response | None:
+    """A NUL in the path or the query names nothing that can exist (PostgreSQL could not even compare
+    it): 404 for the path, 422 naming the query parameter."""
+    if "\x00" in request.path:
+        return problem_response(Problem(404, "not-found", "no such resource"))
+    if not request.path.startswith("/api/"):
+        return None  # the dashboard reads one parameter, `next`, and sends anything odd home
+    for name, value in request.args.items(multi=True):
+        if "\x00" in name or "\x00" in value:
+            return problem_response(invalid(name.replace("\x00", "\\u0000"), NO_NUL))
+    return None
+
+
+def _first_nul(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    """The path of the first string or key in a JSON document that holds a NUL character, else None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items: list[tuple[str | int, Any]] = []
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = list(enumerate(value))
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return (*path, key.replace("\x00", "\\u0000"))  # named, but never echoed with its NUL
+        found = _first_nul(item, (*path, key))
+        if found is not None:
+            return found
     return None
 
 

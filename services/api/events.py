@@ -22,7 +22,8 @@ def feed(query: EventQuery) -> Response:
     """The events of the caller's trials (admins: all), oldest first.
 
     Keep `next_cursor` and pass it as `after`: a consumer reading from the start sees every event once,
-    in a fixed order, even while events are being written. Events carry ids and statuses only.
+    in a fixed order, even while events are being written. Events carry ids and statuses only; the
+    criterion ids that decided an applicant's screening (`application.screened`) reach admins alone.
     """
     who = caller(Role.SPONSOR, Role.ADMIN)
     with database().reading() as session:

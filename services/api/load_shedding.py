@@ -8,16 +8,25 @@ connection was queued to the moment a thread took it and hands it to the applica
 sets itself (a client's own value is discarded); `shed_late_requests` answers those that waited longer
 than `ACCRUAL_API_MAX_QUEUE_SECONDS` with 503 and `Retry-After`. Nothing has been read or written at
 that point, so a shed submission leaves nothing behind and can be retried with its Idempotency-Key.
+
+The worker also ends a connection whose request body the answer left unread (a 413, a 401 ahead of
+a large upload) and says `Connection: close`: gunicorn would otherwise announce keep-alive, then
+give up draining the rest of the body (it reads at most 64 KiB) and close the socket anyway, losing
+whatever the client sent next on it.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
+from types import TracebackType
 from typing import Any
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from flask import current_app, request
+from gunicorn.http.body import ChunkedReader, LengthReader
 from gunicorn.workers.gthread import ThreadWorker
 
 from services.problems import Problem
@@ -27,10 +36,19 @@ QUEUE_WAIT_ENVIRON = "HTTP_X_ACCRUAL_QUEUE_WAIT"
 # Probes and scrapes must answer while the API is busy: that is when they matter.
 NEVER_SHED = ("/healthz", "/readyz", "/metrics")
 log = logging.getLogger(__name__)
+_serving = threading.local()  # the gunicorn request this worker thread is answering, if any
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
 
 
 class QueueTimingWorker(ThreadWorker):  # type: ignore[misc]
-    """gunicorn's gthread worker, telling the application how long each request waited for a thread."""
+    """gunicorn's gthread worker, telling the application how long each request waited for a thread
+    and closing a connection whose request body was left unread."""
+
+    wsgi: WSGIApplication
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self.wsgi = close_when_body_unread(self.wsgi)
 
     def enqueue_req(self, conn: Any) -> None:
         conn.accrual_queued_at = time.monotonic()
@@ -46,7 +64,37 @@ class QueueTimingWorker(ThreadWorker):  # type: ignore[misc]
         conn.accrual_queue_wait = 0.0  # a later request on a kept-alive connection is timed afresh
         req.headers = [(name, value) for name, value in req.headers if name != QUEUE_WAIT_HEADER]
         req.headers.append((QUEUE_WAIT_HEADER, f"{waited:.6f}"))
-        return super().handle_request(req, conn)
+        _serving.request = req
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            _serving.request = None
+
+
+def body_unread(req: Any) -> bool:
+    """Whether the application left part of gunicorn request `req`'s body on the connection."""
+    reader = getattr(req.body, "reader", None)
+    if isinstance(reader, LengthReader):
+        return bool(reader.length > 0)
+    if isinstance(reader, ChunkedReader):
+        return reader.parser is not None  # its parser is dropped once the last chunk was read
+    return False
+
+
+def close_when_body_unread(application: WSGIApplication) -> WSGIApplication:
+    """`application`, answering with `Connection: close` (and closing) when its answer starts before
+    the request's body was read. Runs under QueueTimingWorker, which names the request it serves."""
+
+    def closing(environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None) -> Any:
+            req = getattr(_serving, "request", None)
+            if req is not None and body_unread(req):
+                req.must_close = True  # gunicorn then says `Connection: close` and closes gracefully
+            return start_response(status, headers, exc_info)
+
+        return application(environ, start)
+
+    return closing
 
 
 def queue_wait() -> float:

@@ -2,19 +2,21 @@
 
 Built on `limits` (the library under Flask-Limiter), used directly so the checks sit beside
 authentication in the request's path rather than on decorated views. Counters live in Redis when the
-broker is Redis (shared by every API process) and in process memory on the embedded defaults. A
-token is never a counter key: its SHA-256 is.
+broker is Redis (shared by every API process) and in process memory on the embedded defaults.
+
+Failed authentications only ever turn another failed authentication into a 429: many users may share
+one address (a NAT, a reverse proxy), so a valid token, a probe or a public page is never refused for
+what a guesser from the same address did. Intake is metered after authentication, by token id.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
 from dataclasses import dataclass
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, current_app, g, request
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 # After the store fails, requests skip it this long: each attempt on a stopped Redis costs a connection
-# timeout, three per request, which would turn a broker outage into an intake slowdown.
+# timeout, two per submission, which would turn a broker outage into an intake slowdown.
 STORE_RETRY_SECONDS = 5.0
 STORE_TIMEOUTS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
 
@@ -62,6 +64,7 @@ def storage_url(settings: Settings) -> str:
 
 
 def install_rate_limits(app: Flask, settings: Settings) -> None:
+    """Build the limiter and its limits once per app; counters live in `storage_url(settings)`."""
     url = storage_url(settings)
     options = STORE_TIMEOUTS if url.startswith(("redis://", "rediss://")) else {}
     storage = storage_from_string(url, key_prefix="accrual-limits", **options)
@@ -71,7 +74,6 @@ def install_rate_limits(app: Flask, settings: Settings) -> None:
         intake_per_address=parse(settings.rate_limit_intake_per_address),
         auth_failures_per_address=parse(settings.rate_limit_auth_failures),
     )
-    app.after_request(count_auth_failure)
 
 
 def _limits() -> RateLimits:
@@ -80,22 +82,19 @@ def _limits() -> RateLimits:
 
 
 def _address() -> str:
+    # The socket's peer, or the client a trusted proxy names (ProxyFix, ACCRUAL_TRUSTED_PROXIES).
     return request.remote_addr or "unknown"
 
 
-def _token_key() -> str:
-    return hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()[:32]
-
-
-def _enforce(item: RateLimitItem, scope: str, key: str, what: str, *, count: bool) -> None:
-    """429 once `key` has used up `item` in `scope`; `count` spends one of it on this request."""
+def _spend(item: RateLimitItem, scope: str, key: str, what: str) -> None:
+    """Spend one of `item` for `key` in `scope`; 429 with Retry-After once it is used up."""
     limits = _limits()
     if not limits.store_usable():
         return
     limiter = limits.limiter
     try:
-        allowed = limiter.hit(item, scope, key) if count else limiter.test(item, scope, key)
-    except Exception as exc:  # the counters' store is away: intake must keep answering, so let it pass
+        allowed = limiter.hit(item, scope, key)
+    except Exception as exc:  # the counters' store is away: the service must keep answering
         limits.store_failed(exc)
         return
     if allowed:
@@ -105,22 +104,20 @@ def _enforce(item: RateLimitItem, scope: str, key: str, what: str, *, count: boo
     raise Problem(429, "too-many-requests", detail, headers={"Retry-After": str(wait)})
 
 
-def check_rate_limits() -> None:
-    """Before authentication: an address that keeps failing it waits; intake is metered per address
-    and per token."""
-    limits, address = _limits(), _address()
-    failed = "too many failed authentications"
-    _enforce(limits.auth_failures_per_address, "auth-failures", address, failed, count=False)
-    if request.method == "POST" and request.path == INTAKE_PATH:
-        _enforce(limits.intake_per_address, "intake-address", address, "too many submissions", count=True)
-        _enforce(limits.intake_per_token, "intake-token", _token_key(), "too many submissions", count=True)
-
-
-def count_auth_failure(response: Response) -> Response:
+def count_failed_authentication() -> None:
+    """Count a presented credential that did not authenticate; 429 instead of the caller's 401 once
+    this address has failed too often."""
     limits = _limits()
-    if response.status_code == 401 and limits.store_usable():
-        try:
-            limits.limiter.hit(limits.auth_failures_per_address, "auth-failures", _address())
-        except Exception as exc:
-            limits.store_failed(exc)
-    return response
+    what = "too many failed authentications from this address"
+    _spend(limits.auth_failures_per_address, "auth-failures", _address(), what)
+
+
+def meter_intake() -> None:
+    """After authentication: submissions are metered per address and per token id, so that neither
+    unauthenticated requests nor another spelling of the Authorization header change the count."""
+    if request.method != "POST" or request.path != INTAKE_PATH or "caller" not in g:
+        return
+    limits = _limits()
+    what = "too many submissions"
+    _spend(limits.intake_per_address, "intake-address", _address(), what)
+    _spend(limits.intake_per_token, "intake-token", g.caller.token_id, what)

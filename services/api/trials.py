@@ -33,9 +33,10 @@ from services.schemas.api import (
     TrialOut,
     TrialPath,
 )
+from services.tokens import Caller
 from services.trial_admin import add_site, change_site, change_trial
 from services.trial_import import import_record
-from services.trials import find_trial, get_criteria, get_trial, list_sites, list_trials
+from services.trials import find_trial, get_criteria, get_trial, list_sites, list_trials, visible_trial
 
 tag = Tag(name="trials", description="Trials as registered, with their sites and criteria")
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -46,26 +47,35 @@ blueprint = APIBlueprint(
 
 @blueprint.get("", responses={200: TrialList, 401: ProblemOut})
 def index() -> Response:
-    """Trials visible to the caller, with applied and enrolled counts."""
-    caller()
+    """Trials the caller sees (admin: all; sponsor: its own; coordinator: its sites'), with counts."""
+    who = caller()
     with database().reading() as session:
-        return jsonify(TrialList(items=list_trials(session)).model_dump(mode="json"))
+        return jsonify(TrialList(items=list_trials(session, who)).model_dump(mode="json"))
 
 
 @blueprint.post(
-    "", responses={200: TrialOut, 201: TrialOut, 401: ProblemOut, 403: ProblemOut, 422: ProblemOut}
+    "",
+    responses={
+        200: TrialOut,
+        201: TrialOut,
+        401: ProblemOut,
+        403: ProblemOut,
+        409: ProblemOut,
+        422: ProblemOut,
+    },
 )
 def create(body: StudyRecord) -> Response:
     """Create or replace a trial from a ClinicalTrials.gov API v2 study record; sites from its locations.
 
-    Criteria are not machine-readable in the registry: attach them with PUT .../criteria.
+    Criteria are not machine-readable in the registry: attach them with PUT .../criteria; until then
+    the trial accepts no application, whatever its registry status.
     """
-    caller(Role.ADMIN)
+    who = caller(Role.ADMIN)
     with database().transaction() as session:
         trial, created = import_record(session, request.get_json())
         trial_id = trial.trial_id
     with database().reading() as session:
-        response = jsonify(get_trial(session, trial_id).model_dump(mode="json"))
+        response = jsonify(get_trial(session, who, trial_id).model_dump(mode="json"))
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"/api/v1/trials/{trial_id}"
     return response
@@ -73,34 +83,37 @@ def create(body: StudyRecord) -> Response:
 
 @blueprint.get("/<trial_id>", responses={200: TrialOut, 401: ProblemOut, 404: ProblemOut})
 def read(path: TrialPath, query: FormatQuery) -> Response:
-    """One trial by NCT number or sponsor protocol id (case-insensitive); also as FHIR R4B ResearchStudy."""
-    caller()
+    """One trial the caller sees, by NCT number or sponsor protocol id (case-insensitive).
+
+    Also as a FHIR R4B ResearchStudy. A trial the caller does not see answers 404, as if absent.
+    """
+    who = caller()
     with database().reading() as session:
         if wants_fhir(query.format):
-            trial = find_trial(session, path.trial_id)
+            trial = visible_trial(session, who, path.trial_id)
             sites = list(
                 session.scalars(select(Site).where(Site.trial_id == trial.trial_id).order_by(Site.name))
             )
             response = jsonify(research_study(trial, sites))
             response.mimetype = FHIR_JSON
             return response
-        return jsonify(get_trial(session, path.trial_id).model_dump(mode="json"))
+        return jsonify(get_trial(session, who, path.trial_id).model_dump(mode="json"))
 
 
 @blueprint.get("/<trial_id>/sites", responses={200: SiteList, 401: ProblemOut, 404: ProblemOut})
 def sites(path: TrialPath) -> Response:
-    """The trial's sites with status, optional target and counts."""
-    caller()
+    """Every site of a trial the caller sees, with status, optional target and counts."""
+    who = caller()
     with database().reading() as session:
-        return jsonify(SiteList(items=list_sites(session, path.trial_id)).model_dump(mode="json"))
+        return jsonify(SiteList(items=list_sites(session, who, path.trial_id)).model_dump(mode="json"))
 
 
 @blueprint.get("/<trial_id>/criteria", responses={200: CriteriaOut, 401: ProblemOut, 404: ProblemOut})
 def criteria(path: TrialPath) -> Response:
-    """The current criteria version: each criterion's text, rule and recorded reading."""
-    caller()
+    """The current criteria version of a trial the caller sees: each criterion's text, rule and reading."""
+    who = caller()
     with database().reading() as session:
-        return jsonify(get_criteria(session, path.trial_id).model_dump(mode="json"))
+        return jsonify(get_criteria(session, who, path.trial_id).model_dump(mode="json"))
 
 
 @blueprint.put(
@@ -122,7 +135,7 @@ def amend(path: TrialPath, body: CriteriaDocument) -> Response:
     except CriteriaError as exc:
         raise Problem(422, "invalid-criteria", str(exc)) from None
     with database().reading() as session:
-        response = jsonify(get_criteria(session, path.trial_id).model_dump(mode="json"))
+        response = jsonify(get_criteria(session, who, path.trial_id).model_dump(mode="json"))
     response.status_code = 201 if amendment.created else 200
     return response
 
@@ -137,7 +150,7 @@ def change(path: TrialPath, body: TrialChanges) -> Response:
     with database().transaction() as session:
         change_trial(session, path.trial_id, sent(body), who.token_id)
     with database().reading() as session:
-        return jsonify(get_trial(session, path.trial_id).model_dump(mode="json"))
+        return jsonify(get_trial(session, who, path.trial_id).model_dump(mode="json"))
 
 
 @blueprint.post("/<trial_id>/sites", responses={201: SiteOut, **ADMIN_RESPONSES})
@@ -146,7 +159,7 @@ def create_site(path: TrialPath, body: NewSite) -> Response:
     who = caller(Role.ADMIN)
     with database().transaction() as session:
         site_id = add_site(session, path.trial_id, body.model_dump(), who.token_id).site_id
-    return _site_answer(path.trial_id, site_id, 201)
+    return _site_answer(who, path.trial_id, site_id, 201)
 
 
 @blueprint.patch("/<trial_id>/sites/<site_id>", responses={200: SiteOut, **ADMIN_RESPONSES})
@@ -155,7 +168,7 @@ def change_one_site(path: SitePath, body: SiteChanges) -> Response:
     who = caller(Role.ADMIN)
     with database().transaction() as session:
         change_site(session, path.trial_id, path.site_id, sent(body), who.token_id)
-    return _site_answer(path.trial_id, path.site_id, 200)
+    return _site_answer(who, path.trial_id, path.site_id, 200)
 
 
 def sent(body: BaseModel) -> dict[str, Any]:
@@ -163,9 +176,9 @@ def sent(body: BaseModel) -> dict[str, Any]:
     return {name: getattr(body, name) for name in body.model_fields_set}
 
 
-def _site_answer(trial_id: str, site_id: str, status: int) -> Response:
+def _site_answer(who: Caller, trial_id: str, site_id: str, status: int) -> Response:
     with database().reading() as session:
-        site = next(s for s in list_sites(session, trial_id) if s.site_id == site_id)
+        site = next(s for s in list_sites(session, who, trial_id) if s.site_id == site_id)
     response = jsonify(site.model_dump(mode="json"))
     response.status_code = status
     response.headers["Location"] = f"/api/v1/trials/{site.trial_id}/sites/{site_id}"

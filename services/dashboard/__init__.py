@@ -1,7 +1,8 @@
 """The sponsors' dashboard: the recruitment report as server-rendered pages with SVG charts.
 
 Authenticated like the API (Authorization: Bearer), or by signing in once with a token: the signed
-session cookie names the token, which is checked again on every request (see services.api.context).
+session cookie names the token and its session generation, both checked again on every request (see
+services.api.context); signing out moves the generation on, ending the token's sessions on the server.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import hmac
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, Flask, Response, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
@@ -18,11 +19,13 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from config import Settings
 from models import Role
-from services.api.context import SESSION_KEY, caller, database
+from services.api.context import GENERATION_KEY, SESSION_KEY, caller, database, signed_in_caller
+from services.api.rate_limits import count_failed_authentication
+from services.audit import acting_as
 from services.dashboard import charts
 from services.problems import Problem
 from services.reporting import recruitment_report, report_trials, visible_report_trial
-from services.tokens import authenticate
+from services.tokens import end_sessions, start_session
 
 blueprint = Blueprint(
     "dashboard",
@@ -91,10 +94,17 @@ def _same_origin() -> bool:
 
 
 def _local_next(target: str | None) -> str:
-    """Only a dashboard path of this site, so that the sign-in page cannot redirect anywhere else."""
-    if target and target.startswith("/dashboard/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("dashboard.index")
+    """Only a dashboard path of this site, so that the sign-in page cannot redirect anywhere else; it
+    goes into a Location header, so it holds no control character or white space either."""
+    if not target or not target.startswith("/dashboard/") or "\\" in target:
+        return url_for("dashboard.index")
+    if any(char.isspace() or not char.isprintable() for char in target):
+        return url_for("dashboard.index")  # CR/LF would split the header; Werkzeug refuses with a 500
+    # Browsers resolve dot segments, encoded or not: /dashboard/../api would leave the dashboard.
+    path = unquote(urlsplit(target).path)
+    if "//" in path or ".." in path.split("/"):
+        return url_for("dashboard.index")
+    return target
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
@@ -106,13 +116,17 @@ def sign_in() -> Any:
         raise Problem(403, "forbidden", "the sign-in form was sent from another site")
     token = request.form.get("token", "").strip()
     with database().reading() as db_session:
-        found = authenticate(db_session, token) if token else None
-    if found is None:
+        started = start_session(db_session, token) if token else None
+    if started is None:
+        if token:  # an empty form guesses nothing
+            count_failed_authentication()  # 429 instead, once this address has failed too often
         error = "That token is unknown, revoked or mistyped."
         return render_template("dashboard/login.html", next=next_path, error=error), 401
+    found, generation = started
     session.clear()
     session.permanent = True
     session[SESSION_KEY] = found.token_id
+    session[GENERATION_KEY] = generation
     return redirect(next_path, code=303)
 
 
@@ -120,6 +134,10 @@ def sign_in() -> Any:
 def sign_out() -> BaseResponse:
     if not _same_origin():
         raise Problem(403, "forbidden", "the sign-out form was sent from another site")
+    found = signed_in_caller()
+    if found is not None:  # a session that has already ended has nothing left to end
+        with acting_as(found.token_id, found.role.value), database().transaction() as db_session:
+            end_sessions(db_session, found.token_id, session[GENERATION_KEY])
     session.clear()
     return redirect(url_for("dashboard.sign_in"), code=303)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.schemas.observations import (
     Applicant,
@@ -17,7 +18,8 @@ from services.schemas.observations import (
 )
 
 # Server-made and registry ids alike: letters, digits, dot, dash and underscore only.
-Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9._-]+$"
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
 
 ApplicationStatusName = Literal[
     "submitted", "eligible", "ineligible", "needs_review", "enrolled", "withdrawn"
@@ -219,12 +221,111 @@ class FormatQuery(BaseModel):
     )
 
 
-class StudyRecord(BaseModel):
+# --- ClinicalTrials.gov API v2 study records (POST /api/v1/trials, `accrual trials import`) ----------
+
+# The columns the record's fields land in (models/trial.py): a longer value is refused here, at the
+# edge, rather than by the database in the middle of an import (PostgreSQL) or never (SQLite).
+TITLE_MAX = 600
+SPONSOR_MAX = 300
+NCT_ID_MAX = 16
+ORG_STUDY_ID_MAX = 64
+AGE_MAX = 32
+SITE_NAME_MAX = 300
+PLACE_MAX = 120
+ENROLLMENT_MAX = 1_000_000  # as for PATCH's enrollment_target; the column is a 32-bit integer
+# Control characters (NUL among them) and lone surrogates: no column stores them faithfully, and
+# PostgreSQL refuses NUL outright.
+NOT_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _one_line(value: str) -> str:
+    if NOT_ONE_LINE.search(value):
+        raise ValueError("must not contain control characters")
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+RecordText = Annotated[str, AfterValidator(_one_line)]
+
+
+class RegistryModule(BaseModel):
+    """Part of a study record: the fields Accrual reads are checked strictly, the rest kept as sent."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class OrgStudyIdInfo(RegistryModule):
+    id: Annotated[RecordText, Field(max_length=ORG_STUDY_ID_MAX)] | None = None
+
+
+class IdentificationModule(RegistryModule):
+    nctId: Annotated[str, Field(min_length=1, max_length=NCT_ID_MAX, pattern=IDENTIFIER_PATTERN)] | None = (
+        None
+    )
+    orgStudyIdInfo: OrgStudyIdInfo | None = None
+    briefTitle: Annotated[RecordText, Field(max_length=TITLE_MAX)] | None = None
+    officialTitle: Annotated[RecordText, Field(max_length=TITLE_MAX)] | None = None
+
+
+class StatusModule(RegistryModule):
+    overallStatus: TrialStatusName
+
+
+class LeadSponsor(RegistryModule):
+    name: Annotated[RecordText, Field(max_length=SPONSOR_MAX)] | None = None
+
+
+class SponsorCollaboratorsModule(RegistryModule):
+    leadSponsor: LeadSponsor | None = None
+
+
+class EnrollmentInfo(RegistryModule):
+    count: Annotated[int, Field(ge=0, le=ENROLLMENT_MAX)] | None = None
+    type: Literal["ACTUAL", "ESTIMATED"] | None = None
+
+
+class DesignModule(RegistryModule):
+    phases: list[Annotated[RecordText, Field(max_length=32)]] | None = None
+    enrollmentInfo: EnrollmentInfo | None = None
+
+
+class ConditionsModule(RegistryModule):
+    conditions: list[Annotated[RecordText, Field(max_length=TITLE_MAX)]] | None = None
+    keywords: list[Annotated[RecordText, Field(max_length=TITLE_MAX)]] | None = None
+
+
+class EligibilityModule(RegistryModule):
+    minimumAge: Annotated[RecordText, Field(max_length=AGE_MAX)] | None = None
+    maximumAge: Annotated[RecordText, Field(max_length=AGE_MAX)] | None = None
+    sex: Literal["ALL", "FEMALE", "MALE"] | None = None
+
+
+class Location(RegistryModule):
+    facility: Annotated[RecordText, Field(max_length=SITE_NAME_MAX)]
+    city: Annotated[RecordText, Field(max_length=PLACE_MAX)] | None = None
+    country: Annotated[RecordText, Field(max_length=PLACE_MAX)] | None = None
+    status: TrialStatusName | None = None
+
+
+class ContactsLocationsModule(RegistryModule):
+    locations: list[Location] | None = None
+
+
+class ProtocolSection(RegistryModule):
+    identificationModule: IdentificationModule = Field(default_factory=IdentificationModule)
+    statusModule: StatusModule
+    sponsorCollaboratorsModule: SponsorCollaboratorsModule = Field(default_factory=SponsorCollaboratorsModule)
+    designModule: DesignModule = Field(default_factory=DesignModule)
+    conditionsModule: ConditionsModule = Field(default_factory=ConditionsModule)
+    eligibilityModule: EligibilityModule = Field(default_factory=EligibilityModule)
+    contactsLocationsModule: ContactsLocationsModule = Field(default_factory=ContactsLocationsModule)
+
+
+class StudyRecord(RegistryModule):
     """A ClinicalTrials.gov API v2 study record (the registry's own JSON)."""
 
-    model_config = ConfigDict(extra="allow")
-
-    protocolSection: dict[str, Any]
+    protocolSection: ProtocolSection
 
 
 class ReviewApplication(BaseModel):
@@ -445,7 +546,8 @@ class AuditQuery(BaseModel):
 
     entity: Literal["trial", "site", "criteria", "application", "token", "webhook"] | None = None
     id: str | None = Field(default=None, max_length=100, description="The entity's id")
-    after: int = Field(default=0, ge=0, description="`next_after` of the previous page")
+    # seq is a 64-bit column: a larger number cannot even be bound to a query, so it is refused here.
+    after: int = Field(default=0, ge=0, le=2**63 - 1, description="`next_after` of the previous page")
     limit: int = Field(default=100, ge=1, le=1000)
 
 

@@ -262,6 +262,8 @@ def world(
 # --- helpers --------------------------------------------------------------------------------------
 
 PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+# Ids of each kind that exist nowhere: a hidden resource must read exactly as one of these.
+MISSING_IDS = {"application_id": "app_" + "0" * 20, "trial_id": "NCT00000000"}
 
 
 def fill(rule: str, values: dict[str, str]) -> str:
@@ -365,6 +367,9 @@ SPONSORS_TRIAL = roles(ALLOWED, FORBIDDEN, FORBIDDEN, ALLOWED, HIDDEN)
 SPONSOR_OR_ADMIN = roles(ALLOWED, FORBIDDEN, FORBIDDEN, ALLOWED, ALLOWED)
 # "owner, admin": another organisation's webhook is hidden.
 WEBHOOK_OWNER = roles(ALLOWED, FORBIDDEN, FORBIDDEN, ALLOWED, HIDDEN)
+# v1.1 "trials visible to the caller: all for an admin, a sponsor's own trials, the trials of a
+# coordinator's sites (anything else: 404, as if absent)"; both coordinators have a site in TRIAL.
+TRIAL_READ = roles(ALLOWED, ALLOWED, ALLOWED, ALLOWED, HIDDEN)
 
 
 # Application routes
@@ -552,7 +557,13 @@ def _check_report(world: World, role: str, response: Any, params: Params) -> Non
 
 
 def _check_trial_list(world: World, role: str, response: Any, params: Params) -> None:
-    assert TRIAL in item_ids(response, "trial_id")
+    trials = item_ids(response, "trial_id")
+    if role == ADMIN:
+        assert {TRIAL, "NCT03239535", "NL003-CLI-III-2"} <= trials
+    elif role == SPONSOR_OUT:
+        assert trials == set()  # another sponsor's trials are not listed, nor their counts
+    else:
+        assert trials == {TRIAL}  # its own sponsor's trial; the trial of a coordinator's site
 
 
 def _check_sites(world: World, role: str, response: Any, params: Params) -> None:
@@ -604,8 +615,9 @@ TRIAL_ROUTES = [
     Route(
         "GET",
         "/api/v1/trials/<trial_id>",
-        ANY_ROLE,
+        TRIAL_READ,
         check=_check_trial,
+        hides_like_missing=True,
     ),
     Route(
         "PATCH",
@@ -616,7 +628,13 @@ TRIAL_ROUTES = [
         snapshot=_trial_target,
         check=_check_trial_target,
     ),
-    Route("GET", "/api/v1/trials/<trial_id>/criteria", ANY_ROLE, check=_check_criteria),
+    Route(
+        "GET",
+        "/api/v1/trials/<trial_id>/criteria",
+        TRIAL_READ,
+        check=_check_criteria,
+        hides_like_missing=True,
+    ),
     Route(
         "PUT",
         "/api/v1/trials/<trial_id>/criteria",
@@ -626,8 +644,14 @@ TRIAL_ROUTES = [
         snapshot=_criteria_version,
         check=_check_same_criteria,
     ),
-    Route("GET", "/api/v1/trials/<trial_id>/recruitment", SPONSORS_TRIAL, check=_check_report),
-    Route("GET", "/api/v1/trials/<trial_id>/sites", ANY_ROLE, check=_check_sites),
+    Route(
+        "GET",
+        "/api/v1/trials/<trial_id>/recruitment",
+        SPONSORS_TRIAL,
+        check=_check_report,
+        hides_like_missing=True,
+    ),
+    Route("GET", "/api/v1/trials/<trial_id>/sites", TRIAL_READ, check=_check_sites, hides_like_missing=True),
     Route(
         "POST",
         "/api/v1/trials/<trial_id>/sites",
@@ -937,10 +961,11 @@ def test_access_matrix(world: World, route: Route, role: str) -> None:
     if route.snapshot is not None:
         assert route.snapshot(world, params) == before, "a refused call changed something"
     if route.hides_like_missing and outcome == HIDDEN:
-        missing = "app_" + "0" * 20
-        again = world.call(route.method, fill(route.rule, {**params, "application_id": missing}), role, body)
+        name = next(name for name in PARAMETER.findall(route.rule) if name in MISSING_IDS)
+        missing = MISSING_IDS[name]
+        again = world.call(route.method, fill(route.rule, {**params, name: missing}), role, body)
         assert again.status_code == HIDDEN
-        assert normalised_detail(again, missing) == normalised_detail(response, params["application_id"])
+        assert normalised_detail(again, missing) == normalised_detail(response, params[name])
 
 
 def test_a_coordinator_may_submit_to_its_own_site_only(world: World) -> None:
@@ -1094,8 +1119,9 @@ def test_nothing_a_sponsor_or_the_public_gets_names_an_applicant(world: World) -
                 answered[role] += 1
                 events = path.startswith("/api/v1/events")  # these name applications, by contract
                 assert_names_no_applicant(world, response, application_ids_too=not events)
-    # The own-trial sponsor got every one; the other one the trials, its feed, its webhooks, its index.
-    assert answered == {SPONSOR_IN: len(sponsor_paths), SPONSOR_OUT: 7}
+    # The own-trial sponsor got every one; the other one its (empty) trial list, its feed, its webhooks
+    # and its index: another sponsor's trial, sites and criteria read as absent.
+    assert answered == {SPONSOR_IN: len(sponsor_paths), SPONSOR_OUT: 4}
 
     with world.stack.db.sessions() as session:
         trials = list(session.scalars(select(Trial.trial_id)))

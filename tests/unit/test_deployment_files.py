@@ -38,6 +38,15 @@ def test_every_accrual_variable_is_a_setting() -> None:
                 assert variable in fields, f"{name} sets unknown {variable}"
 
 
+def test_migrations_get_the_same_keys_as_every_other_container() -> None:
+    """Migrations re-seal observations and re-chain the audit trail: a key generated inside the migrate
+    container would seal what no other container can open, and chain what none can verify."""
+    services = compose()["services"]
+    keys = ("ACCRUAL_DATA_KEYS", "ACCRUAL_AUDIT_KEYS")
+    for variable in keys:
+        assert services["migrate"]["environment"][variable] == services["api"]["environment"][variable]
+
+
 def test_dependencies_exist_and_wait_for_health_checks() -> None:
     services = compose()["services"]
     for name, service in services.items():

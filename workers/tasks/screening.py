@@ -6,6 +6,7 @@ import logging
 import time
 
 from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from services.rescreening import rescreen_trial as rescreen
 from services.screening import screen_application
@@ -24,10 +25,16 @@ def run(self: Task, application_id: str, event_id: str) -> None:
     """Screen one application; a redelivered or duplicate message changes nothing.
 
     Returns nothing, so Celery's own log lines carry no decision; the decision lives in the database.
+    A screening that fails otherwise than transiently is dead-lettered by the use case; one that
+    outlives the soft time limit is left to its delivery count, like one that kills its worker.
     """
     settings = self.app.conf.accrual_settings
     outcome = screen_application(
-        database_for(settings), application_id, event_id, settings.screening_max_deliveries
+        database_for(settings),
+        application_id,
+        event_id,
+        settings.screening_max_deliveries,
+        also_transient=(SoftTimeLimitExceeded,),
     )
     log.info("screening of %s: %s", application_id, outcome.status)
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from models.sealing import keyring_of
+from models.sealing import binding, keyring_of
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -33,7 +33,7 @@ def upgrade() -> None:
     if rows:  # applications from before sealing: seal them now, under the current key
         keyring = keyring_of(bind.dialect)
         for application_id, plain in rows:
-            sealed = keyring.seal(json.loads(plain))
+            sealed = keyring.seal_unbound(json.loads(plain))  # the format of 0007; 0011 binds it to the row
             bind.execute(
                 applications.update().where(applications.c.id == application_id).values(observations=sealed)
             )
@@ -45,7 +45,7 @@ def downgrade() -> None:
     if rows:
         keyring = keyring_of(bind.dialect)
         for application_id, sealed in rows:
-            plain = json.dumps(keyring.open(sealed))
+            plain = json.dumps(keyring.open(sealed, binding("applications", "observations", application_id)))
             bind.execute(
                 applications.update().where(applications.c.id == application_id).values(observations=plain)
             )
