@@ -85,19 +85,32 @@ def pg_available() -> bool:
     return _pg_reachable()
 
 
+UNMADE_PG_DATABASES: set[str] = set()  # named by pg_stack_url, not created yet
+
+
 @contextlib.contextmanager
-def fresh_pg_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database, dropped afterwards."""
+def fresh_pg_database(create: bool = True) -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards; with `create` false only its name, for a
+    Stack to create from its template."""
     name = f"accrual_test_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    if create:
+        _pg_admin_execute(f'CREATE DATABASE "{name}"')
+    else:
+        UNMADE_PG_DATABASES.add(name)
     try:
         yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        _pg_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+_pg_admin: list[Any] = []  # one AUTOCOMMIT engine per test process, made on first use
+
+
+def _pg_admin_execute(statement: str) -> None:
+    if not _pg_admin:
+        _pg_admin.append(create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True))
+    with _pg_admin[0].connect() as connection:
+        connection.execute(text(statement))
 
 
 @pytest.fixture
@@ -106,6 +119,16 @@ def pg_url(pg_available: bool) -> Iterator[str]:
     if not pg_available:
         unavailable(f"PostgreSQL at {PG_ADMIN_URL} (set ACCRUAL_TEST_PG_URL)")
     with fresh_pg_database() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_stack_url(pg_available: bool) -> Iterator[str]:
+    """The URL of a PostgreSQL database a Stack creates from its template (one CREATE DATABASE, not an
+    empty one first), dropped afterwards."""
+    if not pg_available:
+        unavailable(f"PostgreSQL at {PG_ADMIN_URL} (set ACCRUAL_TEST_PG_URL)")
+    with fresh_pg_database(create=False) as url:
         yield url
 
 
@@ -341,7 +364,9 @@ class Templates:
                 return False
             template = self._template(settings, "postgres")
             source = (template / "template.pg").read_text()
-            _pg_admin_execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            if name not in UNMADE_PG_DATABASES:  # pg_url made it, empty: it makes way for the clone
+                _pg_admin_execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            UNMADE_PG_DATABASES.discard(name)
             _pg_admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
         self._copy_data_files(template / "data", settings.data_dir)
         return True
@@ -362,15 +387,6 @@ class Templates:
                 _pg_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         for workdir in self.built.values():
             shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _pg_admin_execute(statement: str) -> None:
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(statement))
-    finally:
-        admin.dispose()
 
 
 TEMPLATES = Templates()
@@ -449,7 +465,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'accrual.db'}"
     else:
-        url = request.getfixturevalue("pg_url")
+        url = request.getfixturevalue("pg_stack_url")
     built = Stack(make_settings(tmp_path, url))
     yield built
     built.close()
@@ -462,7 +478,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
         settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'accrual.db'}")
     else:
         settings = make_settings(
-            tmp_path, request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
+            tmp_path, request.getfixturevalue("pg_stack_url"), request.getfixturevalue("redis_url")
         )
     built = Stack(settings)
     yield built
@@ -470,8 +486,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def pg_stack(tmp_path: Path, pg_url: str) -> Iterator[Stack]:
-    built = Stack(make_settings(tmp_path, pg_url))
+def pg_stack(tmp_path: Path, pg_stack_url: str) -> Iterator[Stack]:
+    built = Stack(make_settings(tmp_path, pg_stack_url))
     yield built
     built.close()
 

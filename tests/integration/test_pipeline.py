@@ -111,7 +111,9 @@ def test_intake_keeps_answering_while_the_broker_is_down_and_nothing_is_lost(
 ) -> None:
     stack = Stack(make_settings(tmp_path, pg_url, private_redis.url))
     try:
-        start_pipeline(processes, stack)
+        # The restarted Redis keeps nothing, so the tasks published before it stopped come back by the
+        # sweep: a short sweep makes that seconds instead of a minute (and redeliveries likelier).
+        start_pipeline(processes, stack, ACCRUAL_SWEEP_AFTER_SECONDS="5", ACCRUAL_SWEEP_INTERVAL_SECONDS="1")
         warmup = submit_many(stack, 1, "W")
         wait_until(lambda: decided(stack, warmup), timeout=60, what="the worker to start")
         before = submit_many(stack, 50, "B")  # a burst of 200, and Redis stops a quarter of the way in
