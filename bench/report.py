@@ -29,7 +29,7 @@ from models.audit import AuditKeys
 from models.db import Database
 from models.migrate import upgrade
 from models.sealing import Keyring
-from services import create_app
+from services.app import create_app
 from services.seed import seed
 from services.tokens import create_token
 

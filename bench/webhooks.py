@@ -86,7 +86,7 @@ from config import Settings
 from models import Role, WebhookAttempt, WebhookDelivery
 from models.db import Database
 from models.migrate import upgrade
-from services import create_app
+from services.app import create_app
 from services.outbox import add_event
 from services.seed import seed
 from services.tokens import create_token

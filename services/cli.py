@@ -377,7 +377,7 @@ def api(host: str, port: int) -> None:
     """The HTTP API under gunicorn (a production WSGI server)."""
     from gunicorn.app.base import BaseApplication
 
-    from services import create_app
+    from services.app import create_app
 
     settings = get_settings()
     _database(settings)

@@ -7,6 +7,7 @@ CI (CI=true) it fails instead, so a missing service can never pass for green.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
+from flask_openapi3 import OpenAPI
 from pydantic import SecretStr
 from sqlalchemy import create_engine, make_url, text
 
@@ -29,7 +32,7 @@ from config import Settings
 from models import Role, Site
 from models.db import Database
 from models.migrate import upgrade
-from services import create_app
+from services.app import create_app
 from services.seed import seed
 from services.tokens import create_token
 from tests.applicants import eligible_applicant
@@ -413,8 +416,15 @@ class Stack:
             self.site_id = session.query(Site).filter_by(trial_id=TRIAL).order_by(Site.name).first().site_id  # type: ignore[union-attr]
             self.admin = create_token(session, Role.ADMIN)
             self.coordinator = create_token(session, Role.COORDINATOR, [self.site_id])
-        self.app = create_app(settings, self.db)
-        self.client = self.app.test_client()
+
+    @functools.cached_property
+    def app(self) -> OpenAPI:
+        """The Flask app, built on first use: many tests only need the database."""
+        return create_app(self.settings, self.db)
+
+    @functools.cached_property
+    def client(self) -> FlaskClient:
+        return self.app.test_client()
 
     def env(self) -> dict[str, str]:
         """Environment for a child process (worker, beat, serve) sharing this stack's state."""

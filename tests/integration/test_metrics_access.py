@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from services import create_app
+from services.app import create_app
 from services.metrics import ScrapeCache
 from tests.conftest import Stack, eligible_applicant, make_settings
 

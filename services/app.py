@@ -1,0 +1,96 @@
+"""The HTTP application: the Flask app factory, the composition root of every API process."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Response, redirect
+from flask_openapi3 import Info, OpenAPI
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config import Settings, get_settings
+from models.db import Database
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> OpenAPI:
+    """The HTTP API for `settings` (read from the environment when not given)."""
+    from services.api import (
+        applications,
+        audit,
+        events,
+        health,
+        metrics,
+        prescreen,
+        public,
+        trials,
+        webhooks,
+    )
+    from services.api.context import authenticate_request, forget_caller
+    from services.api.errors import (
+        on_validation_error,
+        parse_json_body,
+        refuse_nul_in_url,
+        register_error_handlers,
+    )
+    from services.api.headers import install_security_headers
+    from services.api.load_shedding import shed_late_requests
+    from services.api.rate_limits import install_rate_limits, meter_intake
+    from services.dashboard import blueprint as dashboard
+    from services.dashboard import configure_sessions
+
+    settings = settings or get_settings()
+    app = OpenAPI(
+        __name__,
+        info=Info(
+            title="Accrual",
+            version="1",
+            description="Recruitment into clinical trials: intake and screening.",
+        ),
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        validation_error_status=422,
+        validation_error_callback=on_validation_error,
+        doc_prefix="/docs",
+        doc_url="/openapi.json",
+    )
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+    app.extensions["accrual.settings"] = settings
+    app.extensions["accrual.db"] = database or Database.for_settings(settings)
+    app.extensions["accrual.cursor_key"] = settings.signing_key()  # read once, not per request
+    logging.getLogger("services").setLevel(settings.log_level)
+    install_rate_limits(app, settings)
+    install_security_headers(app, settings)
+    app.before_request(shed_late_requests)  # first: a shed request must cost nothing
+    app.before_request(refuse_nul_in_url)
+    app.before_request(authenticate_request)
+    app.before_request(meter_intake)  # after authentication: metered by token id, not by header text
+    app.teardown_request(forget_caller)
+    app.before_request(parse_json_body)
+    register_error_handlers(app)
+    for module in (health, metrics, trials, applications, prescreen, public, events, webhooks, audit):
+        app.register_api(module.blueprint)
+    configure_sessions(app, settings)
+    app.register_blueprint(dashboard)
+
+    @app.get("/openapi.json", doc_ui=False)
+    def openapi_document() -> Response:
+        from flask import jsonify
+
+        from services.api.openapi import as_served
+
+        if "accrual.openapi" not in app.extensions:
+            app.extensions["accrual.openapi"] = as_served(app.api_doc)
+        return jsonify(app.extensions["accrual.openapi"])
+
+    @app.get("/docs", doc_ui=False)
+    def docs() -> Response:
+        return redirect("/docs/swagger", code=302)  # type: ignore[return-value]
+
+    if settings.trusted_proxies:
+        # Only when told how many proxies set them: otherwise any client could name its own address.
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+    return app
