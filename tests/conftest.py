@@ -69,6 +69,22 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first, spread over the xdist workers: worksteal gives each worker a contiguous share
+    of this order, so each share starts with its part of the slow tests, and the fast ones fill in
+    around them instead of a slow test starting last and keeping one worker busy after the others."""
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    if not slow or workers == 1:
+        return
+    fast = [item for item in items if item.get_closest_marker("slow") is None]
+    ordered: list[pytest.Item] = []
+    for share in range(workers):
+        start, end = share * len(fast) // workers, (share + 1) * len(fast) // workers
+        ordered += slow[share::workers] + fast[start:end]
+    items[:] = ordered
+
+
 # --- PostgreSQL -----------------------------------------------------------------------------------
 
 

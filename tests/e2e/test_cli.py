@@ -10,10 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from services.criteria import bundled_document
 from tests.integration.test_registry_prescreen_fhir import new_study
+
+pytestmark = pytest.mark.slow  # every test runs the `accrual` command in processes
 
 
 def accrual(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -48,6 +48,8 @@ from tests.conftest import (
     unavailable,
 )
 
+pytestmark = pytest.mark.slow  # hundreds of generated requests per role
+
 MAX_EXAMPLES = 25  # per operation and role: 29 operations x 25 x 3 roles, about a minute in all
 SPONSOR = "Allife Medical Science and Technology Co., Ltd."
 ROLES = ("coordinator", "sponsor", "admin")  # the admin last: it may close the trial or amend its criteria

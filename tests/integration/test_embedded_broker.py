@@ -47,6 +47,7 @@ def _declare_and_publish(
             return
 
 
+@pytest.mark.slow
 def test_processes_starting_together_on_a_fresh_broker_all_declare_and_publish(tmp_path: Path) -> None:
     context = multiprocessing.get_context("spawn")
     paths = [tmp_path / f"broker-{round_number}.db" for round_number in range(ROUNDS)]
