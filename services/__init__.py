@@ -1,5 +1,7 @@
 """Accrual's service layer: use cases over the models, the HTTP edge (`services.app`, `services.api`,
-`services.dashboard`) and the `accrual` command. Importing a service module loads no web framework:
-workers and the command line pay for Flask only where they serve HTTP."""
+`services.dashboard`) and the `accrual` command.
 
-import services.audit  # noqa: F401  registers the audit trail's unit-of-work hooks in every process
+Importing the package loads nothing: `import services.eligibility` loads the pure rule engine alone.
+The audit trail's unit-of-work hooks are registered by the composition roots (`services.app`,
+`services.cli`, `workers.celery_app`) and by every use case that writes an audit note.
+"""

@@ -8,6 +8,7 @@ from flask import Response, redirect
 from flask_openapi3 import Info, OpenAPI
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import services.audit  # noqa: F401  registers the audit trail's unit-of-work hooks in every API process
 from config import Settings, get_settings
 from models.db import Database
 

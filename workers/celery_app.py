@@ -16,6 +16,7 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport import sqlalchemy as kombu_sqla
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+import services.audit  # noqa: F401  registers the audit trail's unit-of-work hooks in every worker
 from config import Settings, get_settings
 
 log = logging.getLogger(__name__)
