@@ -51,7 +51,7 @@ from services.criteria import bundled_document, compile_document
 from services.eligibility import CompiledCriteria
 from services.schemas.observations import Applicant
 from services.schemas.vocabulary import VOCABULARY
-from tests.applicants import eligible_applicant
+from tests.support.applicants import eligible_applicant
 
 SUBMITTED = date(2026, 11, 1)
 CONSENT = "2026-10-01"

@@ -25,8 +25,8 @@ alternating from one level to the next, so that a change in the machine's load f
   with SQLAlchemy Core into its own fresh database on the same PostgreSQL server, answering 202.
 
 Every request carries the same body, `{trial_id: NCT06359912, site_id, applicant}` with the applicant of
-tests/applicants.py, and its own screening_id (the Lua script numbers them per wrk thread), so Accrual
-never answers 409 for a duplicate. Latencies are wrk's (closed loop: each connection sends its next
+tests/support/applicants.py, and its own screening_id (the Lua script numbers them per wrk thread), so
+Accrual never answers 409 for a duplicate. Latencies are wrk's (closed loop: each connection sends its next
 request when the previous answer arrives). After each wrk run the harness waits until the server's
 table stops growing (the requests wrk left in flight are done), so every level starts on an idle server.
 
@@ -97,7 +97,7 @@ from bench.common import (  # noqa: E402
     throwaway_database,
 )
 from config import Settings  # noqa: E402
-from tests.applicants import eligible_applicant  # noqa: E402
+from tests.support.applicants import eligible_applicant  # noqa: E402
 
 DEFAULT_SITE = "site_5812946e17295a21a499"
 UNLIMITED = "1000000/minute"

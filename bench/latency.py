@@ -69,7 +69,7 @@ from bench.common import (
     throwaway_database,
     wait_for,
 )
-from tests.applicants import eligible_applicant
+from tests.support.applicants import eligible_applicant
 
 POLL_INTERVAL = 0.005
 DECISION_TIMEOUT = 30.0

@@ -99,7 +99,7 @@ from bench.common import (  # noqa: E402
     wait_for,
 )
 from config import Settings  # noqa: E402
-from tests.applicants import eligible_applicant  # noqa: E402
+from tests.support.applicants import eligible_applicant  # noqa: E402
 
 DEFAULT_SITE = "site_5812946e17295a21a499"
 UNLIMITED = "1000000/minute"

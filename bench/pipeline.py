@@ -134,7 +134,7 @@ from bench.common import (  # noqa: E402
     wait_for,
     workspace,
 )
-from tests.applicants import eligible_applicant  # noqa: E402
+from tests.support.applicants import eligible_applicant  # noqa: E402
 
 UNLIMITED = "1000000/minute"
 APPLICATIONS_PATH = "/api/v1/applications"
@@ -264,8 +264,8 @@ class Broker:
             return 0
 
     def clients(self) -> str:
-        """Who else uses the Redis database, for a failure's message: another user's test (tests/conftest.py
-        picks a database in 2..15 at random and flushes it) may empty it or take its tasks."""
+        """Who else uses the Redis database, for a failure's message: another user's test
+        (tests/support/servers.py picks a database in 2..15 and flushes it) may empty it or take its tasks."""
         if self._redis is None or self.backend.private_redis:
             return ""
         index = self._redis.connection_pool.connection_kwargs.get("db", 0)

@@ -38,7 +38,7 @@ from services.ids import new_id
 from services.rescreening import amend_criteria, rescreen_trial
 from services.seed import seed
 from services.trials import find_trial
-from tests.applicants import eligible_applicant
+from tests.support.applicants import eligible_applicant
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TRIAL = "NCT06359912"

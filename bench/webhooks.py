@@ -7,8 +7,8 @@ Usage (from the project directory, with the project's virtual environment):
 
 The benchmark migrates and seeds a fresh state, creates an admin token and, through the API (Flask test
 client), a webhook subscription to `trial.status_changed` pointing at a loopback HTTP receiver in this
-process (tests/webhook_receiver.py; it answers 200 and notes when each request arrived). It then starts
-`accrual worker` and `accrual beat` (outbox relay and webhook dispatcher) as subprocesses and:
+process (tests/support/webhook_receiver.py; it answers 200 and notes when each request arrived). It then
+starts `accrual worker` and `accrual beat` (outbox relay and webhook dispatcher) as subprocesses and:
 
 1. warms up with 5 events that are not counted, waiting until the receiver has all of them;
 2. times 200 signed POSTs to the same receiver sent from this process with services.webhooks.send()
@@ -91,7 +91,7 @@ from services.outbox import add_event
 from services.seed import seed
 from services.tokens import create_token
 from services.webhooks import Request, new_secret, send
-from tests.webhook_receiver import Receiver
+from tests.support.webhook_receiver import Receiver
 
 EVENT_TYPE = "trial.status_changed"
 WARMUP = 5

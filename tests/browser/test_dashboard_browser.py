@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
-from tests.conftest import TRIAL, Stack, unavailable
-from tests.integration.test_dashboard import sponsor_token
-from tests.integration.test_recruitment_report import a_lifecycle, count_all, report
+from tests.support.reporting import a_lifecycle, count_all, report
+from tests.support.servers import unavailable
+from tests.support.stack import TRIAL, Stack
+from tests.support.tokens import sponsor_token
 
 pytestmark = pytest.mark.browser
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import json
 import socket
-import urllib.request
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Processes, Stack, free_port, make_settings, wait_until
+from tests.support.processes import Processes, start_api
+from tests.support.servers import free_port
+from tests.support.stack import Stack, make_settings, sqlite_url
 
 pytestmark = pytest.mark.slow
 MAX_BODY = 1024 * 1024  # ACCRUAL_MAX_BODY_BYTES's default
@@ -24,19 +25,10 @@ GUARD_SECONDS = 30  # only so that a broken server fails the test instead of han
 @pytest.fixture
 def api(tmp_path: Path, processes: Processes) -> Iterator[tuple[int, Stack]]:
     """`accrual api` on a free loopback port over a migrated SQLite database: (port, stack)."""
-    stack = Stack(make_settings(tmp_path, f"sqlite:///{tmp_path / 'accrual.db'}"))
+    stack = Stack(make_settings(tmp_path, sqlite_url(tmp_path)))
     port = free_port()
     environment = {**stack.env(), "ACCRUAL_API_WORKERS": "1", "ACCRUAL_API_THREADS": "2"}
-    processes.start("api", ["api", "--port", str(port)], environment)
-
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    wait_until(healthy, timeout=60, what="the API: " + processes.log("api")[-1500:])
+    start_api(processes, environment, port)
     yield port, stack
     stack.close()
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from services.criteria import bundled_document
-from tests.integration.test_registry_prescreen_fhir import new_study
+from tests.support.registry import new_study
 
 pytestmark = pytest.mark.slow  # every test runs the `accrual` command in processes
 

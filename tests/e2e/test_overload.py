@@ -19,7 +19,10 @@ import pytest
 from sqlalchemy import func, select
 
 from models import Application, Event
-from tests.conftest import TRIAL, Processes, Stack, eligible_applicant, free_port, make_settings, wait_until
+from tests.support.applicants import eligible_applicant
+from tests.support.processes import Processes, start_api
+from tests.support.servers import free_port
+from tests.support.stack import TRIAL, Stack, make_settings
 
 pytestmark = pytest.mark.slow
 CLIENTS = 40
@@ -51,8 +54,6 @@ def test_overload_is_shed_with_retry_after_and_every_retried_submission_is_store
 ) -> None:
     stack = Stack(make_settings(tmp_path, pg_url))
     try:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
         environment = {
             **stack.env(),
             "ACCRUAL_API_WORKERS": "1",
@@ -61,16 +62,7 @@ def test_overload_is_shed_with_retry_after_and_every_retried_submission_is_store
             "ACCRUAL_RATE_LIMIT_INTAKE_PER_TOKEN": "100000/minute",
             "ACCRUAL_RATE_LIMIT_INTAKE_PER_ADDRESS": "100000/minute",
         }
-        processes.start("api", ["api", "--port", str(port)], environment)
-
-        def healthy() -> bool:
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
-                    return bool(response.status == 200)
-            except OSError:
-                return False
-
-        wait_until(healthy, timeout=60, what="the API: " + processes.log("api")[-1500:])
+        base = start_api(processes, environment, free_port())
         start = threading.Barrier(CLIENTS)
         refusals: list[Answer] = []
 

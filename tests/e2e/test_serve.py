@@ -15,7 +15,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TRIAL, eligible_applicant, free_port, wait_until
+from tests.support.applicants import eligible_applicant
+from tests.support.servers import free_port
+from tests.support.stack import TRIAL
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -32,21 +32,15 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.core.result import Ok
-from sqlalchemy import select
 
-from models import Event, Role
-from services.screening import screen_application
+from models import Role
 from services.tokens import create_token
 from services.webhooks import claim_due, deliver, lease_for
-from tests.conftest import (
-    PG_ADMIN_URL,
-    TRIAL,
-    Stack,
-    eligible_applicant,
-    fresh_pg_database,
-    make_settings,
-    unavailable,
-)
+from tests.support.applicants import eligible_applicant
+from tests.support.http import auth
+from tests.support.screening import decide
+from tests.support.servers import PG_UNAVAILABLE, fresh_pg_database, unavailable
+from tests.support.stack import TRIAL, Stack, make_settings
 
 pytestmark = pytest.mark.slow  # hundreds of generated requests per role
 
@@ -93,24 +87,10 @@ class Fuzzed:
     delivery: tuple[str, str]  # (webhook id, delivery id) of a failed delivery, the sponsor's
 
 
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _decided(stack: Stack, **changes: Any) -> str:
-    application_id = stack.submit(eligible_applicant(**changes)).get_json()["id"]
-    with stack.db.sessions() as session:
-        event_id = session.scalars(
-            select(Event.id).where(Event.application_id == application_id).order_by(Event.seq.desc())
-        ).first()
-    screen_application(stack.db, application_id, str(event_id), 5)
-    return str(application_id)
-
-
 def _webhook(stack: Stack, token: str) -> str:
     types = ["application.submitted", "application.screened", "trial.status_changed"]
     response = stack.client.post(
-        "/api/v1/webhooks", json={"url": HOOK_URL, "event_types": types}, headers=_auth(token)
+        "/api/v1/webhooks", json={"url": HOOK_URL, "event_types": types}, headers=auth(token)
     )
     assert response.status_code == 201, response.get_json()
     return str(response.get_json()["id"])
@@ -123,7 +103,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         yield f"sqlite:///{tmp_path_factory.mktemp('fuzz-db') / 'accrual.db'}"
         return
     if not request.getfixturevalue("pg_available"):
-        unavailable(f"PostgreSQL at {PG_ADMIN_URL} (set ACCRUAL_TEST_PG_URL)")
+        unavailable(PG_UNAVAILABLE)
     with fresh_pg_database() as url:
         yield url
 
@@ -146,16 +126,16 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
         role: (_webhook(stack, tokens[role]), _webhook(stack, tokens[role])) for role in ("sponsor", "admin")
     }
     applications = [
-        _decided(stack, screening_id="FUZZ-ELIGIBLE"),
-        _decided(stack, screening_id="FUZZ-REVIEW", hiv_positive=None),
-        _decided(stack, screening_id="FUZZ-INELIGIBLE", wagner_grade=5),
+        decide(stack, screening_id="FUZZ-ELIGIBLE"),
+        decide(stack, screening_id="FUZZ-REVIEW", hiv_positive=None),
+        decide(stack, screening_id="FUZZ-INELIGIBLE", wagner_grade=5),
         stack.submit(eligible_applicant("FUZZ-SUBMITTED")).get_json()["id"],
     ]
     with stack.db.transaction() as session:
         claims = claim_due(session, lease_for(settings_))
     for delivery_id, claim in claims:
         deliver(stack.db, delivery_id, claim, settings_)
-    listed = stack.client.get(f"/api/v1/webhooks/{webhooks['sponsor'][0]}/deliveries", headers=_auth(sponsor))
+    listed = stack.client.get(f"/api/v1/webhooks/{webhooks['sponsor'][0]}/deliveries", headers=auth(sponsor))
     failed = [d["id"] for d in listed.get_json()["items"] if d["status"] == "failed"]
     assert failed, listed.get_json()
     yield Fuzzed(stack, tokens, applications, webhooks, (webhooks["sponsor"][0], failed[0]))
@@ -206,7 +186,7 @@ def _fuzz_operation(
     if operation.body or any(True for _ in operation.iter_parameters()):
         strategies.append(operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
     statuses: Counter[int] = Counter()
-    headers = _auth(token)
+    headers = auth(token)
 
     @settings(
         max_examples=MAX_EXAMPLES,

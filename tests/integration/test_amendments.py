@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
@@ -13,25 +12,13 @@ from services.criteria import bundled_document
 from services.rescreening import rescreen_trial
 from services.screening import screen_application
 from services.tokens import Role, create_token
-from tests.conftest import TRIAL, Stack, eligible_applicant
-from tests.integration.test_intake_api import assert_problem, stored
-
-
-def decide(stack: Stack, **changes: Any) -> str:
-    application_id = stack.submit(eligible_applicant(**changes)).get_json()["id"]
-    with stack.db.sessions() as session:
-        event_id = session.scalars(
-            select(Event.id).where(Event.application_id == application_id).order_by(Event.seq.desc())
-        ).first()
-    screen_application(stack.db, application_id, str(event_id), 5)
-    return application_id
-
-
-def amended(wagner_max: int = 3) -> dict[str, Any]:
-    document = copy.deepcopy(bundled_document("NCT06359912.criteria.yaml"))
-    i4 = next(c for c in document["criteria"] if c["id"] == "I4")
-    i4["rule"] = {"var": "wagner_grade", "le": wagner_max}
-    return document
+from tests.support.applicants import eligible_applicant
+from tests.support.applications import patch
+from tests.support.criteria import amended
+from tests.support.database import stored
+from tests.support.http import assert_problem
+from tests.support.screening import decide
+from tests.support.stack import TRIAL, Stack
 
 
 def put_criteria(stack: Stack, document: dict[str, Any], token: str | None = None) -> Any:
@@ -150,16 +137,6 @@ def test_bad_criteria_are_refused_and_nothing_changes(stack: Stack) -> None:
         f"/api/v1/trials/{TRIAL}/criteria", headers={"Authorization": f"Bearer {stack.admin}"}
     )
     assert criteria.get_json()["version"] == 1
-
-
-def patch(
-    stack: Stack, application_id: str, applicant: dict[str, Any], token: str | None = None, **headers: str
-) -> Any:
-    return stack.client.patch(
-        f"/api/v1/applications/{application_id}",
-        json={"applicant": applicant},
-        headers={"Authorization": f"Bearer {token or stack.coordinator}", **headers},
-    )
 
 
 def test_corrected_observations_are_screened_again(stack: Stack) -> None:

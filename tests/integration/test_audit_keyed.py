@@ -24,15 +24,12 @@ from models.migrate import upgrade
 from services.audit import Checkpoint, CheckpointError, read_checkpoint, sign_checkpoint, verify_chain
 from services.cli import main
 from services.tokens import create_token
-from tests.conftest import Stack, eligible_applicant, make_settings
-from tests.integration.test_intake_api import assert_problem
+from tests.support.applicants import eligible_applicant
+from tests.support.http import assert_problem, auth
+from tests.support.stack import Stack, make_settings
 
 Digest = Callable[[dict[str, Any]], str]
 CANARY = "AUDIT-CANARY-0815"
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def plain_sha256(row: dict[str, Any]) -> str:

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from config import Settings
-from tests.conftest import TRIAL, Stack, eligible_applicant, make_settings
+from tests.support.applicants import eligible_applicant
+from tests.support.http import auth
+from tests.support.stack import TRIAL, Stack, make_settings, sqlite_url
 
 FAILURES_ALLOWED = 3
 BAD_TOKEN = "acr_" + "x" * 43
@@ -21,7 +23,7 @@ def limited_settings(request: pytest.FixtureRequest, tmp_path: Path, **overrides
     """Low limits; counters in process memory on SQLite, in Redis (the broker) on PostgreSQL."""
     limits = {"rate_limit_auth_failures": f"{FAILURES_ALLOWED}/minute", **overrides}
     if request.param == "sqlite":
-        return make_settings(tmp_path, f"sqlite:///{tmp_path / 'accrual.db'}", **limits)
+        return make_settings(tmp_path, sqlite_url(tmp_path), **limits)
     pg, redis = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
     return make_settings(tmp_path, pg, redis, **limits)
 
@@ -38,10 +40,6 @@ def behind_proxy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sta
     built = Stack(limited_settings(request, tmp_path, trusted_proxies=1))
     yield built
     built.close()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def problem(response: Any, status: int) -> dict[str, Any]:
@@ -61,7 +59,7 @@ def assert_locked_out(response: Any) -> None:
 
 def fail_until_locked(stack: Stack, **extra_headers: str) -> None:
     """Use up the address's failed authentications; the next bad token is refused with 429."""
-    headers = bearer(BAD_TOKEN) | extra_headers
+    headers = auth(BAD_TOKEN) | extra_headers
     for _ in range(FAILURES_ALLOWED):
         problem(stack.client.get("/api/v1/trials", headers=headers), 401)
     assert_locked_out(stack.client.get("/api/v1/trials", headers=headers))
@@ -69,10 +67,10 @@ def fail_until_locked(stack: Stack, **extra_headers: str) -> None:
 
 def test_a_valid_token_always_passes_from_an_address_that_keeps_failing(limited: Stack) -> None:
     fail_until_locked(limited)
-    assert limited.client.get("/api/v1/trials", headers=bearer(limited.admin)).status_code == 200
+    assert limited.client.get("/api/v1/trials", headers=auth(limited.admin)).status_code == 200
     assert limited.submit(eligible_applicant("VALID")).status_code == 202
-    assert limited.client.get("/dashboard/", headers=bearer(limited.admin)).status_code == 200
-    assert_locked_out(limited.client.get("/api/v1/trials", headers=bearer(BAD_TOKEN)))  # still waiting
+    assert limited.client.get("/dashboard/", headers=auth(limited.admin)).status_code == 200
+    assert_locked_out(limited.client.get("/api/v1/trials", headers=auth(BAD_TOKEN)))  # still waiting
 
 
 def test_probes_docs_and_public_pages_are_never_refused_for_failed_authentications(limited: Stack) -> None:
@@ -92,7 +90,7 @@ def test_dashboard_sign_in_with_a_valid_token_succeeds_and_a_bad_one_counts(limi
     again = limited.client.post("/dashboard/login", data={"token": BAD_TOKEN, "next": "/dashboard/"})
     assert again.status_code == 429 and int(again.headers["Retry-After"]) >= 1
     assert "Set-Cookie" not in again.headers
-    assert_locked_out(limited.client.get("/api/v1/trials", headers=bearer(BAD_TOKEN)))  # one counter
+    assert_locked_out(limited.client.get("/api/v1/trials", headers=auth(BAD_TOKEN)))  # one counter
     signed = limited.client.post("/dashboard/login", data={"token": limited.admin, "next": "/dashboard/"})
     assert signed.status_code == 303 and signed.headers["Location"] == "/dashboard/"
     assert limited.client.get("/dashboard/").status_code == 200
@@ -104,26 +102,26 @@ def test_preflights_and_requests_without_credentials_are_not_failed_authenticati
         answer = limited.client.options("/api/v1/applications", headers=preflight)
         assert answer.status_code == 200 and "POST" in answer.headers["Allow"]
         problem(limited.client.get("/api/v1/trials"), 401)  # nothing presented, nothing guessed
-    problem(limited.client.get("/api/v1/trials", headers=bearer(BAD_TOKEN)), 401)  # the first failure
+    problem(limited.client.get("/api/v1/trials", headers=auth(BAD_TOKEN)), 401)  # the first failure
 
 
 def test_a_preflight_is_no_token_oracle(limited: Stack) -> None:
     """OPTIONS answers the same with any Authorization: it is never authenticated, so never counted."""
     for token in (limited.admin, BAD_TOKEN):
-        answer = limited.client.options("/api/v1/trials", headers=bearer(token))
+        answer = limited.client.options("/api/v1/trials", headers=auth(token))
         assert answer.status_code == 200 and answer.get_data() == b""
 
 
 def test_x_forwarded_for_is_ignored_by_default(limited: Stack) -> None:
     fail_until_locked(limited, **{"X-Forwarded-For": "203.0.113.1"})
     for spoofed in ("203.0.113.2", "198.51.100.7, 203.0.113.3"):
-        headers = bearer(BAD_TOKEN) | {"X-Forwarded-For": spoofed}
+        headers = auth(BAD_TOKEN) | {"X-Forwarded-For": spoofed}
         assert_locked_out(limited.client.get("/api/v1/trials", headers=headers))
 
 
 def test_behind_a_trusted_proxy_each_client_has_its_own_failure_count(behind_proxy: Stack) -> None:
     def via_proxy(client_address: str, token: str = BAD_TOKEN) -> Any:
-        headers = bearer(token) | {"X-Forwarded-For": client_address}
+        headers = auth(token) | {"X-Forwarded-For": client_address}
         return behind_proxy.client.get("/api/v1/trials", headers=headers, environ_base={"REMOTE_ADDR": PROXY})
 
     for _ in range(FAILURES_ALLOWED):

@@ -17,8 +17,8 @@ from sqlalchemy.engine import make_url
 
 from models import Application, CriterionResult, Event, Screening
 from services.screening import screen_application
-from tests.applicants import eligible_applicant
-from tests.conftest import Stack
+from tests.support.applicants import eligible_applicant
+from tests.support.stack import Stack
 
 FAR_EAST = "Pacific/Kiritimati"  # UTC+14: its date is already tomorrow for ten hours of every UTC day
 BIRTHDAY = "2008-10-01"  # eighteen on 2026-10-01; NCT06359912's I1 admits 18 to 80

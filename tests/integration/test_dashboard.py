@@ -9,22 +9,12 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from models import ApiToken, Application, Trial
-from services.tokens import Role, create_token
-from tests.conftest import TRIAL, Stack
-from tests.integration.test_intake_api import assert_problem
-from tests.integration.test_recruitment_report import a_lifecycle, count_all, report
+from tests.support.http import assert_problem, auth
+from tests.support.reporting import a_lifecycle, count_all, report
+from tests.support.stack import TRIAL, Stack
+from tests.support.tokens import sponsor_token
 
-SPONSOR = "allife medical science and technology co., ltd."
 PAGE = f"/dashboard/trials/{TRIAL}"
-
-
-def sponsor_token(stack: Stack, sponsor: str = SPONSOR) -> str:
-    with stack.db.transaction() as session:
-        return create_token(session, Role.SPONSOR, sponsor=sponsor)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def shown(html: str, testid: str) -> list[str]:
@@ -40,7 +30,7 @@ def test_the_page_shows_the_reports_numbers_which_are_a_fresh_counts(stack: Stac
     ids = a_lifecycle(stack)
     count_all(stack, ids)
     token = sponsor_token(stack)
-    response = stack.client.get(PAGE, headers=bearer(token))
+    response = stack.client.get(PAGE, headers=auth(token))
     assert response.status_code == 200 and response.mimetype == "text/html"
     html = response.get_data(as_text=True)
     body = report(stack, token)
@@ -130,15 +120,15 @@ def test_sign_in_only_redirects_within_the_dashboard(sqlite_stack: Stack) -> Non
 
 def test_only_the_trials_sponsor_and_admins_see_it(sqlite_stack: Stack) -> None:
     stack = sqlite_stack
-    other = stack.client.get(PAGE, headers=bearer(sponsor_token(stack, "Another Pharma")))
+    other = stack.client.get(PAGE, headers=auth(sponsor_token(stack, "Another Pharma")))
     assert other.status_code == 404 and "text/html" in other.content_type
-    assert stack.client.get(PAGE, headers=bearer(stack.coordinator)).status_code == 403
-    assert stack.client.get(PAGE, headers=bearer(stack.admin)).status_code == 200
-    bad = stack.client.get(PAGE, headers=bearer("acr_unknown"))
+    assert stack.client.get(PAGE, headers=auth(stack.coordinator)).status_code == 403
+    assert stack.client.get(PAGE, headers=auth(stack.admin)).status_code == 200
+    bad = stack.client.get(PAGE, headers=auth("acr_unknown"))
     assert bad.status_code == 401 and bad.headers["WWW-Authenticate"] == "Bearer"
-    mine = stack.client.get("/dashboard/", headers=bearer(sponsor_token(stack))).get_data(as_text=True)
+    mine = stack.client.get("/dashboard/", headers=auth(sponsor_token(stack))).get_data(as_text=True)
     assert TRIAL in mine and "NCT03239535" not in mine  # another sponsor's trial is not listed
-    everything = stack.client.get("/dashboard/", headers=bearer(stack.admin)).get_data(as_text=True)
+    everything = stack.client.get("/dashboard/", headers=auth(stack.admin)).get_data(as_text=True)
     assert TRIAL in everything and "NCT03239535" in everything
 
 
@@ -159,7 +149,7 @@ def test_every_dashboard_page_needs_a_sign_in(sqlite_stack: Stack) -> None:
 
 def test_pages_forbid_scripts_framing_and_caching(sqlite_stack: Stack) -> None:
     stack = sqlite_stack
-    response = stack.client.get(PAGE, headers=bearer(stack.admin))
+    response = stack.client.get(PAGE, headers=auth(stack.admin))
     policy = response.headers["Content-Security-Policy"]
     assert (
         "default-src 'none'" in policy and "script-src" not in policy and "frame-ancestors 'none'" in policy
@@ -176,13 +166,13 @@ def test_registry_text_is_escaped(sqlite_stack: Stack) -> None:
         session.execute(
             update(Trial).where(Trial.trial_id == TRIAL).values(title="<script>alert(1)</script>")
         )
-    html = stack.client.get(PAGE, headers=bearer(stack.admin)).get_data(as_text=True)
+    html = stack.client.get(PAGE, headers=auth(stack.admin)).get_data(as_text=True)
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
 def test_a_trial_without_applicants_renders_without_a_forecast(sqlite_stack: Stack) -> None:
     stack = sqlite_stack
-    response = stack.client.get(PAGE, headers=bearer(stack.admin))
+    response = stack.client.get(PAGE, headers=auth(stack.admin))
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and shown(html, "applied") == ["0"]
     assert "No applications yet." in html and "no enrolment yet" in html

@@ -7,16 +7,11 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from services.tokens import Role, create_token
-from tests.conftest import TRIAL, Stack
+from tests.support.stack import TRIAL, Stack
+from tests.support.tokens import sponsor_token
 
 PAGE = f"/dashboard/trials/{TRIAL}"
 COOKIE = "accrual_session"
-
-
-def sponsor_token(stack: Stack) -> str:
-    with stack.db.transaction() as session:
-        return create_token(session, Role.SPONSOR, sponsor="allife medical science and technology co., ltd.")
 
 
 def signed_in(stack: Stack, token: str) -> tuple[FlaskClient, str]:

@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import func, select
 
 from models import Application
-from tests.conftest import PostgresServer, Stack, eligible_applicant, make_settings
-from tests.integration.test_intake_api import assert_problem
+from tests.support.applicants import eligible_applicant
+from tests.support.http import assert_problem
+from tests.support.servers import PostgresServer
+from tests.support.stack import Stack, make_settings
 
 pytestmark = pytest.mark.slow
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from email import message_from_bytes, policy
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -16,31 +14,15 @@ from models import ApiToken, EmailMessage, Event, Site
 from services.mail import mail_lease, queue_emails, send_email
 from services.scheduled_sends import claim_due
 from services.tokens import Role, TokenError, create_token
-from tests.conftest import TRIAL, Stack, free_port, make_settings
-from tests.integration.test_amendments import decide
-from tests.integration.test_lifecycle import post, set_targets
+from tests.support.applications import post
+from tests.support.database import set_targets
+from tests.support.mail import Inbox
+from tests.support.screening import decide
+from tests.support.servers import free_port
+from tests.support.stack import TRIAL, Stack, database_url_for, make_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:aiosmtpd")
 COORDINATOR_MAIL = "coordinator@beijing.example"
-
-
-class Inbox:
-    """An aiosmtpd handler keeping every message; `refuse` answers RCPT with a permanent 550."""
-
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-        self.refuse = False
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
-        if self.refuse:
-            return "550 5.1.1 no such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        parsed = message_from_bytes(envelope.content, policy=policy.default)
-        self.messages.append((list(envelope.rcpt_tos), parsed))
-        return "250 Message accepted"
 
 
 @pytest.fixture
@@ -59,11 +41,7 @@ def inbox(smtp_port: int) -> Iterator[Inbox]:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def mailing(request: pytest.FixtureRequest, tmp_path: Path, smtp_port: int) -> Iterator[Stack]:
-    url = (
-        f"sqlite:///{tmp_path / 'accrual.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
+    url = database_url_for(request, tmp_path)
     settings = make_settings(
         tmp_path,
         url,

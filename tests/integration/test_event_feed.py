@@ -13,17 +13,15 @@ from sqlalchemy import select
 
 from models import Event
 from services.outbox import add_event
-from services.tokens import Role, create_token
-from tests.conftest import TRIAL, Stack, eligible_applicant, wait_until
-from tests.integration.test_intake_api import assert_problem
-from tests.integration.test_lifecycle import post
+from services.tokens import Role
+from tests.support.applicants import eligible_applicant
+from tests.support.applications import post
+from tests.support.http import assert_problem
+from tests.support.stack import TRIAL, Stack
+from tests.support.tokens import token_for
+from tests.support.waiting import wait_until
 
 SPONSOR = "allife medical science and technology co., ltd."
-
-
-def token_for(stack: Stack, role: Role, sponsor: str | None = None) -> str:
-    with stack.db.transaction() as session:
-        return create_token(session, role, sponsor=sponsor)
 
 
 def page(stack: Stack, token: str, after: str | None = None, limit: int = 100) -> dict[str, Any]:

@@ -6,31 +6,14 @@ import json
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
-from models import Application, ApplicationHistory, Event, Site, Trial
+from models import Application, Event, Site, Trial
 from services.tokens import Role, create_token
-from tests.conftest import TRIAL, Stack, eligible_applicant
-
-
-def stored(stack: Stack) -> tuple[int, int, int]:
-    """(applications, history rows, events) in the database."""
-    with stack.db.sessions() as session:
-        return (
-            session.scalar(select(func.count()).select_from(Application)) or 0,
-            session.scalar(select(func.count()).select_from(ApplicationHistory)) or 0,
-            session.scalar(select(func.count()).select_from(Event)) or 0,
-        )
-
-
-def assert_problem(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    body: dict[str, Any] = response.get_json()
-    assert body["status"] == status and body["type"].startswith("/problems/") and body["detail"]
-    if field is not None:
-        assert field in [e["field"] for e in body["errors"]], body
-    return body
+from tests.support.applicants import eligible_applicant
+from tests.support.database import stored
+from tests.support.http import assert_problem
+from tests.support.stack import TRIAL, Stack
 
 
 def test_a_valid_submission_is_accepted_with_202_location_and_one_outbox_event(stack: Stack) -> None:

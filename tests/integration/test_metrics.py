@@ -6,8 +6,9 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Stack, eligible_applicant, make_settings
-from tests.integration.test_amendments import decide
+from tests.support.applicants import eligible_applicant
+from tests.support.screening import decide
+from tests.support.stack import Stack, make_settings
 
 
 def scrape(stack: Stack) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -14,7 +14,8 @@ from sqlalchemy import event
 
 from services.app import create_app
 from services.metrics import ScrapeCache
-from tests.conftest import Stack, eligible_applicant, make_settings
+from tests.support.applicants import eligible_applicant
+from tests.support.stack import Stack, database_url_for, make_settings
 
 OUTSIDER = "10.1.2.3"
 StackFactory = Callable[..., Stack]
@@ -26,11 +27,7 @@ def build(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StackFacto
     built: list[Stack] = []
 
     def factory(**overrides: Any) -> Stack:
-        url = (
-            f"sqlite:///{tmp_path / 'accrual.db'}"
-            if request.param == "sqlite"
-            else request.getfixturevalue("pg_url")
-        )
+        url = database_url_for(request, tmp_path)
         built.append(Stack(make_settings(tmp_path, url, **overrides)))
         return built[-1]
 

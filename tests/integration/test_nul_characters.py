@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from models import Application, Event
-from tests.conftest import TRIAL, Stack
-from tests.integration.test_amendments import decide
-from tests.integration.test_intake_api import assert_problem
+from tests.support.http import assert_problem
+from tests.support.screening import decide
+from tests.support.stack import TRIAL, Stack
 
 
 def _counts(stack: Stack) -> tuple[int, int]:

@@ -11,7 +11,8 @@ from sqlalchemy import select, update
 from models import Application, Event
 from models.base import utcnow
 from services.outbox import add_event, backoff, claim_batch, mark_failed, mark_published, republish_undecided
-from tests.conftest import Stack, eligible_applicant
+from tests.support.applicants import eligible_applicant
+from tests.support.stack import Stack, make_settings
 
 
 def test_a_claim_takes_only_the_oldest_pending_event_of_each_application(stack: Stack) -> None:
@@ -79,8 +80,6 @@ def test_concurrent_relays_on_postgresql_claim_disjoint_batches(
 ) -> None:
     from threading import Barrier, Thread
 
-    from tests.conftest import make_settings
-
     stack = Stack(make_settings(tmp_path, pg_url))  # type: ignore[arg-type]
     try:
         with stack.db.transaction() as session:
@@ -110,7 +109,6 @@ def test_concurrent_relays_on_postgresql_claim_disjoint_batches(
 
 
 def test_an_unreachable_broker_costs_the_events_no_attempt(stack: Stack, tmp_path: Any) -> None:
-    from tests.conftest import make_settings
     from workers.celery_app import make_celery
     from workers.relay import relay_once
 

@@ -12,56 +12,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from models import Application, Event, Screening
+from models import Application, Event
 from models.reporting import StatusCount
-from tests.conftest import Processes, RedisServer, Stack, eligible_applicant, make_settings, wait_until
+from tests.support.pipeline import assert_decided_exactly_once, decided, start_pipeline, submit_many
+from tests.support.processes import Processes
+from tests.support.servers import RedisServer
+from tests.support.stack import Stack, make_settings
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def decided(stack: Stack, ids: list[str]) -> bool:
-    with stack.db.sessions() as session:
-        undecided = session.scalar(
-            select(func.count())
-            .select_from(Application)
-            .where(Application.id.in_(ids), Application.decided_at.is_(None))
-        )
-    return undecided == 0
-
-
-def assert_decided_exactly_once(stack: Stack, ids: list[str]) -> None:
-    with stack.db.sessions() as session:
-        screenings = dict(
-            session.execute(
-                select(Screening.application_id, func.count())
-                .where(Screening.application_id.in_(ids))
-                .group_by(Screening.application_id)
-            ).all()
-        )
-        screened = dict(
-            session.execute(
-                select(Event.application_id, func.count())
-                .where(Event.application_id.in_(ids), Event.type == "application.screened")
-                .group_by(Event.application_id)
-            ).all()
-        )
-    assert screenings == dict.fromkeys(ids, 1)
-    assert screened == dict.fromkeys(ids, 1)
-
-
-def start_pipeline(processes: Processes, stack: Stack, **env: str) -> None:
-    environment = {**stack.env(), **env}
-    processes.start("worker", ["worker"], environment)
-    processes.start("beat", ["beat"], environment)
-
-
-def submit_many(stack: Stack, count: int, prefix: str = "S") -> list[str]:
-    ids = []
-    for n in range(count):
-        response = stack.submit(eligible_applicant(f"{prefix}-{n}"))
-        assert response.status_code == 202, response.get_json()
-        ids.append(response.get_json()["id"])
-    return ids
 
 
 def decisions(stack: Stack, ids: list[str]) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Stack
-from tests.integration.test_intake_api import assert_problem
+from tests.support.http import assert_problem, auth
+from tests.support.stack import Stack
 
 HUGE = "99999999999999999999999"  # beyond a 64-bit integer
 BIGINT_MAX = 2**63 - 1
@@ -19,10 +19,6 @@ INTEGER_PARAMETERS = [
     ("/api/v1/events", "limit", "0"),
     ("/api/v1/webhooks/wh_none/deliveries", "limit", "0"),
 ]
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.mark.parametrize(("path", "parameter", "meaningless"), INTEGER_PARAMETERS)

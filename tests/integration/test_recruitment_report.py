@@ -12,10 +12,9 @@ from models.reporting import StatusCount
 from services.recruitment_counts import count_application, uncounted
 from services.reporting import forecast
 from services.tokens import Role, create_token
-from tests.conftest import TRIAL, Stack
-from tests.integration.test_amendments import decide, patch
-from tests.integration.test_intake_api import assert_problem
-from tests.integration.test_lifecycle import post
+from tests.support.http import assert_problem
+from tests.support.reporting import a_lifecycle, count_all, report
+from tests.support.stack import TRIAL, Stack
 from workers.maintenance import count_missed
 
 
@@ -35,32 +34,6 @@ def kept_counts(stack: Stack) -> dict[tuple[str, str], int]:
     return {(site, status): n for site, status, n in rows if n}
 
 
-def count_all(stack: Stack, order: list[str]) -> None:
-    for application_id in order:
-        count_application(stack.db, application_id)
-
-
-def a_lifecycle(stack: Stack) -> list[str]:
-    """Applications in every status, counted along the way as the consumer would."""
-    eligible = decide(stack, screening_id="A")
-    count_all(stack, [eligible])
-    enrolled = decide(stack, screening_id="B")
-    count_all(stack, [enrolled])
-    post(stack, enrolled, "enroll")
-    ineligible = decide(stack, screening_id="C", wagner_grade=5, prior_cell_therapy=True)
-    review = decide(stack, screening_id="D", hiv_positive=None)
-    count_all(stack, [ineligible, review])
-    reviewed = decide(stack, screening_id="E", hiv_positive=None)
-    count_all(stack, [reviewed])
-    post(stack, reviewed, "review", {"decision": "ineligible", "reason": "HIV positive on retest"})
-    withdrawn = decide(stack, screening_id="F")
-    post(stack, withdrawn, "withdraw", {"reason": "declined"})
-    corrected = decide(stack, screening_id="G", wagner_grade=5)
-    count_all(stack, [corrected])
-    patch(stack, corrected, {"wagner_grade": 2})  # back to submitted
-    return [eligible, enrolled, ineligible, review, reviewed, withdrawn, corrected]
-
-
 def test_the_counters_equal_a_fresh_count_whatever_the_delivery_order(stack: Stack) -> None:
     ids = a_lifecycle(stack)
     shuffled = ids * 3
@@ -68,14 +41,6 @@ def test_the_counters_equal_a_fresh_count_whatever_the_delivery_order(stack: Sta
     count_all(stack, shuffled)  # late, duplicated and reordered deliveries
     assert kept_counts(stack) == fresh_counts(stack)
     assert count_application(stack.db, ids[0]) is False  # nothing new to count
-
-
-def report(stack: Stack, token: str) -> dict:
-    response = stack.client.get(
-        f"/api/v1/trials/{TRIAL}/recruitment", headers={"Authorization": f"Bearer {token}"}
-    )
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
 
 
 def test_the_report_shows_the_counts_sites_failures_and_weeks(stack: Stack) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import json
-from importlib import resources
 from typing import Any
 
 import pytest
@@ -13,24 +10,11 @@ from sqlalchemy import func, select
 from models import Application, Event, Site, Trial
 from services.fhir import STUDY_STATUS, SUBJECT_STATUS
 from services.screening import screen_application
-from tests.conftest import TRIAL, Stack, eligible_applicant
-from tests.integration.test_intake_api import assert_problem, stored
-
-
-def record(name: str = "NCT06359912.json") -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(resources.files("services.seed_data").joinpath(name).read_text())
-    return loaded
-
-
-def new_study(nct_id: str = "NCT09999999") -> dict[str, Any]:
-    study = copy.deepcopy(record())
-    study["protocolSection"]["identificationModule"]["nctId"] = nct_id
-    study["protocolSection"]["identificationModule"]["briefTitle"] = "A new CLI trial"
-    study["protocolSection"]["contactsLocationsModule"]["locations"] = [
-        {"facility": "Hospital A", "city": "Seoul", "country": "South Korea", "status": "RECRUITING"},
-        {"facility": "Hospital B", "city": "Busan", "country": "South Korea", "status": "NOT_YET_RECRUITING"},
-    ]
-    return study
+from tests.support.applicants import eligible_applicant
+from tests.support.database import stored
+from tests.support.http import assert_problem
+from tests.support.registry import new_study, registry_record
+from tests.support.stack import TRIAL, Stack
 
 
 def post_trial(stack: Stack, body: Any, token: str | None = None) -> Any:
@@ -221,7 +205,7 @@ SEED_RECORDS = ["NCT06359912.json", "NCT03239535.json", "NL003-CLI-III-2.json", 
 
 @pytest.mark.parametrize("name", SEED_RECORDS)
 def test_each_seed_record_round_trips_through_import(stack: Stack, name: str) -> None:
-    study = record(name)
+    study = registry_record(name)
     protocol = study["protocolSection"]
     response = post_trial(stack, study)  # the seed already holds it: this replaces it with itself
     assert response.status_code == 200

@@ -12,8 +12,10 @@ from sqlalchemy import func, select
 from models import Event
 from models.enums import EventStatus
 from models.reporting import StatusCount
-from tests.conftest import Processes, Stack, wait_until
-from tests.integration.test_pipeline import assert_decided_exactly_once, decided, submit_many
+from tests.support.pipeline import assert_decided_exactly_once, decided, submit_many
+from tests.support.processes import Processes
+from tests.support.stack import Stack
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +56,10 @@ def test_a_relay_killed_mid_batch_leaves_no_event_unpublished_and_none_handled_t
     ids = submit_many(backend, 60, "MIDBATCH")  # one batch: 60 events, two tasks each
     processes.start("worker", ["worker"], environment)
     dying = processes.start(
-        "dying-relay", ["beat"], {**environment, "KILL_AFTER_SENDS": "61"}, module="tests.faulty_relay"
+        "dying-relay",
+        ["beat"],
+        {**environment, "KILL_AFTER_SENDS": "61"},
+        module="tests.support.faulty_relay",
     )
     assert dying.wait(60) == -signal.SIGKILL, processes.log("dying-relay")[-1500:]
     # Half the batch reached the broker, and the relay died before stamping any of it. (The worker may

@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 
 from models import Application, ApplicationHistory, CriterionResult, Event, ProcessedMessage, Screening
 from services.screening import screen_application
-from tests.conftest import Stack, eligible_applicant
+from tests.support.applicants import eligible_applicant
+from tests.support.stack import Stack
 
 
 def submit(stack: Stack, **changes: Any) -> tuple[str, str]:

@@ -27,14 +27,11 @@ from models.sealing import Keyring, SealingError, binding
 from services.cli import main
 from services.data_keys import reseal_observations
 from services.screening import screen_application
-from tests.applicants import eligible_applicant
-from tests.conftest import Stack
+from tests.support.applicants import eligible_applicant
+from tests.support.http import auth
+from tests.support.stack import Stack
 
 V1_ASSOCIATED = b"accrual observations"  # the v1 format, as stored before revision 0011
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def stored(db: Database, application_id: str) -> str:

@@ -22,10 +22,12 @@ from models.sealing import Keyring, SealingError
 from services.audit import verify_chain
 from services.data_keys import reseal_observations
 from services.tokens import Role, create_token, list_tokens, revoke_token
-from tests.conftest import TRIAL, RedisServer, Stack, eligible_applicant, make_settings
-from tests.integration.test_amendments import decide
-from tests.integration.test_intake_api import assert_problem
-from tests.integration.test_lifecycle import post
+from tests.support.applicants import eligible_applicant
+from tests.support.applications import post
+from tests.support.http import assert_problem, auth
+from tests.support.screening import decide
+from tests.support.servers import RedisServer
+from tests.support.stack import TRIAL, Stack, make_settings, sqlite_url
 
 CANARY = "SEALED-CANARY-4711"
 BEFORE_SEALING = (
@@ -38,10 +40,6 @@ BEFORE_SEALING = (
     " screening_deliveries, submitted_at, version) VALUES ('A1', 'T1', 'S1', 'X', 'submitted',"
     " '{\"abi\": 0.42}', 1, 0, '2026-01-01', 1)",
 )
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 # --- tokens ---------------------------------------------------------------------------------------
@@ -170,7 +168,7 @@ def test_an_edit_or_a_gap_made_behind_the_triggers_breaks_the_chain(
 def limited(tmp_path: Path) -> Any:
     settings = make_settings(
         tmp_path,
-        f"sqlite:///{tmp_path / 'accrual.db'}",
+        sqlite_url(tmp_path),
         rate_limit_intake_per_token="3/minute",
         rate_limit_auth_failures="5/minute",
     )
@@ -206,7 +204,7 @@ def test_intake_passes_when_the_limits_store_is_down_and_tries_it_again_later(
 ) -> None:
     settings = make_settings(
         tmp_path,
-        f"sqlite:///{tmp_path / 'accrual.db'}",
+        sqlite_url(tmp_path),
         rate_limit_storage_url=private_redis.url,
         rate_limit_intake_per_token="2/minute",
     )

@@ -7,10 +7,12 @@ from typing import Any
 from sqlalchemy import select
 
 from models import Site, Trial
-from tests.conftest import TRIAL, Stack, eligible_applicant
-from tests.integration.test_amendments import decide
-from tests.integration.test_intake_api import assert_problem
-from tests.integration.test_lifecycle import events, post, set_targets
+from tests.support.applicants import eligible_applicant
+from tests.support.applications import post
+from tests.support.database import events, set_targets
+from tests.support.http import assert_problem
+from tests.support.screening import decide
+from tests.support.stack import TRIAL, Stack
 
 
 def patch(stack: Stack, path: str, body: dict[str, Any], token: str | None = None) -> Any:

@@ -11,7 +11,6 @@ import math
 import subprocess
 import sys
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +23,21 @@ from services.criteria import bundled_document
 from services.dead_letters import list_dead_letters, retry_screening
 from services.screening import screen_application
 from services.tokens import create_token
-from tests.conftest import TRIAL, Processes, Stack, eligible_applicant, wait_until
-from tests.integration.test_intake_api import assert_problem
+from tests.support.applicants import eligible_applicant
+from tests.support.database import status_of
+from tests.support.http import assert_problem
+from tests.support.processes import Processes
+from tests.support.registry import registry_record
+from tests.support.stack import TRIAL, Stack
+from tests.support.waiting import wait_until
 
 NEW_TRIAL = "NCT09990001"
 CANARY_ABI = 0.4817  # an observation value found nowhere else, to be kept out of the log
 
 
-def seed_record(name: str = "NCT06359912.json") -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(resources.files("services.seed_data").joinpath(name).read_text())
-    return loaded
-
-
 def study(nct_id: str = NEW_TRIAL, status: str = "RECRUITING") -> dict[str, Any]:
     """A registry record of a new trial with one location, in `status`; the registry has no criteria."""
-    record = copy.deepcopy(seed_record())
+    record = registry_record()
     section = record["protocolSection"]
     section["identificationModule"]["nctId"] = nct_id
     section["identificationModule"]["briefTitle"] = f"Hardening {nct_id}"
@@ -256,11 +255,6 @@ def test_a_transient_failure_is_raised_for_the_task_to_retry_and_leaves_the_appl
     with stack.db.sessions() as session:
         row = session.get_one(Application, application_id)
         assert (row.status, row.dead_lettered_at, row.screening_deliveries) == ("submitted", None, 1)
-
-
-def status_of(stack: Stack, application_id: str) -> str:
-    with stack.db.sessions() as session:
-        return session.get_one(Application, application_id).status
 
 
 @pytest.mark.slow
@@ -498,7 +492,7 @@ def test_every_malformed_registry_record_is_a_422_naming_the_field_and_changes_n
     before = everything(stack)
     failures = []
     for case, mutate, field in MALFORMED:
-        record = seed_record()
+        record = registry_record()
         mutate(record)
         response = post_trial(stack, record)
         try:
@@ -508,7 +502,7 @@ def test_every_malformed_registry_record_is_a_422_naming_the_field_and_changes_n
             failures.append(f"{case}: {response.status_code} {str(exc).splitlines()[0][:300]}")
     assert failures == []
     # The unmodified record still replaces the trial with itself.
-    assert post_trial(stack, seed_record()).status_code == 200
+    assert post_trial(stack, registry_record()).status_code == 200
 
 
 def test_the_cli_import_refuses_a_malformed_record_naming_file_and_field_and_imports_nothing(

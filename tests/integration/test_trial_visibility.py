@@ -4,18 +4,16 @@ JSON and in FHIR, with its sites and criteria; the public summary stays public."
 
 from __future__ import annotations
 
-import copy
-import json
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import pytest
 
 from models import Role
 from services.tokens import create_token
-from tests.conftest import TRIAL, Stack
-from tests.integration.test_intake_api import assert_problem
+from tests.support.http import assert_problem
+from tests.support.registry import registry_record
+from tests.support.stack import TRIAL, Stack
 
 OWN_SPONSOR = "ALLIFE MEDICAL SCIENCE AND TECHNOLOGY CO., LTD."  # TRIAL's lead sponsor, cased otherwise
 OTHER_SPONSOR = "Visibility Other Pharma"
@@ -43,10 +41,7 @@ class Callers:
 def callers(stack: Stack) -> Callers:
     """TRIAL (seeded, two sites) and another sponsor's trial, with a sponsor and a coordinator for each."""
     admin = {"Authorization": f"Bearer {stack.admin}"}
-    record: dict[str, Any] = json.loads(
-        resources.files("services.seed_data").joinpath("NCT06359912.json").read_text()
-    )
-    record = copy.deepcopy(record)
+    record = registry_record()
     section = record["protocolSection"]
     section["identificationModule"]["nctId"] = OTHER_TRIAL
     section["sponsorCollaboratorsModule"]["leadSponsor"]["name"] = OTHER_SPONSOR

@@ -17,10 +17,15 @@ from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
 from models import WebhookDelivery
-from tests.conftest import Processes, Stack, eligible_applicant, free_port, make_settings, wait_until
-from tests.integration.test_pipeline import start_pipeline, submit_many
-from tests.integration.test_webhooks import subscribe
-from tests.webhook_receiver import receiving
+from tests.support.applicants import eligible_applicant
+from tests.support.mail import Inbox
+from tests.support.pipeline import start_pipeline, submit_many
+from tests.support.processes import Processes
+from tests.support.servers import free_port
+from tests.support.stack import Stack, make_settings, sqlite_url
+from tests.support.waiting import wait_until
+from tests.support.webhook_receiver import receiving
+from tests.support.webhooks import subscribe
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:aiosmtpd")]
 HOOK_ENV = {
@@ -34,7 +39,7 @@ HOOK_ENV = {
 @pytest.fixture(params=["sqlite", "postgres+redis"])
 def pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
     if request.param == "sqlite":
-        settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'accrual.db'}", webhook_allow_private=True)
+        settings = make_settings(tmp_path, sqlite_url(tmp_path), webhook_allow_private=True)
     else:
         pg_url, redis_url = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
         settings = make_settings(tmp_path, pg_url, redis_url, webhook_allow_private=True)
@@ -97,7 +102,6 @@ def test_a_decision_reaches_the_coordinators_inbox_through_the_workers(
     from aiosmtpd.controller import Controller
 
     from services.tokens import Role, create_token
-    from tests.integration.test_email import Inbox
 
     with pipeline.db.transaction() as session:
         create_token(session, Role.COORDINATOR, [pipeline.site_id], email="coordinator@beijing.example")

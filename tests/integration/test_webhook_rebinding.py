@@ -30,8 +30,10 @@ from sqlalchemy import func, select
 import services.webhooks
 from models import WebhookSubscription
 from services.webhooks import claim_due, deliver, lease_for
-from tests.conftest import Stack, eligible_applicant, free_port, make_settings
-from tests.integration.test_intake_api import assert_problem
+from tests.support.applicants import eligible_applicant
+from tests.support.http import assert_problem, auth
+from tests.support.servers import free_port
+from tests.support.stack import Stack, database_url_for, make_settings, sqlite_url
 
 NAME = "hooks.example.test"
 PUBLIC = "93.184.216.34"
@@ -224,18 +226,12 @@ def port() -> int:
     return free_port()
 
 
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'accrual.db'}"
-    return str(request.getfixturevalue("pg_url"))
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def guarded(request: pytest.FixtureRequest, tmp_path: Path, port: int) -> Iterator[Stack]:
     """Private targets refused (the default), with the test endpoint's port allowed."""
     settings = make_settings(
         tmp_path,
-        database_url(request, tmp_path),
+        database_url_for(request, tmp_path),
         webhook_allowed_ports=f"443,8443,{port}",
         webhook_retry_schedule="3600",  # one attempt in the test's time
         webhook_timeout_seconds=2,
@@ -250,7 +246,7 @@ def local(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
     """Private targets allowed, as in development and the other webhook tests."""
     settings = make_settings(
         tmp_path,
-        database_url(request, tmp_path),
+        database_url_for(request, tmp_path),
         webhook_allow_private=True,
         webhook_retry_schedule="3600",
         webhook_timeout_seconds=0.5,
@@ -258,10 +254,6 @@ def local(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
     built = Stack(settings)
     yield built
     built.close()
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def subscribe(stack: Stack, url: str) -> Any:
@@ -419,9 +411,7 @@ def test_control_characters_odd_ports_and_hidden_private_addresses_are_refused_n
 def test_the_allowed_ports_follow_the_setting(
     database: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    url = (
-        f"sqlite:///{tmp_path / 'accrual.db'}" if database == "sqlite" else request.getfixturevalue("pg_url")
-    )
+    url = sqlite_url(tmp_path) if database == "sqlite" else request.getfixturevalue("pg_url")
     stack = Stack(make_settings(tmp_path, url, webhook_allowed_ports="9443"))
     try:
         assert subscribe(stack, "https://93.184.216.34:9443/hook").status_code == 201

@@ -23,11 +23,15 @@ from standardwebhooks.webhooks import Webhook
 
 from models import Event, WebhookDelivery, WebhookSubscription
 from models.base import utcnow
-from services.tokens import Role, create_token
+from services.tokens import Role
 from services.webhooks import claim_due, deliver, lease_for
-from tests.conftest import Stack, eligible_applicant, free_port, make_settings
-from tests.integration.test_intake_api import assert_problem
-from tests.webhook_receiver import Receiver, receiving
+from tests.support.applicants import eligible_applicant
+from tests.support.http import assert_problem, auth
+from tests.support.servers import free_port
+from tests.support.stack import Stack, database_url_for, make_settings
+from tests.support.tokens import token_for
+from tests.support.webhook_receiver import Receiver, receiving
+from tests.support.webhooks import pending, pump, subscribe
 
 SPONSOR = "Allife Medical Science and Technology Co., Ltd."
 SCHEDULE = "0.05,0.05,0.05"  # four attempts in all, a few hundred milliseconds
@@ -36,58 +40,13 @@ SCHEDULE = "0.05,0.05,0.05"  # four attempts in all, a few hundred milliseconds
 @pytest.fixture(params=["sqlite", "postgres"])
 def hooks(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
     """A stack whose webhooks may go to loopback over http, with a short retry schedule."""
-    url = (
-        f"sqlite:///{tmp_path / 'accrual.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
+    url = database_url_for(request, tmp_path)
     settings = make_settings(
         tmp_path, url, webhook_allow_private=True, webhook_retry_schedule=SCHEDULE, webhook_timeout_seconds=2
     )
     built = Stack(settings)
     yield built
     built.close()
-
-
-def token(stack: Stack, role: Role, sponsor: str | None = None) -> str:
-    with stack.db.transaction() as session:
-        return create_token(session, role, sponsor=sponsor)
-
-
-def auth(value: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {value}"}
-
-
-def subscribe(stack: Stack, url: str, types: list[str], who: str | None = None) -> dict[str, Any]:
-    response = stack.client.post(
-        "/api/v1/webhooks", json={"url": url, "event_types": types}, headers=auth(who or stack.admin)
-    )
-    assert response.status_code == 201, response.get_json()
-    body: dict[str, Any] = response.get_json()
-    return body
-
-
-def pending(stack: Stack) -> int:
-    with stack.db.sessions() as session:
-        return int(
-            session.scalar(
-                select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == "pending")
-            )
-            or 0
-        )
-
-
-def pump(stack: Stack, timeout: float = 15) -> None:
-    """Run the dispatcher and the delivery task in this process until nothing is pending."""
-    deadline = time.monotonic() + timeout
-    while pending(stack) and time.monotonic() < deadline:
-        with stack.db.transaction() as session:
-            due = claim_due(session, lease_for(stack.settings))
-        for delivery_id, claim in due:
-            deliver(stack.db, delivery_id, claim, stack.settings)
-        if not due:
-            time.sleep(0.02)
-    assert pending(stack) == 0, "deliveries still pending"
 
 
 def deliveries(stack: Stack, webhook_id: str, who: str | None = None) -> list[dict[str, Any]]:
@@ -130,8 +89,12 @@ def test_a_subscribed_event_arrives_signed_and_is_retried_after_two_500s(hooks: 
 def test_each_subscriber_gets_only_its_types_and_its_trials(hooks: Stack) -> None:
     with receiving() as admins, receiving() as sponsors, receiving() as strangers:
         subscribe(hooks, admins.url, ["application.submitted", "application.withdrawn"])
-        subscribe(hooks, sponsors.url, ["application.submitted"], token(hooks, Role.SPONSOR, SPONSOR.lower()))
-        subscribe(hooks, strangers.url, ["application.submitted"], token(hooks, Role.SPONSOR, "Other Pharma"))
+        subscribe(
+            hooks, sponsors.url, ["application.submitted"], token_for(hooks, Role.SPONSOR, SPONSOR.lower())
+        )
+        subscribe(
+            hooks, strangers.url, ["application.submitted"], token_for(hooks, Role.SPONSOR, "Other Pharma")
+        )
         application = hooks.submit(eligible_applicant("A")).get_json()["id"]
         hooks.client.post(
             f"/api/v1/applications/{application}/withdraw",
@@ -277,8 +240,8 @@ def test_the_secret_is_shown_once_and_stored_sealed(hooks: Stack) -> None:
 
 
 def test_subscriptions_belong_to_their_sponsor(hooks: Stack) -> None:
-    mine = token(hooks, Role.SPONSOR, SPONSOR)
-    theirs = token(hooks, Role.SPONSOR, "Other Pharma")
+    mine = token_for(hooks, Role.SPONSOR, SPONSOR)
+    theirs = token_for(hooks, Role.SPONSOR, "Other Pharma")
     hook = subscribe(hooks, "http://127.0.0.1:9/x", ["application.submitted"], mine)
     assert [
         h["id"] for h in hooks.client.get("/api/v1/webhooks", headers=auth(mine)).get_json()["items"]

@@ -14,8 +14,11 @@ from sqlalchemy import func, select
 from models import Application, ApplicationHistory, CriterionResult, Event, Screening
 from services.dead_letters import RETRY_REASON
 from services.screening import POISON_NOTE
-from tests.conftest import Processes, Stack, wait_until
-from tests.integration.test_pipeline import assert_decided_exactly_once, decided, submit_many
+from tests.support.database import status_of
+from tests.support.pipeline import assert_decided_exactly_once, decided, submit_many
+from tests.support.processes import Processes
+from tests.support.stack import Stack
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -80,11 +83,6 @@ def accrual(environment: dict[str, str], *args: str) -> subprocess.CompletedProc
     )
 
 
-def status_of(stack: Stack, application_id: str) -> str:
-    with stack.db.sessions() as session:
-        return session.get_one(Application, application_id).status
-
-
 def test_an_application_that_kills_its_worker_three_times_is_dead_lettered_and_can_be_retried(
     backend: Stack, processes: Processes
 ) -> None:
@@ -97,7 +95,7 @@ def test_an_application_that_kills_its_worker_three_times_is_dead_lettered_and_c
         "ACCRUAL_SWEEP_INTERVAL_SECONDS": "1",
     }
     processes.start("beat", ["beat"], environment)
-    poisoned = processes.start("poison-worker", ["worker"], environment, module="tests.poison_worker")
+    poisoned = processes.start("poison-worker", ["worker"], environment, module="tests.support.poison_worker")
     [application] = submit_many(backend, 1, "POISON")
     wait_until(
         lambda: status_of(backend, application) == "needs_review",
@@ -125,7 +123,11 @@ def test_an_application_that_kills_its_worker_three_times_is_dead_lettered_and_c
 
     # The cause is fixed (here: a worker without the fault); the operator sends it back to screening.
     poisoned.terminate()
-    poisoned.wait(30)
+    try:
+        poisoned.wait(30)
+    except subprocess.TimeoutExpired:  # a loaded machine can outlast the warm shutdown: stop it for good
+        poisoned.kill()
+        poisoned.wait(30)
     processes.start("worker", ["worker"], environment)
     retried = accrual(environment, "screening", "retry", application)
     assert retried.returncode == 0, retried.stderr

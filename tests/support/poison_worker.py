@@ -1,8 +1,8 @@
 """`accrual` whose screening engine kills its own process: a poison message, for the dead-letter tests.
 
-Run as `python -m tests.poison_worker worker`. The patch is made before Celery forks its pool, so every
-pool process inherits it: each evaluation SIGKILLs the process doing it, as a segfaulting extension or
-the kernel's OOM killer would.
+Run as `python -m tests.support.poison_worker worker`. The patch is made before Celery forks its pool, so
+every pool process inherits it: each evaluation SIGKILLs the process doing it, as a segfaulting extension
+or the kernel's OOM killer would.
 """
 
 from __future__ import annotations

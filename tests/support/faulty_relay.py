@@ -1,8 +1,8 @@
 """`accrual` whose relay dies in the middle of a batch: for the relay fault tests.
 
-Run as `python -m tests.faulty_relay beat` with KILL_AFTER_SENDS=N: the process SIGKILLs itself as it
-makes its (N+1)th broker publish, so some of the batch's tasks are in the broker and none of its events
-is stamped published (the relay stamps a batch after publishing it).
+Run as `python -m tests.support.faulty_relay beat` with KILL_AFTER_SENDS=N: the process SIGKILLs itself
+as it makes its (N+1)th broker publish, so some of the batch's tasks are in the broker and none of its
+events is stamped published (the relay stamps a batch after publishing it).
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The access tests' world and their matrix of routes and roles (tests/integration/access)."""

@@ -1,0 +1,181 @@
+"""The trial routes of the access matrix: trials, their criteria, report and sites."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from models import Site, Trial
+from services.criteria import bundled_document
+from tests.support.access.routes import (
+    ADMIN_ONLY,
+    ANY_ROLE,
+    SPONSORS_TRIAL,
+    TRIAL_READ,
+    Params,
+    Route,
+)
+from tests.support.access.world import (
+    ADMIN,
+    SPONSOR_OUT,
+    World,
+    assert_names_no_applicant,
+    item_ids,
+    study_record,
+)
+from tests.support.criteria import amended
+from tests.support.stack import TRIAL
+
+
+def _trial_target(world: World, params: Params) -> Any:
+    with world.stack.db.sessions() as session:
+        trial = session.get_one(Trial, TRIAL)
+        return trial.enrollment_target, trial.overall_status
+
+
+def _trial_exists(world: World, params: Params) -> bool:
+    with world.stack.db.sessions() as session:
+        return session.get(Trial, params["new_trial"]) is not None
+
+
+def _criteria_version(world: World, params: Params) -> Any:
+    with world.stack.db.sessions() as session:
+        return session.get_one(Trial, TRIAL).current_criteria_version
+
+
+def _sites_named(world: World, params: Params) -> int:
+    with world.stack.db.sessions() as session:
+        return int(
+            session.scalar(select(func.count()).select_from(Site).where(Site.name == params["site_name"]))
+            or 0
+        )
+
+
+def _site_a_status(world: World, params: Params) -> Any:
+    with world.stack.db.sessions() as session:
+        site = session.get_one(Site, world.site_a)
+        return site.status, site.enrollment_target
+
+
+def _check_report(world: World, role: str, response: Any, params: Params) -> None:
+    body = response.get_json()
+    assert body["trial_id"] == TRIAL and body["applied_count"] >= 3 and body["counts"]["enrolled"] >= 1
+    assert_names_no_applicant(world, response, application_ids_too=True)  # counts only
+
+
+def _check_trial_list(world: World, role: str, response: Any, params: Params) -> None:
+    trials = item_ids(response, "trial_id")
+    if role == ADMIN:
+        assert {TRIAL, "NCT03239535", "NL003-CLI-III-2"} <= trials
+    elif role == SPONSOR_OUT:
+        assert trials == set()  # another sponsor's trials are not listed, nor their counts
+    else:
+        assert trials == {TRIAL}  # its own sponsor's trial; the trial of a coordinator's site
+
+
+def _check_sites(world: World, role: str, response: Any, params: Params) -> None:
+    assert {world.site_a, world.site_b} <= item_ids(response, "site_id")
+
+
+def _check_trial(world: World, role: str, response: Any, params: Params) -> None:
+    assert response.get_json()["trial_id"] == TRIAL
+
+
+def _check_trial_created(world: World, role: str, response: Any, params: Params) -> None:
+    assert response.get_json()["trial_id"] == params["new_trial"]
+    assert response.headers["Location"] == f"/api/v1/trials/{params['new_trial']}"
+
+
+def _check_trial_target(world: World, role: str, response: Any, params: Params) -> None:
+    assert _trial_target(world, params) == (27, "RECRUITING")
+
+
+def _check_criteria(world: World, role: str, response: Any, params: Params) -> None:
+    assert response.get_json()["version"] == 1
+
+
+def _check_same_criteria(world: World, role: str, response: Any, params: Params) -> None:
+    assert response.get_json()["version"] == 1 and _criteria_version(world, params) == 1
+
+
+def _check_site_created(world: World, role: str, response: Any, params: Params) -> None:
+    assert response.get_json()["name"] == params["site_name"] and _sites_named(world, params) == 1
+
+
+def _check_site_a(world: World, role: str, response: Any, params: Params) -> None:
+    assert response.get_json()["site_id"] == world.site_a
+    assert _site_a_status(world, params)[0] == "RECRUITING"
+
+
+TRIAL_ROUTES = [
+    Route("GET", "/api/v1/trials", ANY_ROLE, check=_check_trial_list),
+    Route(
+        "POST",
+        "/api/v1/trials",
+        ADMIN_ONLY,
+        statuses=(201,),
+        prepare=lambda w: {"new_trial": f"NCT0999{w.next():04d}"},
+        body=lambda w, role, p: study_record(p["new_trial"]),
+        snapshot=_trial_exists,
+        check=_check_trial_created,
+    ),
+    Route(
+        "GET",
+        "/api/v1/trials/<trial_id>",
+        TRIAL_READ,
+        check=_check_trial,
+        hides_like_missing=True,
+    ),
+    Route(
+        "PATCH",
+        "/api/v1/trials/<trial_id>",
+        ADMIN_ONLY,
+        # The admin confirms the target; anyone else tries to lower it, which must change nothing.
+        body=lambda w, role, p: {"enrollment_target": 27 if role == ADMIN else 5},
+        snapshot=_trial_target,
+        check=_check_trial_target,
+    ),
+    Route(
+        "GET",
+        "/api/v1/trials/<trial_id>/criteria",
+        TRIAL_READ,
+        check=_check_criteria,
+        hides_like_missing=True,
+    ),
+    Route(
+        "PUT",
+        "/api/v1/trials/<trial_id>/criteria",
+        ADMIN_ONLY,
+        # The admin sends the current criteria again (no new version); anyone else an amendment.
+        body=lambda w, role, p: bundled_document("NCT06359912.criteria.yaml") if role == ADMIN else amended(),
+        snapshot=_criteria_version,
+        check=_check_same_criteria,
+    ),
+    Route(
+        "GET",
+        "/api/v1/trials/<trial_id>/recruitment",
+        SPONSORS_TRIAL,
+        check=_check_report,
+        hides_like_missing=True,
+    ),
+    Route("GET", "/api/v1/trials/<trial_id>/sites", TRIAL_READ, check=_check_sites, hides_like_missing=True),
+    Route(
+        "POST",
+        "/api/v1/trials/<trial_id>/sites",
+        ADMIN_ONLY,
+        statuses=(201,),
+        prepare=lambda w: {"site_name": f"Matrix site {w.next():04d}"},
+        body=lambda w, role, p: {"name": p["site_name"], "city": "Tianjin"},
+        snapshot=_sites_named,
+        check=_check_site_created,
+    ),
+    Route(
+        "PATCH",
+        "/api/v1/trials/<trial_id>/sites/<site_id>",
+        ADMIN_ONLY,
+        body=lambda w, role, p: {"status": "RECRUITING"} if role == ADMIN else {"status": "SUSPENDED"},
+        snapshot=_site_a_status,
+        check=_check_site_a,
+    ),
+]
