@@ -1,7 +1,7 @@
-"""The `accrual` command: serve, api, worker, beat, db upgrade, seed, token create.
+"""The `accrual` command and its subcommands (`accrual --help` lists them all; the README describes each).
 
-This is the composition root: the only place in services/ that reaches into workers/, and only inside
-the commands that run them.
+It is the composition root of the command line: the only place in services/ that reaches into workers/,
+and only inside the commands that run them.
 """
 
 from __future__ import annotations

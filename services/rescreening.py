@@ -1,4 +1,9 @@
-"""Screening again: after a protocol amendment (whole trial, in batches) or corrected observations."""
+"""Screening again after a protocol amendment: the new criteria version, then the trial's open
+applications in batches.
+
+Corrected observations do not come through here: services/corrections.py sends the application back
+to `submitted` and the ordinary screening task decides it again.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""/api/v1/trials: the trials, their sites and current criteria (read-only here)."""
+"""/api/v1/trials: trials (read, imported from the registry, changed), their sites, criteria versions
+and the recruitment report."""
 
 from __future__ import annotations
 

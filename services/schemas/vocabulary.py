@@ -1,4 +1,4 @@
-"""The applicant observation vocabulary of ../shared/contract/observations.md, as one table.
+"""The applicant observation vocabulary of docs/observations.md, as one table.
 
 The table is the single source for both the pydantic model that validates what coordinators send
 and the variable types the eligibility compiler checks rules against.
