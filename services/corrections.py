@@ -5,14 +5,12 @@ from __future__ import annotations
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from models import Application, ApplicationHistory, ApplicationStatus
-from models.base import utcnow
-from services.outbox import add_event
+from models import Application
+from services import application_transitions as transitions
+from services.application_transitions import Action
 from services.problems import Problem, field_error
 from services.schemas.observations import ChangesBase, Observations
 from services.tokens import Caller
-
-CLOSED = (ApplicationStatus.ENROLLED.value, ApplicationStatus.WITHDRAWN.value)
 
 
 def etag(application: Application) -> str:
@@ -46,13 +44,7 @@ def correct_observations(
         raise Problem(404, "not-found", f"no application {application_id} visible to this token")
     if if_match is not None and if_match.strip() not in (etag(application), "*"):
         raise Problem(412, "precondition-failed", "the application changed since it was read; read it again")
-    if application.status in CLOSED:
-        raise Problem(
-            409,
-            "invalid-state-transition",
-            f"the application is {application.status}; observations can be corrected while it is submitted, "
-            "eligible, ineligible or needs_review",
-        )
+    transitions.require(application.status, Action.CORRECT)
     observations = _merged(application, changes)
     if observations == application.observations:
         return application
@@ -61,43 +53,11 @@ def correct_observations(
         if observations.get(k) != application.observations.get(k)
     )  # fmt: skip
     application.observations = observations
-    send_back_to_screening(
+    transitions.reopen(
         session,
         application,
+        Action.CORRECT,
         by=caller.token_id,
         reason="observations corrected: " + ", ".join(changed),
-        event_reason="observations_corrected",
     )
     return application
-
-
-def send_back_to_screening(
-    session: Session, application: Application, *, by: str, reason: str, event_reason: str
-) -> None:
-    """Reopen the application for a new screening round: `submitted` again, its delivery count and
-    dead letter cleared, the change in its history, and `application.updated` for the relay to hand
-    to a worker."""
-    application.status = ApplicationStatus.SUBMITTED.value
-    application.decision = None
-    application.decided_at = None
-    application.dead_lettered_at = None
-    application.screening_round += 1
-    application.screening_deliveries = 0
-    application.version += 1
-    session.add(
-        ApplicationHistory(
-            application_id=application.id,
-            status=ApplicationStatus.SUBMITTED.value,
-            at=utcnow(),
-            by=by,
-            reason=reason,
-        )
-    )
-    add_event(
-        session,
-        "application.updated",
-        trial_id=application.trial_id,
-        site_id=application.site_id,
-        application_id=application.id,
-        data={"reason": event_reason},
-    )

@@ -19,8 +19,9 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
-from models import Application, ApplicationStatus
-from services.corrections import send_back_to_screening
+from models import Application
+from services import application_transitions as transitions
+from services.application_transitions import Action
 
 RETRY_REASON = "screening retried by an operator after it was dead-lettered"
 
@@ -42,7 +43,7 @@ def _waiting() -> ColumnElement[bool]:
     """Dead-lettered and still in review: a coordinator's review decision settles it as well."""
     return and_(
         Application.dead_lettered_at.is_not(None),
-        Application.status == ApplicationStatus.NEEDS_REVIEW.value,
+        Application.status.in_(transitions.allowed_from(Action.RETRY)),
     )
 
 
@@ -76,7 +77,5 @@ def retry_screening(session: Session, application_ids: Sequence[str], actor: str
     if missing:
         raise DeadLetterError("not a dead-lettered application waiting in review: " + ", ".join(missing))
     for application in applications:
-        send_back_to_screening(
-            session, application, by=actor, reason=RETRY_REASON, event_reason="screening_retried"
-        )
+        transitions.reopen(session, application, Action.RETRY, by=actor, reason=RETRY_REASON)
     return [a.id for a in applications]

@@ -12,20 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import (
-    Application,
-    ApplicationHistory,
-    ApplicationStatus,
-    IdempotencyRecord,
-    Site,
-    Trial,
-    TrialStatus,
-)
+from models import Application, IdempotencyRecord, Site, Trial, TrialStatus
 from models.base import utcnow
 from models.db import Database
+from services import application_transitions as transitions
 from services.applications import to_view
 from services.ids import new_id
-from services.outbox import add_event
 from services.problems import Problem, field_error, invalid
 from services.schemas.api import SubmitApplication
 from services.tokens import Caller
@@ -184,25 +176,17 @@ def _submit(
 def _store(
     session: Session, caller: Caller, trial_id: str, site_id: str, request: SubmitApplication
 ) -> Application:
-    now = utcnow()
     application = Application(
         id=new_id("app"),
         trial_id=trial_id,
         site_id=site_id,
         screening_id=request.applicant.screening_id,
-        status=ApplicationStatus.SUBMITTED.value,
         observations=request.applicant.observations(),
-        submitted_at=now,
+        submitted_at=utcnow(),
         screening_round=1,
         screening_deliveries=0,
         version=1,
     )
-    application.history = [
-        ApplicationHistory(status=ApplicationStatus.SUBMITTED.value, at=now, by=caller.token_id, reason=None)
-    ]
-    session.add(application)
-    add_event(
-        session, "application.submitted", trial_id=trial_id, site_id=site_id, application_id=application.id
-    )
+    transitions.submit(session, application, by=caller.token_id)
     session.flush()
     return application

@@ -1,9 +1,12 @@
 """An application's life after screening: an investigator's review, enrolment, withdrawal.
 
-Each transition is guarded by the application's current status, recorded in its history and
-announced by its event, all in one transaction. Enrolment takes its place with one conditional
-UPDATE per counter, so no race can enrol past a trial's or a site's target (a CHECK constraint
-backs it up), and closes recruitment in the same transaction when it takes the last place.
+Each step locks the application and asks services.application_transitions, which guards it by the
+application's current status, records it in its history and announces it, all in one transaction.
+An enrolled participant may be withdrawn too (contract v1.1): the place stays taken.
+
+Enrolment takes its place with one conditional UPDATE per counter, so no race can enrol past a
+trial's or a site's target (a CHECK constraint backs it up), and closes recruitment in the same
+transaction when it takes the last place.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from typing import Any, Literal
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from models import Application, ApplicationHistory, ApplicationStatus, Site, Trial, TrialStatus
-from models.base import utcnow
+from models import Application, Site, Trial, TrialStatus
+from services import application_transitions as transitions
+from services.application_transitions import Action
 from services.outbox import add_event
 from services.problems import Problem
 from services.recruitment_status import (
@@ -28,50 +32,16 @@ from services.recruitment_status import (
 from services.tokens import Caller
 
 RECRUITING = tuple(s.value for s in TrialStatus if s.accepts_applications)
-# What each transition may start from.
-ALLOWED_FROM = {
-    "review": (ApplicationStatus.NEEDS_REVIEW.value,),
-    "enroll": (ApplicationStatus.ELIGIBLE.value,),
-    "withdraw": (
-        ApplicationStatus.SUBMITTED.value,
-        ApplicationStatus.ELIGIBLE.value,
-        ApplicationStatus.NEEDS_REVIEW.value,
-    ),
-}
 
 
-def _application(session: Session, caller: Caller, application_id: str, action: str) -> Application:
+def _application(session: Session, caller: Caller, application_id: str, action: Action) -> Application:
+    """The application, locked; 404 outside the caller's sites, InvalidTransition (409) if its status
+    refuses `action`."""
     application = session.get(Application, application_id, with_for_update=True)
     if application is None or not caller.can_use_site(application.site_id):
         raise Problem(404, "not-found", f"no application {application_id} visible to this token")
-    allowed = ALLOWED_FROM[action]
-    if application.status not in allowed:
-        raise Problem(
-            409,
-            "invalid-state-transition",
-            f"cannot {action} an application that is {application.status}; {action} is allowed from "
-            + " or ".join(allowed),
-            status_now=application.status,
-        )
+    transitions.require(application.status, action)
     return application
-
-
-def _move(
-    session: Session, application: Application, status: str, by: str, reason: str | None, event: str
-) -> None:
-    application.status = status
-    application.version += 1
-    session.add(
-        ApplicationHistory(application_id=application.id, status=status, at=utcnow(), by=by, reason=reason)
-    )
-    add_event(
-        session,
-        event,
-        trial_id=application.trial_id,
-        site_id=application.site_id,
-        application_id=application.id,
-        data={"status": status},
-    )
 
 
 def review(
@@ -82,39 +52,29 @@ def review(
     reason: str,
 ) -> Application:
     """The investigator's decision on an application that needs review."""
-    application = _application(session, caller, application_id, "review")
-    application.decision = decision
-    _move(session, application, decision, caller.token_id, reason, "application.reviewed")
+    application = _application(session, caller, application_id, Action.REVIEW)
+    transitions.advance(
+        session, application, Action.REVIEW, by=caller.token_id, reason=reason, decision=decision
+    )
     return application
 
 
 def withdraw(session: Session, caller: Caller, application_id: str, reason: str) -> Application:
-    """Withdraw an open application (submitted, eligible or needs review)."""
-    application = _application(session, caller, application_id, "withdraw")
-    _move(
-        session,
-        application,
-        ApplicationStatus.WITHDRAWN.value,
-        caller.token_id,
-        reason,
-        "application.withdrawn",
-    )
+    """Withdraw an open application (submitted, eligible, needs review) or an enrolled participant.
+
+    A withdrawal after enrolment frees no place: the trial's and the site's enrolled counts stay.
+    """
+    application = _application(session, caller, application_id, Action.WITHDRAW)
+    transitions.advance(session, application, Action.WITHDRAW, by=caller.token_id, reason=reason)
     return application
 
 
 def enroll(session: Session, caller: Caller, application_id: str, reason: str | None) -> Application:
     """Enrol an eligible applicant into a place under both the trial's and the site's target."""
-    application = _application(session, caller, application_id, "enroll")
+    application = _application(session, caller, application_id, Action.ENROLL)
     trial = _take_place(session, Trial, Trial.trial_id == application.trial_id, "the trial")
     site = _take_place(session, Site, Site.site_id == application.site_id, "the site")
-    _move(
-        session,
-        application,
-        ApplicationStatus.ENROLLED.value,
-        caller.token_id,
-        reason,
-        "application.enrolled",
-    )
+    transitions.advance(session, application, Action.ENROLL, by=caller.token_id, reason=reason)
     # The site first: closing the trial then closes only the sites still recruiting.
     if site.full:
         _close_site(session, application, site)

@@ -3,6 +3,10 @@
 The consumer never trusts the event's payload: it reads the application as it is now and applies to
 the counters the difference from what it last counted for it (remembered with its version), so a
 duplicate, late or out-of-order event changes nothing and the counters always equal a fresh COUNT.
+
+Each application is counted once, under its status, except a participant withdrawn after enrolment
+(contract v1.1): counted apart under `withdrawn_after`, and still in the weekly enrolments, since the
+place it took is not freed.
 """
 
 from __future__ import annotations
@@ -19,6 +23,11 @@ from sqlalchemy.orm import Session
 from models import Application, ApplicationHistory, ApplicationStatus, CriterionResult, Screening
 from models.db import Database
 from models.reporting import CountedApplication, ScreenFailureCount, StatusCount, WeeklyCount
+
+# The counted status of a withdrawal after enrolment (status_counts.status holds 16 characters).
+WITHDRAWN_AFTER_ENROLMENT = "withdrawn_after"
+# Statuses an enrolment can have preceded: the enrolled, and those withdrawn after it.
+_ONCE_ENROLLED = (ApplicationStatus.ENROLLED.value, ApplicationStatus.WITHDRAWN.value)
 
 
 def week_start(day: date) -> date:
@@ -62,15 +71,26 @@ def _excluding_criteria(session: Session, application: Application) -> list[str]
 
 
 def _enrolled_week(session: Session, application: Application) -> date | None:
-    if application.status != ApplicationStatus.ENROLLED.value:
+    """The week the application was enrolled in, if it ever was."""
+    if application.status not in _ONCE_ENROLLED:
         return None
     at = session.scalar(
         select(ApplicationHistory.at)
-        .where(ApplicationHistory.application_id == application.id, ApplicationHistory.status == "enrolled")
+        .where(
+            ApplicationHistory.application_id == application.id,
+            ApplicationHistory.status == ApplicationStatus.ENROLLED.value,
+        )
         .order_by(ApplicationHistory.id.desc())
         .limit(1)
     )
     return week_start(at.date()) if at is not None else None
+
+
+def counted_status(status: str, enrolled: bool) -> str:
+    """The status an application is counted under: its own, or `withdrawn_after` once it was enrolled."""
+    if status == ApplicationStatus.WITHDRAWN.value and enrolled:
+        return WITHDRAWN_AFTER_ENROLMENT
+    return status
 
 
 def _uncount(session: Session, counted: CountedApplication) -> None:
@@ -146,6 +166,8 @@ def _recount(session: Session, application_id: str) -> bool:
     counted = session.get(CountedApplication, application_id, with_for_update=True)
     if counted is not None and counted.version >= application.version:
         return False  # a duplicate or a late event: the newer state is already counted
+    # Read before a new row is added: a query autoflushes, and a row without its status cannot be written.
+    enrolled_week = _enrolled_week(session, application)
     if counted is None:
         counted = CountedApplication(
             application_id=application.id,
@@ -162,9 +184,9 @@ def _recount(session: Session, application_id: str) -> bool:
         session.add(counted)
     else:
         _uncount(session, counted)
-    counted.status = application.status
+    counted.status = counted_status(application.status, enrolled_week is not None)
     counted.version = application.version
-    counted.enrolled_week = _enrolled_week(session, application)
+    counted.enrolled_week = enrolled_week
     counted.failed_criteria = _excluding_criteria(session, application)
     session.flush()
     _count(session, counted)

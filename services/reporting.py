@@ -7,6 +7,7 @@ trial of ten applications as for one of a million.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
@@ -16,6 +17,7 @@ from models import ApplicationStatus, Role, Site, Trial
 from models.reporting import ScreenFailureCount, StatusCount, WeeklyCount
 from services.criteria import compiled_version
 from services.problems import Problem
+from services.recruitment_counts import WITHDRAWN_AFTER_ENROLMENT
 from services.schemas.api import Forecast, RecruitmentReport, ReportSite, ScreenFailure, WeekCount
 from services.tokens import Caller
 from services.trials import visible_trial, visible_trials
@@ -82,19 +84,40 @@ def _without_projection(mean_rate: float) -> Forecast:
     )
 
 
-def recruitment_report(session: Session, caller: Caller, trial_id: str) -> RecruitmentReport:
-    trial = visible_report_trial(session, caller, trial_id)
+@dataclass
+class StatusCounts:
+    """The trial's applications by status, in total and per site, and the withdrawals after enrolment."""
+
+    total: dict[str, int]
+    per_site: dict[str, dict[str, int]]
+    withdrawn_after_enrolment: int = 0
+
+
+def status_counts(session: Session, trial_id: str) -> StatusCounts:
+    """The counters by status; a withdrawal after enrolment stays in `enrolled` (enrolled ever, the place
+    is not freed) and is also counted apart."""
     rows = session.execute(
         select(StatusCount.site_id, StatusCount.status, StatusCount.count).where(
-            StatusCount.trial_id == trial.trial_id
+            StatusCount.trial_id == trial_id
         )
     ).all()
-    counts = dict.fromkeys((s.value for s in ApplicationStatus), 0)
-    per_site: dict[str, dict[str, int]] = {}
-    for site_id, status, count in rows:
-        counts[status] += count
-        per_site.setdefault(site_id, {}).setdefault(status, 0)
-        per_site[site_id][status] += count
+    counts = StatusCounts(dict.fromkeys((s.value for s in ApplicationStatus), 0), {})
+    for site_id, counted, count in rows:
+        status = counted
+        if counted == WITHDRAWN_AFTER_ENROLMENT:
+            counts.withdrawn_after_enrolment += count
+            status = ApplicationStatus.ENROLLED.value
+        counts.total[status] += count
+        site = counts.per_site.setdefault(site_id, {})
+        site[status] = site.get(status, 0) + count
+    return counts
+
+
+def recruitment_report(session: Session, caller: Caller, trial_id: str) -> RecruitmentReport:
+    """The trial's recruitment report, read from the counters; 404 unless the caller may see it."""
+    trial = visible_report_trial(session, caller, trial_id)
+    by_status = status_counts(session, trial.trial_id)
+    counts, per_site = by_status.total, by_status.per_site
     sites = session.scalars(select(Site).where(Site.trial_id == trial.trial_id).order_by(Site.name)).all()
     weekly = session.execute(
         select(WeeklyCount.week_start, func.sum(WeeklyCount.applied), func.sum(WeeklyCount.enrolled))
@@ -139,4 +162,5 @@ def recruitment_report(session: Session, caller: Caller, trial_id: str) -> Recru
             weekly[0][0] if weekly else None,
             today,
         ),
+        withdrawn_after_enrolment=by_status.withdrawn_after_enrolment,
     )

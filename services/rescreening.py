@@ -18,8 +18,6 @@ from sqlalchemy.orm import Session
 
 from models import (
     Application,
-    ApplicationHistory,
-    ApplicationStatus,
     CriterionResult,
     Event,
     ProcessedMessage,
@@ -28,17 +26,18 @@ from models import (
 )
 from models.base import utcnow
 from models.db import Database
+from services import application_transitions as transitions
+from services.application_transitions import Action
 from services.criteria import add_version, compiled_version, current_document
-from services.eligibility import CompiledCriteria, Evaluation
+from services.eligibility import CompiledCriteria
 from services.outbox import add_event, republish
-from services.screening import SERVICE_ACTOR, add_screened_event
+from services.screening import SERVICE_ACTOR
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "rescreening"
-# Statuses an amendment re-screens; `submitted` ones are screened under the current version anyway,
-# and enrolled, withdrawn or ineligible applications are never changed by an amendment.
-RESCREENED = (ApplicationStatus.ELIGIBLE.value, ApplicationStatus.NEEDS_REVIEW.value)
+# Statuses an amendment re-screens (services.application_transitions says which, and why).
+RESCREENED = transitions.allowed_from(Action.RESCREEN)
 BATCH_SIZE = 500
 
 
@@ -159,10 +158,18 @@ def _rescreen(session: Session, compiled: CompiledCriteria, version: int, batch:
         ],
     )
     automated = _automated_decisions(session, batch)
-    changed = 0
-    for application, evaluation in zip(batch, evaluations, strict=True):
-        changed += _apply(session, application, evaluation, automated.get(application.id), version, now)
-    return changed
+    return sum(
+        transitions.rescreen(
+            session,
+            application,
+            evaluation,
+            version,
+            automated=automated.get(application.id),
+            at=now,
+            by=SERVICE_ACTOR,
+        )
+        for application, evaluation in zip(batch, evaluations, strict=True)
+    )
 
 
 def _automated_decisions(session: Session, batch: list[Application]) -> dict[str, str]:
@@ -185,38 +192,6 @@ def _result_row(screening_id: int, position: int, result: Any) -> dict[str, Any]
         "missing": list(result.missing),
         "note": result.note,
     }
-
-
-def _apply(
-    session: Session,
-    application: Application,
-    evaluation: Evaluation,
-    automated: str | None,
-    version: int,
-    now: Any,
-) -> int:
-    """Move to the new decision only when the automated outcome changed: an unchanged outcome keeps an
-    investigator's review (a reviewed `needs_review` stays as the investigator decided it)."""
-    previous = application.decision
-    application.screening_round += 1
-    application.criteria_version = version
-    application.version += 1
-    if evaluation.decision == (automated or previous):
-        return 0
-    application.decision = evaluation.decision
-    application.status = evaluation.decision
-    application.decided_at = now
-    session.add(
-        ApplicationHistory(
-            application_id=application.id,
-            status=evaluation.decision,
-            at=now,
-            by=SERVICE_ACTOR,
-            reason=f"screened again under criteria version {version} (was {previous})",
-        )
-    )
-    add_screened_event(session, application, evaluation, version)
-    return 1
 
 
 def republish_unfinished_amendments(session: Session, older_than: datetime) -> list[str]:

@@ -11,21 +11,12 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
-from models import (
-    Application,
-    ApplicationHistory,
-    ApplicationStatus,
-    CriterionResult,
-    ProcessedMessage,
-    Screening,
-    Trial,
-)
-from models.base import utcnow
+from models import Application, CriterionResult, ProcessedMessage, Screening, Trial
 from models.db import Database
-from services.audit import note
+from services import application_transitions as transitions
+from services.application_transitions import Action
 from services.criteria import compiled_version
 from services.eligibility import Evaluation
-from services.outbox import add_event
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +29,7 @@ FAILED_NOTE = (
 )
 # A database that is away, restarting or saturated: the task retries these, and a redelivery may pass.
 TRANSIENT: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeoutError)
+SCREENED_FROM = transitions.allowed_from(Action.SCREEN)
 
 
 class ScreeningImpossible(LookupError):
@@ -56,7 +48,7 @@ def count_delivery(db: Database, application_id: str) -> int | None:
     with db.transaction() as session:
         result = session.execute(
             update(Application)
-            .where(Application.id == application_id, Application.status == ApplicationStatus.SUBMITTED.value)
+            .where(Application.id == application_id, Application.status.in_(SCREENED_FROM))
             .values(screening_deliveries=Application.screening_deliveries + 1)
             .returning(Application.screening_deliveries)
         )
@@ -129,7 +121,7 @@ def _open_application(
     application = session.get(Application, application_id, with_for_update=True)
     if application is None:
         return ScreeningOutcome(application_id, "missing")
-    if application.status != ApplicationStatus.SUBMITTED.value:
+    if not transitions.allows(application.status, Action.SCREEN):
         return ScreeningOutcome(application_id, "duplicate")
     return application
 
@@ -139,9 +131,8 @@ def _dead_letter(
 ) -> ScreeningOutcome:
     """needs_review without evaluating, stamped dead_lettered_at, for `accrual screening retry`."""
     evaluation = Evaluation("needs_review", ())
-    if not _claim_decision(session, application, evaluation.decision, version, dead_letter=True):
+    if not _record(session, application, Action.DEAD_LETTER, evaluation, version, reason):
         return ScreeningOutcome(application.id, "duplicate")
-    _record(session, application, evaluation, version, reason)
     session.add(ProcessedMessage(consumer=CONSUMER, message_id=message_id))
     return ScreeningOutcome(application.id, "decided", evaluation.decision)
 
@@ -164,58 +155,28 @@ def _decide(
         raise ScreeningImpossible(f"trial {trial.trial_id} has no criteria")
     compiled = compiled_version(session, trial.trial_id, version)
     evaluation = compiled.evaluate(application.observations, application.submitted_at.date())
-    if not _claim_decision(session, application, evaluation.decision, version, dead_letter=False):
+    if not _record(session, application, Action.SCREEN, evaluation, version, None):
         return ScreeningOutcome(application_id, "duplicate")
-    _record(session, application, evaluation, version, None)
     session.add(ProcessedMessage(consumer=CONSUMER, message_id=message_id))
     return ScreeningOutcome(application_id, "decided", evaluation.decision)
-
-
-def _claim_decision(
-    session: Session, application: Application, decision: str, version: int | None, dead_letter: bool
-) -> bool:
-    """The state-machine guard: only a still-submitted application takes a decision."""
-    now = utcnow()
-    result = session.execute(
-        update(Application)
-        .where(Application.id == application.id, Application.status == ApplicationStatus.SUBMITTED.value)
-        .values(
-            status=decision,
-            decision=decision,
-            decided_at=now,
-            criteria_version=version,
-            dead_lettered_at=now if dead_letter else None,
-            version=Application.version + 1,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    claimed = bool(getattr(result, "rowcount", 0))
-    if claimed:  # a guarded Core UPDATE: the unit of work does not see it, so it is noted here
-        change: dict[str, list[object]] = {
-            "status": [ApplicationStatus.SUBMITTED.value, decision],
-            "criteria_version": [None, version],
-        }
-        if dead_letter:
-            change["dead_lettered_at"] = [None, now.isoformat()]
-        note(session, "application", application.id, "change", change)
-    return claimed
 
 
 def _record(
     session: Session,
     application: Application,
+    action: Action,
     evaluation: Evaluation,
     version: int | None,
     reason: str | None,
-) -> None:
+) -> bool:
+    """The decision, once (False: another delivery decided first), and the screening round it came from."""
+    if not transitions.decide(
+        session, application, action, evaluation, version, by=SERVICE_ACTOR, reason=reason
+    ):
+        return False
     if version is not None:  # a screening round is against a criteria version: without one, none ran
         _add_screening(session, application, evaluation, version)
-    session.add(
-        ApplicationHistory(
-            application_id=application.id, status=evaluation.decision, by=SERVICE_ACTOR, reason=reason
-        )
-    )
-    add_screened_event(session, application, evaluation, version)
+    return True
 
 
 def _add_screening(session: Session, application: Application, evaluation: Evaluation, version: int) -> None:
@@ -238,24 +199,6 @@ def _add_screening(session: Session, application: Application, evaluation: Evalu
             note=result.note,
         )
         for position, result in enumerate(evaluation.results)
-    )
-
-
-def add_screened_event(
-    session: Session, application: Application, evaluation: Evaluation, version: int | None
-) -> None:
-    """`application.screened`: the decision, the criteria version and the criteria that decided it."""
-    add_event(
-        session,
-        "application.screened",
-        trial_id=application.trial_id,
-        site_id=application.site_id,
-        application_id=application.id,
-        data={
-            "decision": evaluation.decision,
-            "criteria_version": version,
-            "criteria": list(evaluation.deciding),
-        },
     )
 
 

@@ -7,10 +7,10 @@ of its sites and its criteria. The public summary (`public_trial`) is for anyone
 
 from __future__ import annotations
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from models import Application, ApplicationStatus, Role, Site, Trial
+from models import Application, ApplicationHistory, ApplicationStatus, Role, Site, Trial
 from services.criteria import current_document
 from services.problems import Problem
 from services.schemas.api import CriteriaOut, CriterionSpecOut, PublicTrial, SiteOut, TrialOut
@@ -20,8 +20,17 @@ from services.tokens import Caller
 def _counts(
     session: Session, column: InstrumentedAttribute[str], ids: list[str]
 ) -> dict[str, tuple[int, int]]:
-    """(applied, enrolled) per trial or site id; applied counts each applicant once, whatever its status."""
-    enrolled = func.sum(case((Application.status == ApplicationStatus.ENROLLED.value, 1), else_=0))
+    """(applied, enrolled) per trial or site id; applied counts each applicant once, whatever its status,
+    enrolled each participant ever enrolled (a withdrawal after enrolment frees no place)."""
+    was_enrolled = exists().where(
+        ApplicationHistory.application_id == Application.id,
+        ApplicationHistory.status == ApplicationStatus.ENROLLED.value,
+    )
+    enrolled_ever = or_(
+        Application.status == ApplicationStatus.ENROLLED.value,
+        and_(Application.status == ApplicationStatus.WITHDRAWN.value, was_enrolled),
+    )
+    enrolled = func.sum(case((enrolled_ever, 1), else_=0))
     rows = session.execute(
         select(column, func.count(), enrolled).where(column.in_(ids)).group_by(column)
     ).all()

@@ -175,7 +175,7 @@ def enroll_application(path: ApplicationPath) -> Response:
 
 @blueprint.post("/<application_id>/withdraw", responses=TRANSITION_RESPONSES)
 def withdraw_application(path: ApplicationPath, body: WithdrawApplication) -> Response:
-    """Any open status (submitted, eligible, needs_review) -> `withdrawn`, with a reason."""
+    """Any open status (submitted, eligible, needs_review), or `enrolled`, -> `withdrawn`, with a reason."""
     who = caller(Role.COORDINATOR)
     with database().transaction() as session:
         withdraw(session, who, path.application_id, body.reason)

@@ -426,11 +426,18 @@ class RecruitmentReport(BaseModel):
     applied_count: int = Field(
         description="Each applicant (trial, site, screening id) once, whatever its status"
     )
-    counts: dict[str, int]
+    counts: dict[str, int] = Field(
+        description="Applications by status, each once: `enrolled` counts every participant ever enrolled, "
+        "`withdrawn` the withdrawals before enrolment"
+    )
     sites: list[ReportSite]
     screen_failures: list[ScreenFailure]
     weekly: list[WeekCount]
     forecast: Forecast
+    withdrawn_after_enrolment: int = Field(
+        description="Participants withdrawn after enrolment, reported apart: still counted in "
+        "`counts.enrolled`, since the place they took is not freed"
+    )
 
 
 # --- the event feed and webhooks ---------------------------------------------------------------------

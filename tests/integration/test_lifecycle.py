@@ -4,36 +4,18 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
-from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from models import Application, Event, Site, Trial
-from tests.conftest import TRIAL, Stack, eligible_applicant
-from tests.integration.test_amendments import decide
-from tests.integration.test_intake_api import assert_problem
-
-
-def post(stack: Stack, application_id: str, action: str, body: Any = None, token: str | None = None) -> Any:
-    return stack.client.post(
-        f"/api/v1/applications/{application_id}/{action}",
-        json=body,
-        headers={"Authorization": f"Bearer {token or stack.coordinator}"},
-    )
-
-
-def set_targets(stack: Stack, trial: int | None, site: int | None) -> None:
-    with stack.db.transaction() as session:
-        session.execute(update(Trial).where(Trial.trial_id == TRIAL).values(enrollment_target=trial))
-        session.execute(update(Site).where(Site.trial_id == TRIAL).values(enrollment_target=site))
-
-
-def events(stack: Stack, event_type: str) -> list[dict[str, Any]]:
-    with stack.db.sessions() as session:
-        return [
-            dict(e.data)
-            for e in session.scalars(select(Event).where(Event.type == event_type).order_by(Event.seq))
-        ]
+from models import Application, Site, Trial
+from services.recruitment_counts import count_application
+from tests.support.applicants import eligible_applicant
+from tests.support.applications import post
+from tests.support.database import events, set_targets
+from tests.support.http import assert_problem
+from tests.support.reporting import count_all, report
+from tests.support.screening import decide
+from tests.support.stack import TRIAL, Stack
 
 
 def test_an_investigator_reviews_an_application_that_needs_review(stack: Stack) -> None:
@@ -71,7 +53,7 @@ def test_only_eligible_applications_are_enrolled(stack: Stack) -> None:
     assert "ineligible" in problem["detail"]
 
 
-def test_withdrawal_needs_a_reason_and_an_open_application(stack: Stack) -> None:
+def test_withdrawal_needs_a_reason_and_an_open_or_enrolled_application(stack: Stack) -> None:
     application_id = decide(stack)
     assert_problem(post(stack, application_id, "withdraw", {}), 422, "reason")
     response = post(stack, application_id, "withdraw", {"reason": "moved away"})
@@ -79,7 +61,53 @@ def test_withdrawal_needs_a_reason_and_an_open_application(stack: Stack) -> None
     assert_problem(post(stack, application_id, "withdraw", {"reason": "again"}), 409)
     enrolled = decide(stack, screening_id="E")
     post(stack, enrolled, "enroll")
-    assert_problem(post(stack, enrolled, "withdraw", {"reason": "x"}), 409)
+    # Contract v1.1: an enrolled participant can be withdrawn too, with a reason.
+    assert_problem(post(stack, enrolled, "withdraw", {}), 422, "reason")
+    response = post(stack, enrolled, "withdraw", {"reason": "consent withdrawn"})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "withdrawn" and body["decision"] == "eligible"
+    assert [h["status"] for h in body["history"]][-2:] == ["enrolled", "withdrawn"]
+    assert body["history"][-1]["reason"] == "consent withdrawn"
+    assert events(stack, "application.withdrawn") == [{"status": "withdrawn"}] * 2
+    problem = assert_problem(post(stack, enrolled, "withdraw", {"reason": "again"}), 409)
+    assert problem["status_now"] == "withdrawn" and "enrolled" in problem["detail"]
+
+
+def test_a_withdrawal_after_enrolment_frees_no_place(stack: Stack) -> None:
+    set_targets(stack, trial=27, site=1)
+    first, second = decide(stack, screening_id="A"), decide(stack, screening_id="B")
+    assert post(stack, first, "enroll").status_code == 200
+    assert post(stack, first, "withdraw", {"reason": "consent withdrawn"}).status_code == 200
+    with stack.db.sessions() as session:
+        assert session.get_one(Trial, TRIAL).enrolled_count == 1
+        site = session.scalars(select(Site).where(Site.trial_id == TRIAL)).one()
+        assert (site.enrolled_count, site.status) == (1, "ACTIVE_NOT_RECRUITING")
+    admin = {"Authorization": f"Bearer {stack.admin}"}
+    assert stack.client.get(f"/api/v1/trials/{TRIAL}", headers=admin).get_json()["enrolled_count"] == 1
+    sites = stack.client.get(f"/api/v1/trials/{TRIAL}/sites", headers=admin).get_json()["items"]
+    assert [s["enrolled_count"] for s in sites] == [1]
+    assert assert_problem(post(stack, second, "enroll"), 409)["type"] == "/problems/target-reached"
+
+
+def test_a_withdrawal_after_enrolment_is_reported_apart_and_stays_enrolled_ever(stack: Stack) -> None:
+    left, late, stays, before = (decide(stack, screening_id=s) for s in ("A", "B", "C", "D"))
+    for application_id in (left, late, stays):
+        assert post(stack, application_id, "enroll").status_code == 200
+    count_all(stack, [left, stays, before])  # `left` counted as enrolled first: its withdrawal moves it
+    for application_id, reason in ((left, "consent withdrawn"), (late, "moved away"), (before, "declined")):
+        assert post(stack, application_id, "withdraw", {"reason": reason}).status_code == 200
+    count_all(stack, [left, late, before, left, late])  # `late` counted once withdrawn; duplicates too
+    assert count_application(stack.db, left) is False
+    body = report(stack, stack.admin)
+    assert body["counts"] == {
+        "submitted": 0, "eligible": 0, "ineligible": 0, "needs_review": 0, "enrolled": 3, "withdrawn": 1,
+    }  # fmt: skip
+    assert body["withdrawn_after_enrolment"] == 2
+    assert body["applied_count"] == 4
+    assert [(s["applied_count"], s["enrolled_count"]) for s in body["sites"]] == [(4, 3)]
+    assert sum(w["enrolled"] for w in body["weekly"]) == 3
+    assert body["forecast"]["enrolled_per_week"] > 0
 
 
 def test_the_last_place_at_a_site_closes_the_site(stack: Stack) -> None:
