@@ -28,11 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from sqlalchemy import create_engine, func, insert, select, text
 
 from models import Application, ApplicationHistory, Event, Screening, Site
+from models.application import observations_binding
 from models.audit import AuditKeys
 from models.base import utcnow
 from models.db import Database
 from models.migrate import upgrade
-from models.sealing import Keyring
+from models.sealing import Keyring, Sealed, keyring_of
 from services.criteria import bundled_document, compile_document
 from services.ids import new_id
 from services.rescreening import amend_criteria, rescreen_trial
@@ -59,15 +60,19 @@ def populate(db: Database, count: int) -> list[dict[str, Any]]:
         site_id = session.scalars(select(Site.site_id).where(Site.trial_id == TRIAL)).one()
     compiled = compile_document(bundled_document("NCT06359912.criteria.yaml"))
     today, now = date.today(), utcnow()
+    keyring = keyring_of(db.engine.dialect)
     rows, profiles = [], []
     for n in range(count):
         profile = observations(n)
         decision = compiled.evaluate(profile, today).decision
         profiles.append(profile)
+        application_id = new_id("app")
+        # Core bypasses the ORM's sealing hook: seal each value bound to its own row, as the ORM would.
+        sealed = Sealed(profile, keyring.seal(profile, observations_binding(application_id)))
         rows.append(
             {
-                "id": new_id("app"), "trial_id": TRIAL, "site_id": site_id, "screening_id": f"B-{n}",
-                "status": decision, "decision": decision, "observations": profile, "criteria_version": 1,
+                "id": application_id, "trial_id": TRIAL, "site_id": site_id, "screening_id": f"B-{n}",
+                "status": decision, "decision": decision, "observations": sealed, "criteria_version": 1,
                 "screening_round": 1, "screening_deliveries": 1, "submitted_at": now, "decided_at": now,
                 "version": 2,
             }
