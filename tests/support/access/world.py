@@ -239,19 +239,30 @@ def item_ids(response: Any, key: str = "id") -> set[str]:
     return {item[key] for item in response.get_json()["items"]}
 
 
-def feed_of(world: World, role: str | None = None, token: str | None = None, until: str | None = None) -> Any:
+def feed_of(
+    world: World,
+    role: str | None = None,
+    token: str | None = None,
+    until: str | None = None,
+    until_types: frozenset[str] = frozenset(),
+) -> Any:
     """The whole event feed the caller sees. On PostgreSQL the feed shows an event only once every older
     transaction of the server has finished (other sessions' too), so wait for `until` (a trial or an
-    application id) to appear, or for a few seconds."""
+    application id) to appear, with every event type in `until_types` about it, or for a few seconds."""
     headers = {"Authorization": f"Bearer {token or world.tokens[role or ADMIN]}"}
+
+    def about_until(items: list[dict[str, Any]]) -> set[str]:
+        return {item["type"] for item in items if until in (item.get("application_id"), item.get("trial_id"))}
 
     def read() -> Any:
         response = world.stack.client.get("/api/v1/events?limit=1000", headers=headers)
         assert response.status_code == 200, response.get_json()
-        text = response.get_data(as_text=True)
-        return response if until is None or until in text else None
+        if until is None:
+            return response
+        types = about_until(response.get_json()["items"])
+        return response if types and until_types <= types else None
 
-    return wait_until(read, timeout=15, what=f"{until} in the event feed")
+    return wait_until(read, timeout=15, what=f"{until} {sorted(until_types)} in the event feed")
 
 
 def study_record(nct_id: str) -> dict[str, Any]:
