@@ -2,7 +2,7 @@
 
     python bench/engine.py [--count 2000] [--rounds 15] [--seed 20261101] [--fuzz 20000] [--trial ID]...
 
-For each seed trial (services/seed_data/*.criteria.yaml) the criteria are compiled once, and `--count`
+For each seed trial (services/trials/seed_data/*.criteria.yaml) the criteria are compiled once, and `--count`
 applicants are drawn from a fixed seed in the vocabulary of ../shared/contract/observations.md, stored as
 intake stores them (validated by services.schemas.observations.Applicant, canonical units): about 60%
 complete and meant to be eligible (the trial's baseline with varied ages, grades, labs and dates), 20% made
@@ -47,10 +47,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from services.criteria import bundled_document, compile_document
 from services.eligibility import CompiledCriteria
 from services.schemas.observations import Applicant
 from services.schemas.vocabulary import VOCABULARY
+from services.trials.criteria import bundled_document, compile_document
 from tests.support.applicants import eligible_applicant
 
 SUBMITTED = date(2026, 11, 1)

@@ -30,8 +30,8 @@ from models.db import Database
 from models.migrate import upgrade
 from models.sealing import Keyring
 from services.app import create_app
-from services.seed import seed
 from services.tokens import create_token
+from services.trials.seed import seed
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TRIAL = "NCT06359912"

@@ -3,11 +3,12 @@
     python bench/rescreen.py [--backend sqlite|postgres|both] [--count 10000] [--batch 500]
 
 Builds a trial (NCT06359912) with `--count` decided, open applications, adds a criteria version (I4
-tightened to Wagner <= 3) and times `services.rescreening.rescreen_trial` until every application is
-screened under it: evaluation, one new screening round and 25 criterion results per application, the
-changed decisions with their history and events, one transaction per batch. Printed beside it, from
-the same run: the rate of the engine alone over the same observations (compiled once), and the rate
-when the criteria are compiled for every application, which is what compiling once per version saves.
+tightened to Wagner <= 3) and times `rescreen_trial` (services.applications.rescreening) until every
+application is screened under it: evaluation, one new screening round and 25 criterion results per
+application, the changed decisions with their history and events, one transaction per batch. Printed
+beside it, from the same run: the rate of the engine alone over the same observations (compiled once),
+and the rate when the criteria are compiled for every application, which is what compiling once per
+version saves.
 PostgreSQL: a new database on postgresql+psycopg://postgres@127.0.0.1:5432, dropped afterwards.
 """
 
@@ -34,11 +35,11 @@ from models.base import utcnow
 from models.db import Database
 from models.migrate import upgrade
 from models.sealing import Keyring, Sealed, keyring_of
-from services.criteria import bundled_document, compile_document
+from services.applications.rescreening import amend_criteria, rescreen_trial
 from services.ids import new_id
-from services.rescreening import amend_criteria, rescreen_trial
-from services.seed import seed
-from services.trials import find_trial
+from services.trials.criteria import bundled_document, compile_document
+from services.trials.queries import find_trial
+from services.trials.seed import seed
 from tests.support.applicants import eligible_applicant
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

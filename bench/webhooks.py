@@ -11,10 +11,10 @@ process (tests/support/webhook_receiver.py; it answers 200 and notes when each r
 starts `accrual worker` and `accrual beat` (outbox relay and webhook dispatcher) as subprocesses and:
 
 1. warms up with 5 events that are not counted, waiting until the receiver has all of them;
-2. times 200 signed POSTs to the same receiver sent from this process with services.webhooks.send()
+2. times 200 signed POSTs to the same receiver sent from this process with webhooks.send()
    (what a worker does per attempt, without the database and the broker) as a reference;
 3. writes `--events` `trial.status_changed` events at a steady `--rate` per second, each in its own
-   transaction through services.outbox.add_event (what an admin's PATCH of a trial's status writes: the
+   transaction through services.events.outbox.add_event (what an admin's PATCH of a trial's status writes: the
    event and, in the same transaction, its webhook delivery row), noting time.time() just after each
    commit; the rate is kept low enough that this measures latency, not the draining of a backlog.
 
@@ -87,10 +87,10 @@ from models import Role, WebhookAttempt, WebhookDelivery
 from models.db import Database
 from models.migrate import upgrade
 from services.app import create_app
-from services.outbox import add_event
-from services.seed import seed
+from services.events.outbox import add_event
+from services.notifications.webhooks import Request, new_secret, send
 from services.tokens import create_token
-from services.webhooks import Request, new_secret, send
+from services.trials.seed import seed
 from tests.support.webhook_receiver import Receiver
 
 EVENT_TYPE = "trial.status_changed"
@@ -262,7 +262,7 @@ class Result:
 
 
 def reference_posts(receiver: Receiver, settings: Settings, count: int) -> list[float]:
-    """`count` signed POSTs to the receiver through services.webhooks.send(), as a worker sends one."""
+    """`count` signed POSTs to the receiver through webhooks.send(), as a worker sends one."""
     secret = new_secret()
     times = []
     for i in range(count):
@@ -454,7 +454,7 @@ def report(result: Result) -> None:
     print(stats_line("event commit -> receiver (answers 200)", result.latency_ms, 40))
     interval_ms = result.interval_s * 1000
     print(
-        f"   reference: one signed POST from this process (services.webhooks.send), median of "
+        f"   reference: one signed POST from this process (services.notifications.webhooks.send), median of "
         f"{len(result.reference_ms)}: {median(result.reference_ms):8.2f} ms "
         f"(p95 {percentile(result.reference_ms, 95) if result.reference_ms else math.nan:.2f})"
     )

@@ -31,6 +31,8 @@ from models.base import utcnow
 from models.db import Database
 from models.migrate import is_current, upgrade
 from models.sealing import Keyring, SealingError
+from services.applications.dead_letters import DeadLetterError, list_dead_letters, retry_screening
+from services.applications.rescreening import amend_criteria
 from services.audit import (
     Checkpoint,
     CheckpointError,
@@ -39,17 +41,15 @@ from services.audit import (
     sign_checkpoint,
     verify_chain,
 )
-from services.criteria import CriteriaError
 from services.data_keys import reseal_observations
-from services.dead_letters import DeadLetterError, list_dead_letters, retry_screening
 from services.health import check_broker, check_database
 from services.problems import Problem
-from services.recruitment_counts import count_uncounted
-from services.rescreening import amend_criteria
-from services.seed import seed
+from services.reporting.counts import count_uncounted
 from services.tokens import TokenError, create_token, list_tokens, revoke_token
-from services.trial_import import import_record
-from services.trials import find_trial
+from services.trials.criteria import CriteriaError
+from services.trials.queries import find_trial
+from services.trials.registry_import import import_record
+from services.trials.seed import seed
 
 
 def _fail(message: str) -> None:

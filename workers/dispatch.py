@@ -1,8 +1,8 @@
 """Dispatchers of scheduled sends (webhook deliveries, e-mails): hand due rows to the notifications queue.
 
-The schedule lives in the rows (services.scheduled_sends); this only claims the due ones and publishes
-(id, claim). A row whose task is lost (broker restart, worker killed) becomes due again when its lease
-ends, so every message is attempted until it succeeds or its schedule is spent.
+The schedule lives in the rows (services.notifications.scheduled_sends); this only claims the due
+ones and publishes (id, claim). A row whose task is lost (broker restart, worker killed) becomes due
+again when its lease ends, so every message is attempted until it succeeds or its schedule is spent.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from celery import Celery
 from config import Settings
 from models import EmailMessage, WebhookDelivery
 from models.db import Database
-from services.mail import mail_lease
-from services.scheduled_sends import Scheduled, claim_due, release
-from services.webhooks import lease_for
+from services.notifications.mail import mail_lease
+from services.notifications.scheduled_sends import Scheduled, claim_due, release
+from services.notifications.webhooks import lease_for
 from workers.celery_app import NOTIFICATIONS_QUEUE
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ from config import Settings
 from models import IdempotencyRecord
 from models.base import utcnow
 from models.db import Database, make_engine
-from services.outbox import republish_undecided
-from services.recruitment_counts import count_uncounted
-from services.rescreening import republish_unfinished_amendments
+from services.applications.rescreening import republish_unfinished_amendments
+from services.events.outbox import republish_undecided
+from services.reporting.counts import count_uncounted
 
 log = logging.getLogger(__name__)
 

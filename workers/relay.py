@@ -12,7 +12,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from models.db import Database
-from services.outbox import LEASE, claim_batch, mark_failed, mark_published, release_unsent
+from services.events.outbox import LEASE, claim_batch, mark_failed, mark_published, release_unsent
 
 log = logging.getLogger(__name__)
 # Connection-level failures: the broker did not answer, whatever the event.

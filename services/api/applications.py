@@ -7,12 +7,11 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from models import Application, Role
 from services.api.context import caller, cursor_key, database, settings, wants_fhir
-from services.applications import get_application, list_applications
+from services.applications.corrections import correct_observations, etag
+from services.applications.intake import fingerprint, parse_idempotency_key, submit_application
+from services.applications.lifecycle import enroll, review, withdraw
+from services.applications.queries import get_application, list_applications
 from services.audit import note_page_read, note_read
-from services.corrections import correct_observations, etag
-from services.fhir import FHIR_JSON, research_subject
-from services.intake import fingerprint, parse_idempotency_key, submit_application
-from services.lifecycle import enroll, review, withdraw
 from services.schemas.api import (
     ApplicationOut,
     ApplicationPage,
@@ -26,6 +25,7 @@ from services.schemas.api import (
     SubmitApplication,
     WithdrawApplication,
 )
+from services.schemas.fhir import FHIR_JSON, research_subject
 from services.tokens import Caller
 
 tag = Tag(name="applications", description="Applicants submitted by site coordinators and their decisions")

@@ -7,7 +7,7 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from models import Role
 from services.api.context import caller, cursor_key, database
-from services.event_feed import read_feed
+from services.reporting.feed import read_feed
 from services.schemas.api import EventPage, EventQuery, ProblemOut
 
 tag = Tag(name="events", description="Every state change, as the event feed")

@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from services.api.context import database, settings
-from services.metrics import Figures, ScrapeCache, broker_figures, database_figures
+from services.reporting.metrics import Figures, ScrapeCache, broker_figures, database_figures
 
 tag = Tag(name="health", description="Liveness and readiness probes")
 blueprint = APIBlueprint("metrics", __name__, abp_tags=[tag])

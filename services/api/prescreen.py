@@ -7,7 +7,7 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from models import Role
 from services.api.context import caller, database
-from services.prescreening import prescreen
+from services.applications.prescreening import prescreen
 from services.schemas.api import PrescreenRequest, PrescreenResponse, ProblemOut
 
 tag = Tag(name="prescreen", description="Which trials could this applicant join, and what stands in the way")

@@ -7,7 +7,7 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from services.api.context import database
 from services.schemas.api import ProblemOut, PublicTrial, TrialPath
-from services.trials import public_trial
+from services.trials.queries import public_trial
 
 tag = Tag(name="public", description="Public trial summaries; no token needed")
 blueprint = APIBlueprint("public", __name__, url_prefix="/api/v1/public", abp_tags=[tag])

@@ -12,12 +12,10 @@ from sqlalchemy import select
 
 from models import Role, Site
 from services.api.context import caller, database, wants_fhir
-from services.criteria import CriteriaError
+from services.applications.rescreening import amend_criteria
 from services.eligibility.document import CriteriaDocument
-from services.fhir import FHIR_JSON, research_study
 from services.problems import Problem, invalid
-from services.reporting import recruitment_report
-from services.rescreening import amend_criteria
+from services.reporting.report import recruitment_report
 from services.schemas.api import (
     CriteriaOut,
     FormatQuery,
@@ -34,10 +32,19 @@ from services.schemas.api import (
     TrialOut,
     TrialPath,
 )
+from services.schemas.fhir import FHIR_JSON, research_study
 from services.tokens import Caller
-from services.trial_admin import add_site, change_site, change_trial
-from services.trial_import import import_record
-from services.trials import find_trial, get_criteria, get_trial, list_sites, list_trials, visible_trial
+from services.trials.admin import add_site, change_site, change_trial
+from services.trials.criteria import CriteriaError
+from services.trials.queries import (
+    find_trial,
+    get_criteria,
+    get_trial,
+    list_sites,
+    list_trials,
+    visible_trial,
+)
+from services.trials.registry_import import import_record
 
 tag = Tag(name="trials", description="Trials as registered, with their sites and criteria")
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]

@@ -7,6 +7,16 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from models import Role
 from services.api.context import caller, database, settings
+from services.notifications.webhooks import (
+    create_subscription,
+    delete_subscription,
+    delivery_view,
+    find_subscription,
+    list_deliveries,
+    list_subscriptions,
+    redeliver,
+    subscription_view,
+)
 from services.schemas.api import (
     DeliveryList,
     DeliveryOut,
@@ -18,16 +28,6 @@ from services.schemas.api import (
     WebhookList,
     WebhookOut,
     WebhookPath,
-)
-from services.webhooks import (
-    create_subscription,
-    delete_subscription,
-    delivery_view,
-    find_subscription,
-    list_deliveries,
-    list_subscriptions,
-    redeliver,
-    subscription_view,
 )
 
 tag = Tag(name="webhooks", description="Signed event deliveries (Standard Webhooks) to sponsors' systems")

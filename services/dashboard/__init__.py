@@ -24,7 +24,7 @@ from services.api.rate_limits import count_failed_authentication
 from services.audit import acting_as
 from services.dashboard import charts
 from services.problems import Problem
-from services.reporting import recruitment_report, report_trials, visible_report_trial
+from services.reporting.report import recruitment_report, report_trials, visible_report_trial
 from services.tokens import end_sessions, start_session
 
 blueprint = Blueprint(

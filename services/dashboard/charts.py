@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from services.recruitment_counts import week_start
+from services.reporting.counts import week_start
 from services.schemas.api import Forecast, ScreenFailure, WeekCount
 
 MAX_X_LABELS = 8

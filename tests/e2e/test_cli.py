@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.criteria import bundled_document
+from services.trials.criteria import bundled_document
 from tests.support.registry import new_study
 
 pytestmark = pytest.mark.slow  # every test runs the `accrual` command in processes

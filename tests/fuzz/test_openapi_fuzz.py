@@ -34,8 +34,8 @@ from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.core.result import Ok
 
 from models import Role
+from services.notifications.webhooks import claim_due, deliver, lease_for
 from services.tokens import create_token
-from services.webhooks import claim_due, deliver, lease_for
 from tests.support.applicants import eligible_applicant
 from tests.support.http import auth
 from tests.support.screening import decide

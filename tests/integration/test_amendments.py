@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from models import Application, Event, Screening
-from services.criteria import bundled_document
-from services.rescreening import rescreen_trial
-from services.screening import screen_application
+from services.applications.rescreening import rescreen_trial
+from services.applications.screening import screen_application
 from services.tokens import Role, create_token
+from services.trials.criteria import bundled_document
 from tests.support.applicants import eligible_applicant
 from tests.support.applications import patch
 from tests.support.criteria import amended
@@ -209,7 +209,7 @@ def test_the_sweep_republishes_an_amendment_whose_message_was_lost(stack: Stack)
     from datetime import timedelta
 
     from models.base import utcnow
-    from services.rescreening import republish_unfinished_amendments
+    from services.applications.rescreening import republish_unfinished_amendments
 
     decide(stack, screening_id="A", wagner_grade=4)
     put_criteria(stack, amended())

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from models import Application, CriterionResult, Event, Screening
-from services.screening import screen_application
+from services.applications.screening import screen_application
 from tests.support.applicants import eligible_applicant
 from tests.support.stack import Stack
 

@@ -11,8 +11,8 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import func, select, update
 
 from models import ApiToken, EmailMessage, Event, Site
-from services.mail import mail_lease, queue_emails, send_email
-from services.scheduled_sends import claim_due
+from services.notifications.mail import mail_lease, queue_emails, send_email
+from services.notifications.scheduled_sends import claim_due
 from services.tokens import Role, TokenError, create_token
 from tests.support.applications import post
 from tests.support.database import set_targets

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from models import Event
-from services.outbox import add_event
+from services.events.outbox import add_event
 from services.tokens import Role
 from tests.support.applicants import eligible_applicant
 from tests.support.applications import post

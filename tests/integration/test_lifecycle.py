@@ -8,7 +8,7 @@ from threading import Barrier
 from sqlalchemy import func, select
 
 from models import Application, Site, Trial
-from services.recruitment_counts import count_application
+from services.reporting.counts import count_application
 from tests.support.applicants import eligible_applicant
 from tests.support.applications import post
 from tests.support.database import events, set_targets

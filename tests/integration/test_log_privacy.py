@@ -24,8 +24,8 @@ import pytest
 from sqlalchemy import select
 
 from models import Event, Role
-from services.recruitment_counts import count_application
-from services.screening import screen_application
+from services.applications.screening import screen_application
+from services.reporting.counts import count_application
 from services.tokens import create_token
 from tests.support.applicants import eligible_applicant
 from tests.support.applications import post

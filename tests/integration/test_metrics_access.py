@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event
 
 from services.app import create_app
-from services.metrics import ScrapeCache
+from services.reporting.metrics import ScrapeCache
 from tests.support.applicants import eligible_applicant
 from tests.support.stack import Stack, database_url_for, make_settings
 

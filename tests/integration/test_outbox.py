@@ -10,7 +10,14 @@ from sqlalchemy import select, update
 
 from models import Application, Event
 from models.base import utcnow
-from services.outbox import add_event, backoff, claim_batch, mark_failed, mark_published, republish_undecided
+from services.events.outbox import (
+    add_event,
+    backoff,
+    claim_batch,
+    mark_failed,
+    mark_published,
+    republish_undecided,
+)
 from tests.support.applicants import eligible_applicant
 from tests.support.stack import Stack, make_settings
 

@@ -149,7 +149,7 @@ def test_an_amendment_reaches_the_worker_and_rescreens_every_open_application(
 ) -> None:
     import copy
 
-    from services.criteria import bundled_document
+    from services.trials.criteria import bundled_document
 
     start_pipeline(processes, sqlite_stack)
     ids = submit_many(sqlite_stack, 6)

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from models import Application
 from models.reporting import StatusCount
-from services.recruitment_counts import count_application, uncounted
-from services.reporting import forecast
+from services.reporting.counts import count_application, uncounted
+from services.reporting.report import forecast
 from services.tokens import Role, create_token
 from tests.support.http import assert_problem
 from tests.support.reporting import a_lifecycle, count_all, report

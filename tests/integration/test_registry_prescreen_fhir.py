@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from models import Application, Event, Site, Trial
-from services.fhir import STUDY_STATUS, SUBJECT_STATUS
-from services.screening import screen_application
+from services.applications.screening import screen_application
+from services.schemas.fhir import STUDY_STATUS, SUBJECT_STATUS
 from tests.support.applicants import eligible_applicant
 from tests.support.database import stored
 from tests.support.http import assert_problem

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from models import Application, ApplicationHistory, CriterionResult, Event, ProcessedMessage, Screening
-from services.screening import screen_application
+from services.applications.screening import screen_application
 from tests.support.applicants import eligible_applicant
 from tests.support.stack import Stack
 

@@ -24,9 +24,9 @@ from models import Application, Event
 from models.db import Database
 from models.migrate import alembic_config, upgrade
 from models.sealing import Keyring, SealingError, binding
+from services.applications.screening import screen_application
 from services.cli import main
 from services.data_keys import reseal_observations
-from services.screening import screen_application
 from tests.support.applicants import eligible_applicant
 from tests.support.http import auth
 from tests.support.stack import Stack

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from services.outbox import add_event
+from services.events.outbox import add_event
 from services.tokens import Role
 from tests.support.http import auth
 from tests.support.screening import decide

@@ -19,10 +19,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
 from models import Application, ApplicationHistory, CriterionResult, Event, Role, Screening, Site, Trial
-from services.criteria import bundled_document
-from services.dead_letters import list_dead_letters, retry_screening
-from services.screening import screen_application
+from services.applications.dead_letters import list_dead_letters, retry_screening
+from services.applications.screening import screen_application
 from services.tokens import create_token
+from services.trials.criteria import bundled_document
 from tests.support.applicants import eligible_applicant
 from tests.support.database import status_of
 from tests.support.http import assert_problem
@@ -175,7 +175,7 @@ def test_a_screening_that_raises_is_dead_lettered_in_review_and_logs_no_observat
     stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     application_id, event_id = submitted(stack, "RAISES-1", abi=CANARY_ABI)
-    monkeypatch.setattr("services.screening.compiled_version", lambda *_: Exploding())
+    monkeypatch.setattr("services.applications.screening.compiled_version", lambda *_: Exploding())
     with caplog.at_level(logging.INFO):
         outcome = screen_application(stack.db, application_id, event_id, max_deliveries=5)
     assert (outcome.status, outcome.decision) == ("decided", "needs_review")
@@ -249,7 +249,7 @@ def test_a_transient_failure_is_raised_for_the_task_to_retry_and_leaves_the_appl
     also_transient: tuple[type[Exception], ...],
 ) -> None:
     application_id, event_id = submitted(stack, "TRANSIENT-1")
-    monkeypatch.setattr("services.screening.compiled_version", lambda *_: Unreachable(error))
+    monkeypatch.setattr("services.applications.screening.compiled_version", lambda *_: Unreachable(error))
     with pytest.raises(type(error)):
         screen_application(stack.db, application_id, event_id, 5, also_transient=also_transient)
     with stack.db.sessions() as session:

@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy import func, select
 
-import services.webhooks
+import services.notifications.webhooks
 from models import WebhookSubscription
-from services.webhooks import claim_due, deliver, lease_for
+from services.notifications.webhooks import claim_due, deliver, lease_for
 from tests.support.applicants import eligible_applicant
 from tests.support.http import assert_problem, auth
 from tests.support.servers import free_port
@@ -92,9 +92,9 @@ def network(monkeypatch: pytest.MonkeyPatch) -> tuple[Resolver, Network]:
 @pytest.fixture(autouse=True)
 def fresh_client() -> Iterator[None]:
     """The sender's client is made once per process: make it afresh, under this test's CA bundle."""
-    services.webhooks._client.cache_clear()
+    services.notifications.webhooks._client.cache_clear()
     yield
-    services.webhooks._client.cache_clear()
+    services.notifications.webhooks._client.cache_clear()
 
 
 # --- endpoints ---------------------------------------------------------------------------------------

@@ -23,8 +23,8 @@ from standardwebhooks.webhooks import Webhook
 
 from models import Event, WebhookDelivery, WebhookSubscription
 from models.base import utcnow
+from services.notifications.webhooks import claim_due, deliver, lease_for
 from services.tokens import Role
-from services.webhooks import claim_due, deliver, lease_for
 from tests.support.applicants import eligible_applicant
 from tests.support.http import assert_problem, auth
 from tests.support.servers import free_port

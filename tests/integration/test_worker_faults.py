@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from models import Application, ApplicationHistory, CriterionResult, Event, Screening
-from services.dead_letters import RETRY_REASON
-from services.screening import POISON_NOTE
+from services.applications.dead_letters import RETRY_REASON
+from services.applications.screening import POISON_NOTE
 from tests.support.database import status_of
 from tests.support.pipeline import assert_decided_exactly_once, decided, submit_many
 from tests.support.processes import Processes

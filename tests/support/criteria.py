@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from services.criteria import bundled_document
+from services.trials.criteria import bundled_document
 
 
 def amended(wagner_max: int = 3) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import os
 import signal
 from typing import Any
 
-import services.screening
+import services.applications.screening
 from services.cli import main
 
 
@@ -24,7 +24,7 @@ def _fatal_version(*_: Any, **__: Any) -> _Fatal:
     return _Fatal()
 
 
-services.screening.compiled_version = _fatal_version  # type: ignore[assignment]
+services.applications.screening.compiled_version = _fatal_version  # type: ignore[assignment]
 
 if __name__ == "__main__":
     main()

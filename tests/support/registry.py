@@ -10,7 +10,9 @@ from typing import Any
 
 def registry_record(name: str = "NCT06359912.json") -> dict[str, Any]:
     """A bundled registry record, as the seed reads it."""
-    loaded: dict[str, Any] = json.loads(resources.files("services.seed_data").joinpath(name).read_text())
+    loaded: dict[str, Any] = json.loads(
+        resources.files("services.trials.seed_data").joinpath(name).read_text()
+    )
     return loaded
 
 

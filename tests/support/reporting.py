@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.recruitment_counts import count_application
+from services.reporting.counts import count_application
 from tests.support.applications import patch, post
 from tests.support.screening import decide
 from tests.support.stack import TRIAL, Stack

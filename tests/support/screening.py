@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from models import Event
-from services.screening import screen_application
+from services.applications.screening import screen_application
 from tests.support.applicants import eligible_applicant
 from tests.support.stack import Stack
 

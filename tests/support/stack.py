@@ -16,8 +16,8 @@ from models import Role, Site
 from models.db import Database
 from models.migrate import upgrade
 from services.app import create_app
-from services.seed import seed
 from services.tokens import create_token
+from services.trials.seed import seed
 from tests.support.templates import TEMPLATES
 
 TRIAL = "NCT06359912"

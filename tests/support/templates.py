@@ -16,7 +16,7 @@ from sqlalchemy import make_url
 from config import Settings
 from models.db import Database
 from models.migrate import upgrade
-from services.seed import seed
+from services.trials.seed import seed
 from tests.support.servers import PG_ADMIN_URL, UNMADE_PG_DATABASES, pg_admin_execute, pg_database_url
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from models import WebhookDelivery
-from services.webhooks import claim_due, deliver, lease_for
+from services.notifications.webhooks import claim_due, deliver, lease_for
 from tests.support.http import auth
 from tests.support.stack import Stack
 

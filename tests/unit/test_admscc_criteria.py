@@ -1,4 +1,4 @@
-"""The criteria of ADMSCC-CLI-P1-2A (services/seed_data/ADMSCC-CLI-P1-2A.criteria.yaml), one by one.
+"""The criteria of ADMSCC-CLI-P1-2A (services/trials/seed_data/ADMSCC-CLI-P1-2A.criteria.yaml), one by one.
 
 Only the abstract is public, so no applicant can be eligible: the best outcome is needs_review on I2.
 """
@@ -11,9 +11,9 @@ from importlib import resources
 
 import pytest
 
-from services.criteria import bundled_document, compile_document
 from services.eligibility import Evaluation
-from services.registry import trial_from_record
+from services.trials.criteria import bundled_document, compile_document
+from services.trials.registry import trial_from_record
 
 DOCUMENT = bundled_document("ADMSCC-CLI-P1-2A.criteria.yaml")
 COMPILED = compile_document(DOCUMENT)
@@ -37,7 +37,11 @@ def result_of(evaluation: Evaluation, cid: str):
 
 
 def record() -> dict:
-    text = resources.files("services.seed_data").joinpath("ADMSCC-CLI-P1-2A.json").read_text(encoding="utf-8")
+    text = (
+        resources.files("services.trials.seed_data")
+        .joinpath("ADMSCC-CLI-P1-2A.json")
+        .read_text(encoding="utf-8")
+    )
     return json.loads(text)
 
 

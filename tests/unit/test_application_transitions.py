@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from models import ApplicationStatus
-from services.application_transitions import (
+from services.applications.transitions import (
     EVENTS,
     TRANSITIONS,
     Action,

@@ -1,4 +1,4 @@
-"""The 33 criteria of NCT03239535 (services/seed_data/NCT03239535.criteria.yaml), criterion by criterion."""
+"""The 33 criteria of NCT03239535 (services/trials/seed_data/NCT03239535.criteria.yaml), one by one."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from importlib import resources
 
 import pytest
 
-from services.criteria import bundled_document, compile_document
 from services.eligibility import Evaluation
-from services.registry import trial_from_record
 from services.schemas.vocabulary import COUNT_UNITS
+from services.trials.criteria import bundled_document, compile_document
+from services.trials.registry import trial_from_record
 
 DOCUMENT = bundled_document("NCT03239535.criteria.yaml")
 COMPILED = compile_document(DOCUMENT)
 RECORD = json.loads(
-    resources.files("services.seed_data").joinpath("NCT03239535.json").read_text(encoding="utf-8")
+    resources.files("services.trials.seed_data").joinpath("NCT03239535.json").read_text(encoding="utf-8")
 )
 SUBMITTED = date(2026, 11, 1)
 CONSENT = "2026-10-01"

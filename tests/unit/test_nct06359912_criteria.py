@@ -1,4 +1,4 @@
-"""The 25 criteria of NCT06359912 (services/seed_data/NCT06359912.criteria.yaml), criterion by criterion."""
+"""The 25 criteria of NCT06359912 (services/trials/seed_data/NCT06359912.criteria.yaml), one by one."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from services.criteria import bundled_document, compile_document
 from services.eligibility import Evaluation
+from services.trials.criteria import bundled_document, compile_document
 
 DOCUMENT = bundled_document("NCT06359912.criteria.yaml")
 COMPILED = compile_document(DOCUMENT)

@@ -1,4 +1,4 @@
-"""The criteria of NL003-CLI-III-2 (services/seed_data/NL003-CLI-III-2.criteria.yaml), one by one."""
+"""The criteria of NL003-CLI-III-2 (services/trials/seed_data/NL003-CLI-III-2.criteria.yaml), one by one."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from importlib import resources
 
 import pytest
 
-from services.criteria import bundled_document, compile_document
 from services.eligibility import Evaluation
-from services.registry import trial_from_record
+from services.trials.criteria import bundled_document, compile_document
+from services.trials.registry import trial_from_record
 
 CRITERIA_FILE = "NL003-CLI-III-2.criteria.yaml"
 DOCUMENT = bundled_document(CRITERIA_FILE)
@@ -133,7 +133,11 @@ def criterion_text(cid: str) -> str:
 
 
 def record() -> dict:
-    text = resources.files("services.seed_data").joinpath("NL003-CLI-III-2.json").read_text(encoding="utf-8")
+    text = (
+        resources.files("services.trials.seed_data")
+        .joinpath("NL003-CLI-III-2.json")
+        .read_text(encoding="utf-8")
+    )
     return json.loads(text)
 
 
@@ -153,7 +157,7 @@ def test_only_the_investigators_own_clauses_are_judgment_criteria():
 
 
 def test_every_restored_threshold_carries_a_comment_saying_so():
-    text = resources.files("services.seed_data").joinpath(CRITERIA_FILE).read_text(encoding="utf-8")
+    text = resources.files("services.trials.seed_data").joinpath(CRITERIA_FILE).read_text(encoding="utf-8")
     blocks = dict(re.findall(r"\n  - id: (\S+)\n(.*?)(?=\n  - id: |\Z)", text, flags=re.S))
     counts = {cid: blocks[cid].count("# restored") for cid in ("I2", "I4", "E4", "E8", "E14")}
     assert counts == {"I2": 3, "I4": 1, "E4": 1, "E8": 1, "E14": 4}

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.webhooks import new_secret, sign
+from services.notifications.webhooks import new_secret, sign
 
 README = Path(__file__).parents[2] / "README.md"
 

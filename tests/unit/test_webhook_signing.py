@@ -1,4 +1,4 @@
-"""Webhook signing, secrets, target checks and retry timing (services/webhooks.py, webhook_targets.py).
+"""Webhook signing, secrets, target checks and retry timing (services/notifications/).
 
 Pure unit tests: no database, and no network beyond resolving IP literals (which needs no DNS);
 host names are answered by a monkeypatched getaddrinfo.
@@ -20,10 +20,10 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-import services.webhooks as webhooks
+import services.notifications.webhooks as webhooks
 from config import Settings
-from services.webhook_targets import UnsafeTarget, check_target
-from services.webhooks import (
+from services.notifications.targets import UnsafeTarget, check_target
+from services.notifications.webhooks import (
     JITTER,
     MAX_RETRY_AFTER,
     Response,
@@ -255,7 +255,7 @@ def test_check_target_refuses_a_name_with_one_private_answer_among_public_ones(
 ) -> None:
     calls: list[tuple[Any, ...]] = []
     monkeypatch.setattr(
-        "services.webhook_targets.socket.getaddrinfo",
+        "services.notifications.targets.socket.getaddrinfo",
         fake_resolver(["93.184.216.34", "10.1.2.3", "2606:2800:220:1:248:1893:25c8:1946"], calls),
     )
     with pytest.raises(UnsafeTarget, match="non-public address") as refused:
@@ -270,7 +270,7 @@ def test_check_target_refuses_a_name_resolving_to_a_private_ipv6_address(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(
-        "services.webhook_targets.socket.getaddrinfo",
+        "services.notifications.targets.socket.getaddrinfo",
         fake_resolver(["93.184.216.34", "fe80::1%eth0"], []),
     )
     with pytest.raises(UnsafeTarget, match="non-public address") as refused:
@@ -283,7 +283,7 @@ def test_check_target_accepts_a_name_whose_answers_are_all_public_and_resolves_i
 ) -> None:
     calls: list[tuple[Any, ...]] = []
     monkeypatch.setattr(
-        "services.webhook_targets.socket.getaddrinfo",
+        "services.notifications.targets.socket.getaddrinfo",
         fake_resolver(["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"], calls),
     )
     check_target("https://hooks.example.com:8443/in", allow_private=False)
@@ -297,7 +297,7 @@ def test_check_target_accepts_a_name_whose_answers_are_all_public_and_resolves_i
 def test_check_target_judges_an_ipv4_mapped_answer_by_its_ipv4_address(
     monkeypatch: pytest.MonkeyPatch, answer: str, allowed: bool
 ) -> None:
-    monkeypatch.setattr("services.webhook_targets.socket.getaddrinfo", fake_resolver([answer], []))
+    monkeypatch.setattr("services.notifications.targets.socket.getaddrinfo", fake_resolver([answer], []))
     if allowed:
         check_target("https://hooks.example.com/in", allow_private=False)
     else:
@@ -311,7 +311,9 @@ def test_check_target_accepts_an_ipv4_mapped_literal_of_a_public_address() -> No
 
 def test_check_target_does_not_resolve_names_when_private_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Any, ...]] = []
-    monkeypatch.setattr("services.webhook_targets.socket.getaddrinfo", fake_resolver(["10.0.0.1"], calls))
+    monkeypatch.setattr(
+        "services.notifications.targets.socket.getaddrinfo", fake_resolver(["10.0.0.1"], calls)
+    )
     check_target("https://internal.example/in", allow_private=True)
     assert calls == []
 
@@ -320,7 +322,7 @@ def test_check_target_refuses_an_unresolvable_name_clearly(monkeypatch: pytest.M
     def unresolvable(*args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr("services.webhook_targets.socket.getaddrinfo", unresolvable)
+    monkeypatch.setattr("services.notifications.targets.socket.getaddrinfo", unresolvable)
     with pytest.raises(UnsafeTarget, match=r"the host 'nowhere\.invalid' cannot be resolved"):
         check_target("https://nowhere.invalid/hook", allow_private=False)
 

@@ -1,4 +1,4 @@
-"""Webhook targets (services/webhook_targets.py): IPv4 addresses hidden in IPv6 transition forms, ports,
+"""Webhook targets (services/notifications/targets.py): IPv4 addresses hidden in IPv6 transition forms, ports,
 and URLs that parsers read differently. The basic SSRF table lives in test_webhook_signing.py.
 
 Pure unit tests: IP literals need no DNS; host names are answered by a monkeypatched getaddrinfo.
@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from config import Settings
-from services.webhook_targets import UnsafeTarget, check_target, is_public
+from services.notifications.targets import UnsafeTarget, check_target, is_public
 
 
 def teredo(server: str, client: str) -> str:
@@ -103,7 +103,7 @@ def test_a_name_resolving_to_a_transition_form_of_a_private_address_is_refused(
     monkeypatch: pytest.MonkeyPatch, answer: str
 ) -> None:
     monkeypatch.setattr(
-        "services.webhook_targets.socket.getaddrinfo", answering(["93.184.216.34", answer], [])
+        "services.notifications.targets.socket.getaddrinfo", answering(["93.184.216.34", answer], [])
     )
     with pytest.raises(UnsafeTarget, match="non-public address"):
         check_target("https://hooks.example.com/in", allow_private=False)
@@ -111,7 +111,7 @@ def test_a_name_resolving_to_a_transition_form_of_a_private_address_is_refused(
 
 def test_the_checked_addresses_keep_the_resolvers_order_once_each(monkeypatch: pytest.MonkeyPatch) -> None:
     answers = ["2606:4700:4700::1111", "93.184.216.34", "2606:4700:4700::1111", "1.1.1.1"]
-    monkeypatch.setattr("services.webhook_targets.socket.getaddrinfo", answering(answers, []))
+    monkeypatch.setattr("services.notifications.targets.socket.getaddrinfo", answering(answers, []))
     target = check_target("https://hooks.example.com:8443/in", allow_private=False)
     assert target.addresses == ("2606:4700:4700::1111", "93.184.216.34", "1.1.1.1")
     assert (target.host, target.port) == ("hooks.example.com", 8443)
@@ -146,7 +146,9 @@ def test_any_port_and_plain_http_are_allowed_with_private_targets() -> None:
 
 def test_ports_are_checked_before_the_name_is_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Any, ...]] = []
-    monkeypatch.setattr("services.webhook_targets.socket.getaddrinfo", answering(["93.184.216.34"], calls))
+    monkeypatch.setattr(
+        "services.notifications.targets.socket.getaddrinfo", answering(["93.184.216.34"], calls)
+    )
     with pytest.raises(UnsafeTarget, match="port"):
         check_target("https://hooks.example.com:25/", allow_private=False)
     assert calls == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 
-from services.mail import queue_emails, send_email
+from services.notifications.mail import queue_emails, send_email
 from workers.resources import database_for
 from workers.tasks import RETRY_TRANSIENT
 

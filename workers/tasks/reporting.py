@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 
-from services.recruitment_counts import count_application
+from services.reporting.counts import count_application
 from workers.resources import database_for
 from workers.tasks import RETRY_TRANSIENT
 

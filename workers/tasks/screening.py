@@ -8,8 +8,8 @@ import time
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from services.rescreening import rescreen_trial as rescreen
-from services.screening import screen_application
+from services.applications.rescreening import rescreen_trial as rescreen
+from services.applications.screening import screen_application
 from workers.resources import database_for
 from workers.tasks import RETRY_TRANSIENT
 

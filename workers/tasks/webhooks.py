@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 
-from services.webhooks import deliver as deliver_once
+from services.notifications.webhooks import deliver as deliver_once
 from workers.resources import database_for
 from workers.tasks import RETRY_TRANSIENT
 

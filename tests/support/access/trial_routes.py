@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from models import Site, Trial
-from services.criteria import bundled_document
+from services.trials.criteria import bundled_document
 from tests.support.access.routes import (
     ADMIN_ONLY,
     ANY_ROLE,

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from models import Application, Role, WebhookDelivery
-from services.recruitment_counts import count_application
+from services.reporting.counts import count_application
 from services.tokens import create_token
 from tests.support.applicants import eligible_applicant
 from tests.support.database import status_of

@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session
 from models import Application, IdempotencyRecord, Site, Trial, TrialStatus
 from models.base import utcnow
 from models.db import Database
-from services import application_transitions as transitions
-from services.applications import to_view
+from services.applications import transitions
+from services.applications.queries import to_view
 from services.ids import new_id
 from services.problems import Problem, field_error, invalid
 from services.schemas.api import SubmitApplication
 from services.tokens import Caller
-from services.trials import find_trial
+from services.trials.queries import find_trial
 
 MAX_IDEMPOTENCY_KEY = 255
 

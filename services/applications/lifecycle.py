@@ -1,6 +1,6 @@
 """An application's life after screening: an investigator's review, enrolment, withdrawal.
 
-Each step locks the application and asks services.application_transitions, which guards it by the
+Each step locks the application and asks services.applications.transitions, which guards it by the
 application's current status, records it in its history and announces it, all in one transaction.
 An enrolled participant may be withdrawn too (contract v1.1): the place stays taken.
 
@@ -18,18 +18,18 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from models import Application, Site, Trial, TrialStatus
-from services import application_transitions as transitions
-from services.application_transitions import Action
-from services.outbox import add_event
+from services.applications import transitions
+from services.applications.transitions import Action
+from services.events.outbox import add_event
 from services.problems import Problem
-from services.recruitment_status import (
+from services.tokens import Caller
+from services.trials.recruitment_status import (
     NOT_RECRUITING,
     set_site_status,
     set_trial_status,
     sites_follow_trial,
     trial_follows_sites,
 )
-from services.tokens import Caller
 
 RECRUITING = tuple(s.value for s in TrialStatus if s.accepts_applications)
 

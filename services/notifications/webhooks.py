@@ -1,6 +1,6 @@
 """Webhook subscriptions and delivery, following the Standard Webhooks specification.
 
-A delivery row is written with its event (services.webhook_fanout). The dispatcher leases due rows and
+A delivery row is written with its event (services.notifications.fanout). The dispatcher leases due rows and
 hands their ids to a Celery task, which sends one attempt and records it; the retry schedule lives in
 the rows (next_attempt_at), never in broker countdowns, which Redis may deliver twice.
 """
@@ -31,14 +31,14 @@ from config import Settings
 from models import Event, Role, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from models.base import utcnow
 from models.db import Database
-from services import scheduled_sends
-from services.event_feed import envelope
+from services.events.outbox import add_event
 from services.ids import new_id
-from services.outbox import add_event
+from services.notifications import scheduled_sends
+from services.notifications.fanout import for_admin
+from services.notifications.targets import Target, UnsafeTarget, check_target
 from services.problems import Problem, invalid
+from services.reporting.feed import envelope
 from services.tokens import Caller
-from services.webhook_fanout import for_admin
-from services.webhook_targets import Target, UnsafeTarget, check_target
 
 log = logging.getLogger(__name__)
 

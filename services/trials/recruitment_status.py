@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Site, Trial, TrialStatus
-from services.outbox import add_event
+from services.events.outbox import add_event
 from services.problems import invalid
 
 RECRUITING = TrialStatus.RECRUITING.value

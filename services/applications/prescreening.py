@@ -8,10 +8,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Role, Site, Trial, TrialStatus
-from services.criteria import compiled_version
 from services.problems import invalid
 from services.schemas.api import CriterionOut, PrescreenResult
 from services.tokens import Caller
+from services.trials.criteria import compiled_version
 
 DECISION_ORDER = {"eligible": 0, "needs_review": 1, "ineligible": 2}
 

@@ -2,7 +2,7 @@
 
 A target may not go below what is already enrolled. Raising the target of a trial or site that closed
 because its target was reached re-opens recruitment. The registry's rule between a trial and its
-sites (services.recruitment_status) is kept after every change. A trial without criteria is not
+sites (services.trials.recruitment_status) is kept after every change. A trial without criteria is not
 opened for recruitment, by its own status or by a site's: its applications could not be screened.
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models import Site, Trial, TrialStatus
+from services.events.outbox import add_event
 from services.ids import new_id
-from services.outbox import add_event
 from services.problems import Problem, field_error, invalid
-from services.recruitment_status import (
+from services.trials.recruitment_status import (
     RECRUITING,
     can_reopen,
     check_site_may_recruit,

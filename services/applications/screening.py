@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from models import Application, CriterionResult, ProcessedMessage, Screening, Trial
 from models.db import Database
-from services import application_transitions as transitions
-from services.application_transitions import Action
-from services.criteria import compiled_version
+from services.applications import transitions
+from services.applications.transitions import Action
 from services.eligibility import Evaluation
+from services.trials.criteria import compiled_version
 
 log = logging.getLogger(__name__)
 

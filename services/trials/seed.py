@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models import Trial
-from services.criteria import add_version, bundled_document, current_document
-from services.trial_import import import_record
+from services.trials.criteria import add_version, bundled_document, current_document
+from services.trials.registry_import import import_record
 
 # (registry record, criteria file) of each bundled trial, in services/seed_data.
 BUNDLED_TRIALS: tuple[tuple[str, str], ...] = (
@@ -22,7 +22,7 @@ BUNDLED_TRIALS: tuple[tuple[str, str], ...] = (
 
 
 def _record(filename: str) -> dict[str, Any]:
-    text = resources.files("services.seed_data").joinpath(filename).read_text(encoding="utf-8")
+    text = resources.files("services.trials.seed_data").joinpath(filename).read_text(encoding="utf-8")
     record: dict[str, Any] = json.loads(text)
     return record
 

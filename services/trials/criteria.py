@@ -68,6 +68,6 @@ def current_document(session: Session, trial: Trial) -> CriteriaVersion | None:
 
 def bundled_document(filename: str) -> dict[str, Any]:
     """A criteria file shipped in services/seed_data."""
-    text = resources.files("services.seed_data").joinpath(filename).read_text(encoding="utf-8")
+    text = resources.files("services.trials.seed_data").joinpath(filename).read_text(encoding="utf-8")
     document: dict[str, Any] = yaml.safe_load(text)
     return document

@@ -3,7 +3,7 @@
 
 Checked when a subscription is made and again before every attempt, since a name's addresses change.
 Every address a name resolves to must be public: one private answer is enough to refuse. The sender
-then connects to an address this check judged (services.webhooks), so a second lookup can never
+then connects to an address this check judged (services.notifications.webhooks), so a second lookup can never
 answer differently (DNS rebinding).
 """
 

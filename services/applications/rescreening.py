@@ -1,7 +1,7 @@
 """Screening again after a protocol amendment: the new criteria version, then the trial's open
 applications in batches.
 
-Corrected observations do not come through here: services/corrections.py sends the application back
+Corrected observations do not come through here: corrections.py sends the application back
 to `submitted` and the ordinary screening task decides it again.
 """
 
@@ -26,17 +26,17 @@ from models import (
 )
 from models.base import utcnow
 from models.db import Database
-from services import application_transitions as transitions
-from services.application_transitions import Action
-from services.criteria import add_version, compiled_version, current_document
+from services.applications import transitions
+from services.applications.screening import SERVICE_ACTOR
+from services.applications.transitions import Action
 from services.eligibility import CompiledCriteria
-from services.outbox import add_event, republish
-from services.screening import SERVICE_ACTOR
+from services.events.outbox import add_event, republish
+from services.trials.criteria import add_version, compiled_version, current_document
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "rescreening"
-# Statuses an amendment re-screens (services.application_transitions says which, and why).
+# Statuses an amendment re-screens (services.applications.transitions says which, and why).
 RESCREENED = transitions.allowed_from(Action.RESCREEN)
 BATCH_SIZE = 500
 

@@ -11,10 +11,10 @@ from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from models import Application, ApplicationHistory, ApplicationStatus, Role, Site, Trial
-from services.criteria import current_document
 from services.problems import Problem
 from services.schemas.api import CriteriaOut, CriterionSpecOut, PublicTrial, SiteOut, TrialOut
 from services.tokens import Caller
+from services.trials.criteria import current_document
 
 
 def _counts(

@@ -12,7 +12,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 from models import Application, ApplicationStatus, Event, EventStatus
 from models.base import utcnow
 from services.ids import new_id
-from services.webhook_fanout import add_deliveries
+from services.notifications.fanout import add_deliveries
 
 LEASE = timedelta(seconds=60)
 # Events that ask for an application to be screened: its submission, and corrected observations.

@@ -6,8 +6,8 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from models import Application
-from services import application_transitions as transitions
-from services.application_transitions import Action
+from services.applications import transitions
+from services.applications.transitions import Action
 from services.problems import Problem, field_error
 from services.schemas.observations import ChangesBase, Observations
 from services.tokens import Caller

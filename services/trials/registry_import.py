@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Site, Trial
-from services.outbox import add_event
+from services.events.outbox import add_event
 from services.problems import Problem, field_error
-from services.registry import RegistryRecordError, TrialFields, site_id_for, trial_from_record
+from services.trials.registry import RegistryRecordError, TrialFields, site_id_for, trial_from_record
 
 LOCATIONS = ("protocolSection", "contactsLocationsModule", "locations")
 

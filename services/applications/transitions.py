@@ -25,7 +25,7 @@ from models import Application, ApplicationHistory, ApplicationStatus
 from models.base import utcnow
 from services.audit import note
 from services.eligibility import Evaluation
-from services.outbox import add_event
+from services.events.outbox import add_event
 from services.problems import Problem
 
 Status = ApplicationStatus

@@ -1,6 +1,6 @@
 """Dead-lettered screenings: applications whose screening task kept killing its worker, or failed.
 
-`screening.run` counts every delivery before it evaluates (services.screening). Past
+`screening.run` counts every delivery before it evaluates (services.applications.screening). Past
 `ACCRUAL_SCREENING_MAX_DELIVERIES` it stops evaluating, sends the application to `needs_review` and
 stamps `dead_lettered_at`, so a poison message cannot be redelivered forever. A screening that raises
 anything but a transient database error (a trial without criteria, a broken criteria version, a bug)
@@ -20,8 +20,8 @@ from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
 from models import Application
-from services import application_transitions as transitions
-from services.application_transitions import Action
+from services.applications import transitions
+from services.applications.transitions import Action
 
 RETRY_REASON = "screening retried by an operator after it was dead-lettered"
 

@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 
 from models import ApplicationStatus, Role, Site, Trial
 from models.reporting import ScreenFailureCount, StatusCount, WeeklyCount
-from services.criteria import compiled_version
 from services.problems import Problem
-from services.recruitment_counts import WITHDRAWN_AFTER_ENROLMENT
+from services.reporting.counts import WITHDRAWN_AFTER_ENROLMENT
 from services.schemas.api import Forecast, RecruitmentReport, ReportSite, ScreenFailure, WeekCount
 from services.tokens import Caller
-from services.trials import visible_trial, visible_trials
+from services.trials.criteria import compiled_version
+from services.trials.queries import visible_trial, visible_trials
 
 # Poisson-gamma accrual model (Anisimov & Fedorov): enrolments arrive as a Poisson process whose rate
 # has a Gamma posterior; the Jeffreys-like prior below lets the observed enrolments dominate at once.
@@ -32,7 +32,7 @@ FORECAST_SEED = 20261122  # fixed, so the same counts always give the same forec
 
 
 # Reports are for admins and sponsors (the routes check the role), each over the trials it sees
-# (services.trials); a coordinator sees its trials, but not the other sites' counts in a report.
+# (services.trials.queries); a coordinator sees its trials, but not the other sites' counts in a report.
 REPORT_ROLES = frozenset({Role.ADMIN, Role.SPONSOR})
 
 

@@ -8,11 +8,11 @@ from sqlalchemy import Select, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from models import Application, CriterionResult, Role, Screening
-from services.criteria import compiled_version
 from services.pagination import decode_cursor, encode_cursor
 from services.problems import Problem
 from services.schemas.api import ApplicationOut, ApplicationPage, ApplicationQuery, CriterionOut, HistoryOut
 from services.tokens import Caller
+from services.trials.criteria import compiled_version
 
 
 def _results_of(session: Session, application_ids: list[str]) -> dict[str, list[CriterionResult]]:

@@ -1,0 +1,1 @@
+"""An application's life: intake, screening, re-screening, corrections, review, enrolment, withdrawal."""

@@ -1,0 +1,1 @@
+"""Trials and their sites: registry import, recruiting status, criteria and amendments, bundled seeds."""
