@@ -1,1 +1,1 @@
-"""Benchmarks, run by hand as scripts (see README.md); a package so that they share bench/common.py."""
+"""Benchmarks, run by hand as scripts (see README.md); a package so that they share bench/harness.py."""

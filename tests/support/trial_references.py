@@ -67,6 +67,7 @@ def _answer(inclusions: tuple[Any, ...], exclusions: tuple[Any, ...], every: tup
 def nct06359912(obs: Obs, submitted: date) -> Answer:
     """NCT06359912: I1-I7, E1-E18 (E18 judgment)."""
     g = obs.get
+    t: tuple[Any, ...]
     ref, age = _reference_and_age(obs, submitted)
     # I1 age 18-80
     i1 = None if age is None else 18 <= age <= 80
@@ -106,6 +107,7 @@ def nct06359912(obs: Obs, submitted: date) -> Answer:
     i4 = None if v is None else v <= 4
     # I5 rest pain -> onset more than 14 days ago
     pain = g("rest_pain")
+    i5: bool | None
     if pain is False:
         i5 = True
     else:
@@ -114,6 +116,7 @@ def nct06359912(obs: Obs, submitted: date) -> Answer:
         i5 = long if pain else (True if long else None)
     # I6 childbearing potential -> contraception
     fertile = g("childbearing_potential")
+    i6: bool | None
     if fertile is False:
         i6 = True
     else:
@@ -143,6 +146,7 @@ def nct06359912(obs: Obs, submitted: date) -> Answer:
     e5 = False if False in t else None if None in t else True
     # E6 acute limb ischemia now or within 14 days
     v = g("acute_limb_ischemia")
+    e6: bool | None
     if v is False:
         e6 = False
     else:
@@ -181,6 +185,7 @@ def nct06359912(obs: Obs, submitted: date) -> Answer:
     e11 = True if True in t else None if None in t else False
     # E12 malignancy, active or within 5 years
     v = g("malignancy")
+    e12: bool | None
     if v is False:
         e12 = False
     else:
@@ -213,6 +218,7 @@ def nct06359912(obs: Obs, submitted: date) -> Answer:
 def nct03239535(obs: Obs, submitted: date) -> Answer:
     """NCT03239535: I1-I11, E1-E22 (E13 judgment)."""
     g = obs.get
+    t: tuple[Any, ...]
     ref, age = _reference_and_age(obs, submitted)
     three_months = months_back(ref, 3)
     # I1 age 18-80, Caucasian origin (race unknown goes to review)
@@ -253,6 +259,7 @@ def nct03239535(obs: Obs, submitted: date) -> Answer:
     i7 = True if True in t else None if None in t else False
     # I8 type 2 diabetes -> treated and HbA1c <= 8.5
     type2 = None if diabetes is None else diabetes == "type2"
+    i8: bool | None
     if type2 is False:
         i8 = True
     else:
@@ -262,15 +269,14 @@ def nct03239535(obs: Obs, submitted: date) -> Answer:
         i8 = then if type2 else (True if then else None)
     # I9 hypertension -> treated; untreated with controlled pressure goes to review
     v = g("hypertension")
+    i9: bool | None
     if v is False:
         i9 = True
     else:
-        treated = g("hypertension_treated")
+        treated, then = g("hypertension_treated"), None
         if treated is True:
             then = True
-        elif treated is None:
-            then = None
-        else:
+        elif treated is not None:
             then = False if g("hypertension_uncontrolled") is True else None
         i9 = then if v else (True if then else None)
     # I10 creatinine, bilirubin, ALT, AST <= ULN; between 1 and 2 x ULN goes to review
@@ -366,6 +372,7 @@ def nct03239535(obs: Obs, submitted: date) -> Answer:
 def nl003(obs: Obs, submitted: date) -> Answer:
     """NL003-CLI-III-2: I1-I6, E1-E19 with E14.a and E17.a (E3, E14.a, E17 judgment)."""
     g = obs.get
+    t: tuple[Any, ...]
     ref, age = _reference_and_age(obs, submitted)
     three_months = months_back(ref, 3)
     # I1 age 20-80
@@ -409,6 +416,8 @@ def nl003(obs: Obs, submitted: date) -> Answer:
     i4 = False if False in t else None if None in t else True
     # I5 childbearing potential -> contraception; woman of childbearing potential -> negative pregnancy test
     fertile = g("childbearing_potential")
+    contraception: bool | None
+    tested: bool | None
     if fertile is False:
         contraception = tested = True
     else:
