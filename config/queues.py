@@ -9,3 +9,11 @@ DEFAULT = "default"
 NOTIFICATIONS = "notifications"
 
 ALL = (SCREENING, DEFAULT, NOTIFICATIONS)
+
+# The queue of every task, by its family: the part of its Celery task name before the dot.
+ROUTES = {"screening": SCREENING, "reporting": DEFAULT, "webhooks": NOTIFICATIONS, "mail": NOTIFICATIONS}
+
+
+def queue_for(task_name: str) -> str:
+    """The queue `task_name` is sent to; a task of no known family is a mistake, so KeyError."""
+    return ROUTES[task_name.partition(".")[0]]

@@ -7,11 +7,9 @@ the key can be rotated and older entries still verify under theirs.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +20,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, JSONType
+from models.key_lists import KeyListRules, new_key_entry, parse_key_list
 
 GENESIS = "0" * 64
 CHAINED_FIELDS = (
@@ -30,6 +29,10 @@ CHAINED_FIELDS = (
 # Distinct prefixes, so that no entry's HMAC can ever be passed off as a checkpoint's signature.
 ENTRY_PURPOSE = b"accrual audit entry\x00"
 CHECKPOINT_PURPOSE = b"accrual audit checkpoint\x00"
+# HMAC takes keys of 32 bytes or more; an entry keeps its key's id in a 16-character column.
+AUDIT_KEYS = KeyListRules(
+    "ACCRUAL_AUDIT_KEYS", key_bytes=32, longer_keys=True, max_id_length=16, repeated_id_keeps="first"
+)
 
 
 class AuditEntry(Base):
@@ -88,24 +91,11 @@ class AuditKeys:
 
     @classmethod
     def parse(cls, text: str) -> AuditKeys:
-        """`id:base64key,id:base64key,...`, the first current; each key at least 32 bytes."""
-        keys: dict[str, bytes] = {}
-        for entry in filter(None, (part.strip() for part in text.split(","))):
-            key_id, _, encoded = entry.partition(":")
-            try:
-                key = base64.b64decode(encoded, validate=True)
-            except ValueError:
-                raise ValueError(f"audit key {key_id!r} is not base64") from None
-            if not key_id.isalnum() or len(key_id) > 16 or len(key) < 32:
-                raise ValueError(f"audit key {key_id!r} must be an alphanumeric id and 32 bytes of base64")
-            keys.setdefault(key_id, key)
-        if not keys:
-            raise ValueError("no audit key given")
-        return cls(keys, next(iter(keys)))
+        """`id:base64key,id:base64key,...` (ACCRUAL_AUDIT_KEYS); the first is current (models.key_lists)."""
+        keys, current = parse_key_list(text, AUDIT_KEYS)
+        return cls(keys, current)
 
-    @staticmethod
-    def new_entry(key_id: str) -> str:
-        return f"{key_id}:{base64.b64encode(secrets.token_bytes(32)).decode()}"
+    new_entry = staticmethod(new_key_entry)
 
     def digest(self, key_id: str, purpose: bytes, message: bytes) -> str:
         """The hex HMAC of `message` for `purpose` under key `key_id`."""

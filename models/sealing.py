@@ -13,17 +13,25 @@ opened, so that rows written before the upgrade (or by a process not yet restart
 revision 0011 and `accrual keys rotate` re-seal them as v2. The key id lets old values be read after
 a new key becomes current, and `accrual keys rotate` re-seals them under the current key.
 The keyring rides on the engine's dialect, which every bind, result and flush passes through.
+
+Webhook secrets are sealed with the same keyring in the same v2 format, bound to their subscription's
+row (services.notifications.webhooks seals and opens them itself: they stay sealed in memory until a
+delivery is signed). Before revision 0012 they were bare base64 under a key derived from
+ACCRUAL_SECRET_KEY, with one constant associated data: see `open_with_secret_key`.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Text, event, inspect
 from sqlalchemy.engine import Connection, Dialect
@@ -31,9 +39,15 @@ from sqlalchemy.orm import Mapper, QueryContext
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.types import TypeDecorator
 
+from models.key_lists import KeyListRules, new_key_entry, parse_key_list
+
 BOUND = "v2"  # associated data names the row and column: a value opens only where it was sealed
 UNBOUND = "v1"  # before revision 0011: one constant associated data, so a value opened in any row
 UNBOUND_ASSOCIATED = b"accrual observations"
+# AES-256 takes exactly 32 bytes; ids of any length were always accepted and travel in the sealed text.
+DATA_KEYS = KeyListRules(
+    "ACCRUAL_DATA_KEYS", key_bytes=32, longer_keys=False, max_id_length=None, repeated_id_keeps="last"
+)
 
 
 class SealingError(RuntimeError):
@@ -55,27 +69,11 @@ class Keyring:
 
     @classmethod
     def parse(cls, text: str) -> Keyring:
-        """`id:base64key,id:base64key,...`; the first is current. Keys are 32 bytes (AES-256)."""
-        keys: dict[str, bytes] = {}
-        order: list[str] = []
-        for entry in filter(None, (part.strip() for part in text.split(","))):
-            key_id, _, encoded = entry.partition(":")
-            try:
-                key = base64.b64decode(encoded, validate=True)
-            except ValueError:
-                raise ValueError(f"data key {key_id!r} is not base64") from None
-            if not key_id.isalnum() or len(key) != 32:
-                raise ValueError(f"data key {key_id!r} must be an alphanumeric id and 32 bytes of base64")
-            keys[key_id] = key
-            order.append(key_id)
-        if not order:
-            raise ValueError("no data key given")
-        return cls(keys, order[0])
+        """`id:base64key,id:base64key,...` (ACCRUAL_DATA_KEYS); the first is current (models.key_lists)."""
+        keys, current = parse_key_list(text, DATA_KEYS)
+        return cls(keys, current)
 
-    @staticmethod
-    def new_entry(key_id: str) -> str:
-        """A new `id:base64key` entry with a random 32-byte key."""
-        return f"{key_id}:{base64.b64encode(secrets.token_bytes(32)).decode()}"
+    new_entry = staticmethod(new_key_entry)
 
     @property
     def current_prefix(self) -> str:
@@ -117,6 +115,42 @@ class Keyring:
     def sealed_with(self, text: str) -> str:
         """The id of the key `text` was sealed under."""
         return text.split(":", 2)[1]
+
+
+# --- webhook secrets before revision 0012 ---------------------------------------------------------
+# Bare base64 (no prefix, so no ":") under a key derived from ACCRUAL_SECRET_KEY, with one constant
+# associated data: that key could not be rotated, and such text opened in any subscription's row. Still
+# opened, so that secrets written before the upgrade (or by a process not yet restarted) keep signing;
+# revision 0012 and `accrual keys rotate` re-seal them with the keyring, bound to their row.
+SECRET_KEY_DERIVATION = b"accrual webhook secrets"
+SECRET_KEY_ASSOCIATED = b"webhook"
+
+
+def sealed_with_secret_key(text: str) -> bool:
+    """Whether `text` is a webhook secret in the format before revision 0012."""
+    return ":" not in text
+
+
+def _secret_key_cipher(secret_key: bytes) -> AESGCM:
+    return AESGCM(hmac.new(secret_key, SECRET_KEY_DERIVATION, hashlib.sha256).digest())
+
+
+def open_with_secret_key(text: str, secret_key: bytes) -> str:
+    """The webhook secret sealed in `text` in the format before revision 0012."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+        return _secret_key_cipher(secret_key).decrypt(raw[:12], raw[12:], SECRET_KEY_ASSOCIATED).decode()
+    except (ValueError, InvalidTag):
+        raise SealingError(
+            "a secret sealed before revision 0012 does not open under ACCRUAL_SECRET_KEY"
+        ) from None
+
+
+def seal_with_secret_key(secret: str, secret_key: bytes) -> str:
+    """A webhook secret in the format before revision 0012, for the downgrade to the code that reads it."""
+    nonce = secrets.token_bytes(12)
+    sealed = _secret_key_cipher(secret_key).encrypt(nonce, secret.encode(), SECRET_KEY_ASSOCIATED)
+    return base64.b64encode(nonce + sealed).decode()
 
 
 def keyring_of(dialect: Dialect) -> Keyring:

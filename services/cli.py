@@ -24,15 +24,16 @@ import yaml
 from sqlalchemy import select
 
 from config import Settings, get_settings
+from config.queues import ALL as ALL_QUEUES
 from config.settings import redact_url
-from models import ApiToken, Role, Site, Trial
-from models.audit import audit_keys_of
+from models import ApiToken, Role, Site, Trial, TrialStatus
+from models.audit import AUDIT_KEYS, audit_keys_of
 from models.base import utcnow
 from models.db import Database
+from models.key_lists import new_key_entry
 from models.migrate import is_current, upgrade
-from models.sealing import Keyring, SealingError
+from models.sealing import DATA_KEYS, SealingError
 from services.applications.dead_letters import DeadLetterError, list_dead_letters, retry_screening
-from services.applications.rescreening import amend_criteria
 from services.audit import (
     Checkpoint,
     CheckpointError,
@@ -41,12 +42,12 @@ from services.audit import (
     sign_checkpoint,
     verify_chain,
 )
-from services.data_keys import reseal_observations
+from services.data_keys import reseal_observations, reseal_webhook_secrets
+from services.errors import DomainError
 from services.health import check_broker, check_database
-from services.problems import Problem
 from services.reporting.counts import count_uncounted
 from services.tokens import TokenError, create_token, list_tokens, revoke_token
-from services.trials.criteria import CriteriaError
+from services.trials.criteria import CriteriaError, amend_criteria
 from services.trials.queries import find_trial
 from services.trials.registry_import import import_record
 from services.trials.seed import seed
@@ -153,7 +154,7 @@ def trials_import(files: tuple[Path, ...]) -> None:
             try:
                 record = json.loads(path.read_text(encoding="utf-8"))
                 trial, created = import_record(session, record)
-            except (ValueError, Problem) as exc:
+            except (ValueError, DomainError) as exc:
                 session.rollback()
                 _fail(f"{path}: {exc}; nothing was imported")
             imported.append(f"{trial.trial_id} ({'created' if created else 'replaced'})")
@@ -174,7 +175,7 @@ def trials_criteria(trial_id: str, file: Path) -> None:
             if not isinstance(document, dict) or str(document.get("trial_id", "")).upper() != trial.trial_id:
                 raise CriteriaError(f"{file} is not a criteria document for {trial.trial_id}")
             amendment = amend_criteria(session, trial, document, "cli")
-    except (CriteriaError, Problem) as exc:
+    except (CriteriaError, DomainError) as exc:
         _fail(str(exc))
     state = "new version" if amendment.created else "unchanged, version"
     click.echo(f"{trial_id.upper()} criteria: {state} {amendment.version}")
@@ -215,30 +216,34 @@ def screening_retry(application_ids: tuple[str, ...]) -> None:
 
 @main.group()
 def keys() -> None:
-    """Keys sealing clinical data at rest (ACCRUAL_DATA_KEYS)."""
+    """Keys sealing observations and webhook secrets at rest (ACCRUAL_DATA_KEYS), and audit keys."""
 
 
 @keys.command("new")
 @click.argument("key_id")
 def keys_new(key_id: str) -> None:
-    """Print a new data key entry `KEY_ID:base64`; put it first in ACCRUAL_DATA_KEYS, keep the old ones
-    after it, restart the processes, then run `accrual keys rotate`."""
-    if not key_id.isalnum():
-        _fail("a key id is letters and digits only")
-    click.echo(Keyring.new_entry(key_id))
+    """Print a new key entry `KEY_ID:base64`, for ACCRUAL_DATA_KEYS (or ACCRUAL_AUDIT_KEYS): put it first,
+    keep the old ones after it, restart the processes, then run `accrual keys rotate`."""
+    if not (DATA_KEYS.accepts_id(key_id) and AUDIT_KEYS.accepts_id(key_id)):
+        # Either list may receive it, so an id both accept (audit entries keep it in 16 characters).
+        _fail(f"a key id is letters and digits only, at most {AUDIT_KEYS.max_id_length} of them")
+    click.echo(new_key_entry(key_id))
 
 
 @keys.command("rotate")
 @_operator
 def keys_rotate() -> None:
-    """Re-seal every application's observations under the current (first) data key, bound to its row;
-    then the older keys may be removed from ACCRUAL_DATA_KEYS."""
-    database = _database(get_settings())
+    """Re-seal every application's observations and every webhook secret under the current (first) data
+    key, bound to its row; then the older keys may be removed from ACCRUAL_DATA_KEYS."""
+    settings = get_settings()
+    database = _database(settings)
     try:
-        count = reseal_observations(database)
+        applications = reseal_observations(database)
+        click.echo(f"applications re-sealed under the current key: {applications}")
+        webhook_secrets = reseal_webhook_secrets(database, settings.signing_key())
+        click.echo(f"webhook secrets re-sealed under the current key: {webhook_secrets}")
     except SealingError as exc:  # altered or moved in the database: the operator must look at it
         _fail(f"stopped: {exc}")
-    click.echo(f"applications re-sealed under the current key: {count}")
 
 
 @main.group()
@@ -404,7 +409,7 @@ def api(host: str, port: int) -> None:
 @click.option("--concurrency", type=int, help="Worker processes (default ACCRUAL_WORKER_CONCURRENCY).")
 @click.option(
     "--queues",
-    default="screening,default,notifications",
+    default=",".join(ALL_QUEUES),
     show_default=True,
     help="Queues to consume; a worker of its own for notifications keeps slow endpoints off screening.",
 )
@@ -456,7 +461,7 @@ def _first_start(database: Database) -> list[str]:
         first_site = session.scalars(
             select(Site)
             .join(Trial, Trial.trial_id == Site.trial_id)
-            .where(Site.status == "RECRUITING", Trial.overall_status == "RECRUITING")
+            .where(Site.status == TrialStatus.RECRUITING, Trial.overall_status == TrialStatus.RECRUITING)
             .order_by(Site.trial_id, Site.name)
             .limit(1)
         ).first()

@@ -8,7 +8,7 @@ import hmac
 import json
 from typing import Any
 
-from services.problems import Problem
+from services.errors import InvalidCursor
 
 
 def encode_cursor(position: dict[str, Any], scope: str, key: bytes) -> str:
@@ -19,7 +19,7 @@ def encode_cursor(position: dict[str, Any], scope: str, key: bytes) -> str:
 
 def decode_cursor(cursor: str, scope: str, key: bytes) -> dict[str, Any]:
     """The position a cursor stands for; 400 problem if it is garbled, tampered with or not the caller's."""
-    bad = Problem(400, "invalid-cursor", "cursor is not one this service gave to this caller for this list")
+    bad = InvalidCursor("cursor is not one this service gave to this caller for this list")
     if len(cursor) > 1000:
         raise bad
     try:

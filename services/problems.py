@@ -1,9 +1,12 @@
-"""RFC 9457 problem details: the catalogue of problem types and the exception that carries one."""
+"""RFC 9457 problem details: the catalogue of problem types, the exception that carries one, and the one
+table that says which problem each domain error is (services.errors)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from services import errors
 
 PROBLEM_TYPES = {
     "validation-error": "Request has invalid fields",
@@ -84,3 +87,33 @@ def field_error(path: str | Sequence[str | int], detail: str) -> dict[str, str]:
 
 def invalid(field: str, detail: str) -> Problem:
     return Problem(422, "validation-error", f"{field}: {detail}", errors=[field_error(field, detail)])
+
+
+# Each domain error's problem; a subclass not listed takes its nearest listed ancestor's.
+DOMAIN_PROBLEMS: dict[type[errors.DomainError], tuple[int, str]] = {
+    errors.NotFound: (404, "not-found"),
+    errors.NotAllowed: (403, "forbidden"),
+    errors.InvalidInput: (422, "validation-error"),
+    errors.InvalidCursor: (400, "invalid-cursor"),
+    errors.InvalidIdempotencyKey: (400, "invalid-idempotency-key"),
+    errors.IdempotencyKeyReused: (422, "idempotency-key-reused"),
+    errors.Conflict: (409, "invalid-state-transition"),
+    errors.AlreadySubmitted: (409, "duplicate-application"),
+    errors.NotRecruiting: (409, "not-recruiting"),
+    errors.TargetReached: (409, "target-reached"),
+    errors.StaleVersion: (412, "precondition-failed"),
+    errors.InvalidCriteria: (422, "invalid-criteria"),
+}
+
+
+def problem_for(error: errors.DomainError) -> Problem:
+    """The problem a domain error is answered with: its status and type, its fields, its context."""
+    status, kind = next(DOMAIN_PROBLEMS[cls] for cls in type(error).__mro__ if cls in DOMAIN_PROBLEMS)
+    fields = [field_error(field.parts(), field.detail) for field in error.fields] or None
+    extensions = dict(error.context)
+    headers = {}
+    if isinstance(error, errors.AlreadySubmitted) and "existing_application" in extensions:
+        url = f"/api/v1/applications/{extensions['existing_application']}"
+        extensions["existing_application_url"] = url
+        headers["Location"] = url
+    return Problem(status, kind, error.detail, errors=fields, headers=headers, **extensions)

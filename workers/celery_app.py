@@ -17,12 +17,9 @@ from kombu.transport import sqlalchemy as kombu_sqla
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 import services.audit  # noqa: F401  registers the audit trail's unit-of-work hooks in every worker
-from config import Settings, get_settings
+from config import Settings, get_settings, queues
 
 log = logging.getLogger(__name__)
-SCREENING_QUEUE = "screening"
-# Slow or hanging endpoints wait here, never ahead of screening; run a worker of its own in production.
-NOTIFICATIONS_QUEUE = "notifications"
 
 
 class ProcessSafeChannel(kombu_sqla.Channel):  # type: ignore[misc]
@@ -151,12 +148,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_accept_content": ["json"],
-        "task_default_queue": "default",
-        "task_routes": {
-            "screening.*": {"queue": SCREENING_QUEUE},
-            "webhooks.*": {"queue": NOTIFICATIONS_QUEUE},
-            "mail.*": {"queue": NOTIFICATIONS_QUEUE},
-        },
+        "task_default_queue": queues.DEFAULT,
+        "task_routes": {f"{family}.*": {"queue": queue} for family, queue in queues.ROUTES.items()},
         "task_publish_retry_policy": {
             "max_retries": 1,
             "interval_start": 0,

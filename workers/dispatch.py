@@ -12,13 +12,12 @@ from datetime import timedelta
 
 from celery import Celery
 
-from config import Settings
+from config import Settings, queues
 from models import EmailMessage, WebhookDelivery
 from models.db import Database
 from services.notifications.mail import mail_lease
 from services.notifications.scheduled_sends import Scheduled, claim_due, release
 from services.notifications.webhooks import lease_for
-from workers.celery_app import NOTIFICATIONS_QUEUE
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -35,7 +34,7 @@ def _dispatch(db: Database, app: Celery, model: Scheduled, task: str, lease: tim
         with app.producer_or_acquire() as producer:
             for row_id, claim in due:
                 app.send_task(
-                    task, args=[row_id, claim], task_id=claim, queue=NOTIFICATIONS_QUEUE, producer=producer
+                    task, args=[row_id, claim], task_id=claim, queue=queues.queue_for(task), producer=producer
                 )
                 sent.append(row_id)
     except Exception as exc:  # the broker is away: release the rest so the next run takes them

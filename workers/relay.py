@@ -1,18 +1,41 @@
-"""The outbox relay: claim due events, publish each to its consumer's task, stamp the outcome."""
+"""The outbox relay: claim due events, hand each to its consumers, stamp the outcome.
+
+Every consumer of events is declared in one table, CONSUMERS. Two kinds:
+- a Task is a Celery task, sent to the broker before its event is stamped published. A relay that dies
+  between the two leaves the event to be claimed and sent again, so tasks are idempotent;
+- a Recorder writes rows in the transaction that stamps its events published, so it runs exactly once
+  per stamp, however often a dying relay sent the event's tasks. The webhook fan-out is one.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
+from sqlalchemy.orm import Session
 
+from config import queues
 from models.db import Database
+from services.events.catalogue import (
+    ApplicationEnrolled,
+    ApplicationReviewed,
+    ApplicationScreened,
+    ApplicationSubmitted,
+    ApplicationUpdated,
+    ApplicationWithdrawn,
+    SiteStatusChanged,
+    TrialCriteriaChanged,
+    TrialStatusChanged,
+    TrialTargetReached,
+    WebhookDisabled,
+)
 from services.events.outbox import LEASE, claim_batch, mark_failed, mark_published, release_unsent
+from services.notifications.fanout import fan_out
 
 log = logging.getLogger(__name__)
 # Connection-level failures: the broker did not answer, whatever the event.
@@ -26,7 +49,29 @@ class Claimed:
     type: str
     trial_id: str | None
     application_id: str | None
+    occurred_at: datetime
     data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A Celery task per event: its name, queue, and arguments (ids and versions only: no clinical data
+    ever sits in the broker)."""
+
+    name: str
+    queue: str
+    arguments: Callable[[Claimed], list[Any]]
+
+
+@dataclass(frozen=True)
+class Recorder:
+    """Rows written for a batch of events in the transaction that stamps them published."""
+
+    name: str
+    record: Callable[[Session, Sequence[Claimed]], object]
+
+
+Consumer = Task | Recorder
 
 
 def _screen_application(event: Claimed) -> list[Any]:
@@ -45,23 +90,27 @@ def _event_id(event: Claimed) -> list[Any]:
     return [event.id]
 
 
-Consumer = tuple[str, str, Callable[[Claimed], list[Any]]]
-SCREEN: Consumer = ("screening.run", "screening", _screen_application)
-COUNT: Consumer = ("reporting.count", "default", _count_application)
-MAIL: Consumer = ("mail.compose", "notifications", _event_id)
+SCREEN = Task("screening.run", queues.SCREENING, _screen_application)
+RESCREEN = Task("screening.rescreen_trial", queues.SCREENING, _rescreen_trial)
+COUNT = Task("reporting.count", queues.DEFAULT, _count_application)
+MAIL = Task("mail.compose", queues.NOTIFICATIONS, _event_id)
+# Every event type may be named by a webhook subscription, so every type is fanned out.
+WEBHOOKS = Recorder("webhooks.fan_out", fan_out)
 
-# Event type -> (task, queue, task arguments) of each consumer; events no task consumes are stamped
-# published at once. Arguments are ids and versions only: no clinical data ever sits in the broker.
+# Event type -> its consumers, in the order they are handed the event. An event of a type not listed
+# here (none is written today) is stamped published at once.
 CONSUMERS: dict[str, list[Consumer]] = {
-    "application.submitted": [SCREEN, COUNT],
-    "application.updated": [SCREEN, COUNT],
-    "application.screened": [COUNT, MAIL],
-    "application.reviewed": [COUNT],
-    "application.enrolled": [COUNT],
-    "application.withdrawn": [COUNT],
-    "trial.criteria_changed": [("screening.rescreen_trial", "screening", _rescreen_trial)],
-    "trial.status_changed": [MAIL],
-    "site.status_changed": [MAIL],
+    ApplicationSubmitted.event_type: [SCREEN, COUNT, WEBHOOKS],
+    ApplicationUpdated.event_type: [SCREEN, COUNT, WEBHOOKS],
+    ApplicationScreened.event_type: [COUNT, MAIL, WEBHOOKS],
+    ApplicationReviewed.event_type: [COUNT, WEBHOOKS],
+    ApplicationEnrolled.event_type: [COUNT, WEBHOOKS],
+    ApplicationWithdrawn.event_type: [COUNT, WEBHOOKS],
+    TrialStatusChanged.event_type: [MAIL, WEBHOOKS],
+    TrialTargetReached.event_type: [WEBHOOKS],
+    TrialCriteriaChanged.event_type: [RESCREEN, WEBHOOKS],
+    SiteStatusChanged.event_type: [MAIL, WEBHOOKS],
+    WebhookDisabled.event_type: [WEBHOOKS],
 }
 
 
@@ -72,20 +121,25 @@ def consumers(app: Celery, event_type: str) -> list[Consumer]:
     return [c for c in CONSUMERS.get(event_type, []) if mail_on or c is not MAIL]
 
 
+def _tasks(app: Celery, event_type: str) -> list[Task]:
+    return [c for c in consumers(app, event_type) if isinstance(c, Task)]
+
+
 def relay_once(
     db: Database, app: Celery, holder: str, batch: int, max_attempts: int, lease: timedelta = LEASE
 ) -> int:
     """Publish one batch and return how many events it handled; no transaction is open while publishing."""
     with db.transaction() as session:
         claimed = [
-            Claimed(e.id, e.type, e.trial_id, e.application_id, dict(e.data))
+            Claimed(e.id, e.type, e.trial_id, e.application_id, e.occurred_at, dict(e.data))
             for e in claim_batch(session, holder, batch, lease)
         ]
     if not claimed:
         return 0
     sent, failed, unreachable = _publish(app, claimed)
     with db.transaction() as session:
-        mark_published(session, sent, holder)
+        stamped = set(mark_published(session, sent, holder))
+        _record(session, app, [event for event in claimed if event.id in stamped])
         for event_id, error in failed.items():
             mark_failed(session, event_id, holder, error, max_attempts)
         if unreachable:
@@ -93,8 +147,20 @@ def relay_once(
     return len(claimed)
 
 
+def _record(session: Session, app: Celery, stamped: list[Claimed]) -> None:
+    """Run the recorders of the events this relay has just stamped, in the stamping transaction: an
+    event is stamped once per time it is relayed, so it is recorded once too."""
+    batches: dict[Recorder, list[Claimed]] = {}
+    for event in stamped:
+        for consumer in consumers(app, event.type):
+            if isinstance(consumer, Recorder):
+                batches.setdefault(consumer, []).append(event)
+    for recorder, events in batches.items():
+        recorder.record(session, events)
+
+
 def _publish(app: Celery, claimed: list[Claimed]) -> tuple[list[str], dict[str, str], list[str]]:
-    """Send each event to its consumer. Returns the ids sent; per failed id, why it failed; and the ids
+    """Send each event to its tasks. Returns the ids sent; per failed id, why it failed; and the ids
     not sent because the broker could not be reached, which is no fault of theirs."""
     sent: list[str] = []
     failed: dict[str, str] = {}
@@ -102,14 +168,14 @@ def _publish(app: Celery, claimed: list[Claimed]) -> tuple[list[str], dict[str, 
         with app.producer_or_acquire() as producer:
             for event in claimed:
                 try:
-                    for task, queue, arguments in consumers(app, event.type):
-                        # One task id per (event, consumer); a retry after a partial fan-out sends the
-                        # first consumers again, which their idempotency absorbs.
+                    for task in _tasks(app, event.type):
+                        # One task id per (event, task); a retry after a partial send sends the first
+                        # tasks again, which their idempotency absorbs.
                         app.send_task(
-                            task,
-                            args=arguments(event),
-                            task_id=f"{event.id}.{task}",
-                            queue=queue,
+                            task.name,
+                            args=task.arguments(event),
+                            task_id=f"{event.id}.{task.name}",
+                            queue=task.queue,
                             producer=producer,
                         )
                     sent.append(event.id)

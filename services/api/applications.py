@@ -5,10 +5,15 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 
-from models import Application, Role
+from models import Application, ApplicationStatus, Role
 from services.api.context import caller, cursor_key, database, settings, wants_fhir
 from services.applications.corrections import correct_observations, etag
-from services.applications.intake import fingerprint, parse_idempotency_key, submit_application
+from services.applications.intake import (
+    application_location,
+    fingerprint,
+    parse_idempotency_key,
+    submit_application,
+)
 from services.applications.lifecycle import enroll, review, withdraw
 from services.applications.queries import get_application, list_applications
 from services.audit import note_page_read, note_read
@@ -60,8 +65,10 @@ def submit(body: SubmitApplication) -> Response:
         database(), who, body, key, fingerprint(request.get_json()), settings().idempotency_ttl_hours
     )
     response = jsonify(answer.body)
-    response.status_code = answer.status
-    response.headers.update(answer.headers)
+    response.status_code = 202
+    response.headers.update({"Location": application_location(answer.application_id), "Retry-After": "1"})
+    if answer.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return response
 
 
@@ -109,7 +116,7 @@ def correct(path: ApplicationPath, body: CorrectApplication) -> Response:
         application = correct_observations(
             session, who, path.application_id, body.applicant, request.headers.get("If-Match")
         )
-        rescreening = application.status == "submitted" and application.decision is None
+        rescreening = application.status == ApplicationStatus.SUBMITTED and application.decision is None
         application_id = application.id
     with database().reading() as session:
         view = get_application(session, who, application_id)

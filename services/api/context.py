@@ -73,8 +73,8 @@ def caller(*roles: Role) -> Caller:
     """The request's caller; 403 when its role is not among `roles`."""
     found: Caller = g.caller if "caller" in g else _authenticated()
     if roles and found.role not in roles:
-        allowed = " or ".join(r.value for r in roles)
-        raise Problem(403, "forbidden", f"this needs a {allowed} token; this one is {found.role.value}")
+        allowed = " or ".join(roles)
+        raise Problem(403, "forbidden", f"this needs a {allowed} token; this one is {found.role}")
     return found
 
 

@@ -12,7 +12,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from services.problems import Problem, field_error, invalid
+from services.errors import DomainError
+from services.problems import Problem, field_error, invalid, problem_for
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -112,6 +113,7 @@ def _first_nul(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...]
 
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(Problem, problem_response)
+    app.register_error_handler(DomainError, lambda error: problem_response(problem_for(error)))
     app.register_error_handler(ValidationError, on_validation_error)
 
     @app.errorhandler(HTTPException)

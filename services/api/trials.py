@@ -12,9 +12,8 @@ from sqlalchemy import select
 
 from models import Role, Site
 from services.api.context import caller, database, wants_fhir
-from services.applications.rescreening import amend_criteria
 from services.eligibility.document import CriteriaDocument
-from services.problems import Problem, invalid
+from services.problems import invalid
 from services.reporting.report import recruitment_report
 from services.schemas.api import (
     CriteriaOut,
@@ -35,7 +34,7 @@ from services.schemas.api import (
 from services.schemas.fhir import FHIR_JSON, research_study
 from services.tokens import Caller
 from services.trials.admin import add_site, change_site, change_trial
-from services.trials.criteria import CriteriaError
+from services.trials.criteria import amend_criteria
 from services.trials.queries import (
     find_trial,
     get_criteria,
@@ -136,12 +135,9 @@ def amend(path: TrialPath, body: CriteriaDocument) -> Response:
     who = caller(Role.ADMIN)
     if body.trial_id.strip().upper() != path.trial_id.strip().upper():
         raise invalid("trial_id", f"the document is for {body.trial_id}, not {path.trial_id}")
-    try:
-        with database().transaction() as session:
-            trial = find_trial(session, path.trial_id)
-            amendment = amend_criteria(session, trial, request.get_json(), who.token_id)
-    except CriteriaError as exc:
-        raise Problem(422, "invalid-criteria", str(exc)) from None
+    with database().transaction() as session:
+        trial = find_trial(session, path.trial_id)
+        amendment = amend_criteria(session, trial, request.get_json(), who.token_id)
     with database().reading() as session:
         response = jsonify(get_criteria(session, who, path.trial_id).model_dump(mode="json"))
     response.status_code = 201 if amendment.created else 200

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from models import Application
 from services.applications import transitions
 from services.applications.transitions import Action
-from services.problems import Problem, field_error
+from services.errors import FieldError, InvalidInput, NotFound, StaleVersion
 from services.schemas.observations import ChangesBase, Observations
 from services.tokens import Caller
 
@@ -26,13 +26,11 @@ def _merged(application: Application, changes: ChangesBase) -> dict[str, object]
         return Observations.model_validate(merged).observations()
     except ValidationError as exc:
         errors = [
-            field_error(("applicant", *error["loc"]), str(error["msg"]).removeprefix("Value error, "))
+            FieldError(("applicant", *error["loc"]), str(error["msg"]).removeprefix("Value error, "))
             for error in exc.errors(include_url=False, include_input=False)
         ]
-        fields = ", ".join(e["field"] for e in errors)
-        raise Problem(
-            422, "validation-error", f"the corrected observations are invalid: {fields}", errors=errors
-        ) from None
+        names = ", ".join(".".join(map(str, error.parts())) for error in errors)
+        raise InvalidInput(f"the corrected observations are invalid: {names}", fields=errors) from None
 
 
 def correct_observations(
@@ -41,9 +39,9 @@ def correct_observations(
     """Apply added or corrected observations and queue a new screening; unchanged data change nothing."""
     application = session.get(Application, application_id, with_for_update=True)
     if application is None or not caller.can_use_site(application.site_id):
-        raise Problem(404, "not-found", f"no application {application_id} visible to this token")
+        raise NotFound(f"no application {application_id} visible to this token")
     if if_match is not None and if_match.strip() not in (etag(application), "*"):
-        raise Problem(412, "precondition-failed", "the application changed since it was read; read it again")
+        raise StaleVersion("the application changed since it was read; read it again")
     transitions.require(application.status, Action.CORRECT)
     observations = _merged(application, changes)
     if observations == application.observations:

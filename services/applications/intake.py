@@ -17,8 +17,17 @@ from models.base import utcnow
 from models.db import Database
 from services.applications import transitions
 from services.applications.queries import to_view
+from services.errors import (
+    AlreadySubmitted,
+    FieldError,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+    NotRecruiting,
+)
 from services.ids import new_id
-from services.problems import Problem, field_error, invalid
 from services.schemas.api import SubmitApplication
 from services.tokens import Caller
 from services.trials.queries import find_trial
@@ -27,10 +36,17 @@ MAX_IDEMPOTENCY_KEY = 255
 
 
 @dataclass(frozen=True)
-class Response:
-    status: int
+class Submission:
+    """The accepted application as first shown to the caller; `replayed` when a retry with the same
+    Idempotency-Key got that first answer again instead of a second application."""
+
+    application_id: str
     body: dict[str, Any]
-    headers: dict[str, str]
+    replayed: bool = False
+
+
+def application_location(application_id: str) -> str:
+    return f"/api/v1/applications/{application_id}"
 
 
 def fingerprint(payload: Any) -> str:
@@ -46,9 +62,7 @@ def parse_idempotency_key(raw: str | None) -> str | None:
     if len(key) >= 2 and key[0] == key[-1] == '"':
         key = key[1:-1]
     if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable() or '"' in key:
-        raise Problem(
-            400, "invalid-idempotency-key", "Idempotency-Key must be 1-255 printable ASCII characters"
-        )
+        raise InvalidIdempotencyKey("Idempotency-Key must be 1-255 printable ASCII characters")
     return key
 
 
@@ -59,7 +73,7 @@ def submit_application(
     key: str | None,
     body_fingerprint: str,
     ttl_hours: int,
-) -> Response:
+) -> Submission:
     """Store the application and `application.submitted` together, or replay the first answer to this key."""
     for _ in range(2):
         try:
@@ -68,10 +82,10 @@ def submit_application(
         except IntegrityError:
             # A concurrent request committed the same key or applicant first; the next pass sees it.
             continue
-    raise Problem(409, "duplicate-application", "a concurrent request is submitting this applicant; retry")
+    raise AlreadySubmitted("a concurrent request is submitting this applicant; retry")
 
 
-def _replay(session: Session, caller: Caller, key: str, body_fingerprint: str) -> Response | None:
+def _replay(session: Session, caller: Caller, key: str, body_fingerprint: str) -> Submission | None:
     record = session.get(IdempotencyRecord, (caller.token_id, key))
     if record is None:
         return None
@@ -80,39 +94,34 @@ def _replay(session: Session, caller: Caller, key: str, body_fingerprint: str) -
         session.flush()
         return None
     if record.fingerprint != body_fingerprint:
-        raise Problem(
-            422, "idempotency-key-reused", "this Idempotency-Key was used with a different request body"
-        )
-    return Response(record.status_code, record.body, {**record.headers, "Idempotent-Replayed": "true"})
+        raise IdempotencyKeyReused("this Idempotency-Key was used with a different request body")
+    return Submission(record.body["id"], record.body, replayed=True)
 
 
 def _site_for(session: Session, caller: Caller, trial_id: str, site_id: str) -> Site:
     site = session.get(Site, site_id)
     if site is None or site.trial_id != trial_id:
-        raise invalid("site_id", f"no site {site_id} in trial {trial_id}")
+        raise InvalidInput.of("site_id", f"no site {site_id} in trial {trial_id}")
     if not caller.can_use_site(site_id):
-        raise Problem(403, "forbidden", f"this token may not submit to site {site_id}")
+        raise NotAllowed(f"this token may not submit to site {site_id}")
     return site
 
 
 def _check_recruiting(trial_status: str, site: Site) -> None:
     if not TrialStatus(trial_status).accepts_applications:
-        raise Problem(409, "not-recruiting", f"the trial is {trial_status} and accepts no new applications")
+        raise NotRecruiting(f"the trial is {trial_status} and accepts no new applications")
     if not TrialStatus(site.status).accepts_applications:
-        raise Problem(
-            409, "not-recruiting", f"site {site.site_id} is {site.status} and accepts no new applications"
-        )
+        raise NotRecruiting(f"site {site.site_id} is {site.status} and accepts no new applications")
 
 
 def _check_has_criteria(trial: Trial) -> None:
     # Nothing could screen the application: it would wait in `submitted` for ever.
     if trial.current_criteria_version is None:
-        raise Problem(
-            409, "not-recruiting",
+        raise NotRecruiting(
             f"trial {trial.trial_id} has no criteria yet and accepts no applications until an admin "
             "attaches them",
-            errors=[field_error("trial_id", "the trial has no criteria yet")],
-        )  # fmt: skip
+            fields=[FieldError("trial_id", "the trial has no criteria yet")],
+        )
 
 
 def _submit(
@@ -122,13 +131,13 @@ def _submit(
     key: str | None,
     body_fingerprint: str,
     ttl_hours: int,
-) -> Response:
+) -> Submission:
     if key is not None and (replayed := _replay(session, caller, key, body_fingerprint)) is not None:
         return replayed
     try:
         trial = find_trial(session, request.trial_id)
-    except Problem:
-        raise invalid("trial_id", f"no trial {request.trial_id}") from None
+    except NotFound:
+        raise InvalidInput.of("trial_id", f"no trial {request.trial_id}") from None
     site = _site_for(session, caller, trial.trial_id, request.site_id)
     _check_recruiting(trial.overall_status, site)
     _check_has_criteria(trial)
@@ -145,32 +154,29 @@ def _submit(
         # committed between the replay lookup above and this query. Its record is visible now.
         if key is not None and (replayed := _replay(session, caller, key, body_fingerprint)) is not None:
             return replayed
-        raise Problem(
-            409, "duplicate-application",
+        raise AlreadySubmitted(
             f"applicant {screening_id} was already submitted to this trial at this site",
-            existing_application=existing, existing_application_url=f"/api/v1/applications/{existing}",
-            headers={"Location": f"/api/v1/applications/{existing}"},
-        )  # fmt: skip
+            existing_application=existing,
+        )
     application = _store(session, caller, trial.trial_id, site.site_id, request)
     view = to_view(session, application, [], with_observations=False)
-    response = Response(
-        202,
-        view.model_dump(mode="json"),
-        {"Location": f"/api/v1/applications/{application.id}", "Retry-After": "1"},
-    )
+    submission = Submission(application.id, view.model_dump(mode="json"))
     if key is not None:
         session.add(
             IdempotencyRecord(
                 scope=caller.token_id,
                 key=key,
                 fingerprint=body_fingerprint,
-                status_code=response.status,
-                body=response.body,
-                headers=response.headers,
+                # The record keeps the whole first answer (202 and its headers), the shape processes of
+                # earlier versions replay from during a rolling upgrade; this version rebuilds the
+                # headers from the application id.
+                status_code=202,
+                body=submission.body,
+                headers={"Location": application_location(application.id), "Retry-After": "1"},
                 expires_at=utcnow() + timedelta(hours=ttl_hours),
             )
         )
-    return response
+    return submission
 
 
 def _store(

@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 from models import Application, Site, Trial, TrialStatus
 from services.applications import transitions
 from services.applications.transitions import Action
+from services.errors import NotFound, TargetReached
+from services.events.catalogue import TrialTargetReached
 from services.events.outbox import add_event
-from services.problems import Problem
 from services.tokens import Caller
 from services.trials.recruitment_status import (
     NOT_RECRUITING,
@@ -39,7 +40,7 @@ def _application(session: Session, caller: Caller, application_id: str, action: 
     refuses `action`."""
     application = session.get(Application, application_id, with_for_update=True)
     if application is None or not caller.can_use_site(application.site_id):
-        raise Problem(404, "not-found", f"no application {application_id} visible to this token")
+        raise NotFound(f"no application {application_id} visible to this token")
     transitions.require(application.status, action)
     return application
 
@@ -114,12 +115,12 @@ def _take_place(session: Session, model: type[Trial] | type[Site], which: Any, n
         .execution_options(synchronize_session=False)
     ).first()
     if result is None:
-        raise Problem(409, "target-reached", f"{name} is not recruiting or its enrolment target is reached")
+        raise TargetReached(f"{name} is not recruiting or its enrolment target is reached")
     return Place(int(result[0]), result[1], str(result[2]))
 
 
 def _close_trial(session: Session, trial: Trial, place: Place) -> None:
-    add_event(session, "trial.target_reached", trial_id=trial.trial_id, data={"enrolled": place.enrolled})
+    add_event(session, TrialTargetReached(enrolled=place.enrolled), trial_id=trial.trial_id)
     set_trial_status(session, trial, NOT_RECRUITING, "target_reached", None)
     sites_follow_trial(session, trial, place.status, "target_reached", None)
 

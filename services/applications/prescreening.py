@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Role, Site, Trial, TrialStatus
-from services.problems import invalid
+from services.errors import InvalidInput
 from services.schemas.api import CriterionOut, PrescreenResult
 from services.tokens import Caller
 from services.trials.criteria import compiled_version
@@ -35,7 +35,7 @@ def _listed_trials(session: Session, caller: Caller, trial_ids: list[str]) -> li
     for trial_id in dict.fromkeys(t.strip().upper() for t in trial_ids):
         trial = session.get(Trial, trial_id)
         if trial is None:
-            raise invalid("trial_ids", f"no trial {trial_id}")
+            raise InvalidInput.of("trial_ids", f"no trial {trial_id}")
         trials.append(trial)
     return trials
 

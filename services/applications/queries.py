@@ -8,8 +8,8 @@ from sqlalchemy import Select, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from models import Application, CriterionResult, Role, Screening
+from services.errors import NotFound
 from services.pagination import decode_cursor, encode_cursor
-from services.problems import Problem
 from services.schemas.api import ApplicationOut, ApplicationPage, ApplicationQuery, CriterionOut, HistoryOut
 from services.tokens import Caller
 from services.trials.criteria import compiled_version
@@ -80,7 +80,7 @@ def get_application(session: Session, caller: Caller, application_id: str) -> Ap
     """One application with its latest decision; 404 as well when it belongs to a site the caller lacks."""
     application = session.get(Application, application_id, options=[selectinload(Application.history)])
     if application is None or not caller.can_use_site(application.site_id):
-        raise Problem(404, "not-found", f"no application {application_id} visible to this token")
+        raise NotFound(f"no application {application_id} visible to this token")
     results = _results_of(session, [application.id]).get(application.id, [])
     return to_view(session, application, results, with_observations=True)
 

@@ -30,8 +30,8 @@ from services.applications import transitions
 from services.applications.screening import SERVICE_ACTOR
 from services.applications.transitions import Action
 from services.eligibility import CompiledCriteria
-from services.events.outbox import add_event, republish
-from services.trials.criteria import add_version, compiled_version, current_document
+from services.events.outbox import republish
+from services.trials.criteria import compiled_version
 
 log = logging.getLogger(__name__)
 
@@ -39,33 +39,6 @@ CONSUMER = "rescreening"
 # Statuses an amendment re-screens (services.applications.transitions says which, and why).
 RESCREENED = transitions.allowed_from(Action.RESCREEN)
 BATCH_SIZE = 500
-
-
-@dataclass(frozen=True)
-class Amendment:
-    version: int
-    created: bool
-
-
-def amend_criteria(session: Session, trial: Trial, document: dict[str, Any], actor: str) -> Amendment:
-    """A new immutable criteria version, and `trial.criteria_changed` so open applications are re-screened.
-
-    Sending the current document again creates nothing (a safe retry). The trial row is locked first,
-    so two amendments at once take consecutive versions instead of colliding.
-    """
-    session.refresh(trial, with_for_update=True)
-    current = current_document(session, trial)
-    if current is not None and current.document == document:
-        return Amendment(current.version, created=False)
-    previous = trial.current_criteria_version
-    row = add_version(session, trial, document)
-    add_event(
-        session,
-        "trial.criteria_changed",
-        trial_id=trial.trial_id,
-        data={"version": row.version, "previous_version": previous, "by": actor},
-    )
-    return Amendment(row.version, created=True)
 
 
 @dataclass

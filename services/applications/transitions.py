@@ -25,8 +25,17 @@ from models import Application, ApplicationHistory, ApplicationStatus
 from models.base import utcnow
 from services.audit import note
 from services.eligibility import Evaluation
+from services.errors import Conflict
+from services.events.catalogue import (
+    ApplicationEnrolled,
+    ApplicationEvent,
+    ApplicationReviewed,
+    ApplicationScreened,
+    ApplicationSubmitted,
+    ApplicationUpdated,
+    ApplicationWithdrawn,
+)
 from services.events.outbox import add_event
-from services.problems import Problem
 
 Status = ApplicationStatus
 
@@ -74,16 +83,17 @@ TRANSITIONS: dict[tuple[Status | None, Action], frozenset[Status]] = {
     (Status.NEEDS_REVIEW, Action.RETRY): _SUBMITTED,
 }
 
-EVENTS: dict[Action, str] = {
-    Action.SUBMIT: "application.submitted",
-    Action.SCREEN: "application.screened",
-    Action.DEAD_LETTER: "application.screened",
-    Action.RESCREEN: "application.screened",
-    Action.REVIEW: "application.reviewed",
-    Action.ENROLL: "application.enrolled",
-    Action.WITHDRAW: "application.withdrawn",
-    Action.CORRECT: "application.updated",
-    Action.RETRY: "application.updated",
+# The event each action announces (services.events.catalogue declares their payloads).
+EVENTS: dict[Action, type[ApplicationEvent]] = {
+    Action.SUBMIT: ApplicationSubmitted,
+    Action.SCREEN: ApplicationScreened,
+    Action.DEAD_LETTER: ApplicationScreened,
+    Action.RESCREEN: ApplicationScreened,
+    Action.REVIEW: ApplicationReviewed,
+    Action.ENROLL: ApplicationEnrolled,
+    Action.WITHDRAW: ApplicationWithdrawn,
+    Action.CORRECT: ApplicationUpdated,
+    Action.RETRY: ApplicationUpdated,
 }
 # The `reason` of `application.updated`: why the application waits for screening again.
 REOPEN_REASONS: dict[Action, str] = {
@@ -100,8 +110,8 @@ def _either(statuses: Sequence[str]) -> str:
     return statuses[0] if len(statuses) == 1 else ", ".join(statuses[:-1]) + " or " + statuses[-1]
 
 
-class InvalidTransition(Problem):
-    """The application's status does not allow the action: the 409 `invalid-state-transition` problem."""
+class InvalidTransition(Conflict):
+    """The application's status does not allow the action; names the status it is in (`status_now`)."""
 
     def __init__(self, status: str | None, action: Action) -> None:
         self.status_now = status
@@ -112,10 +122,10 @@ class InvalidTransition(Problem):
         allowed = _either(self.allowed) if self.allowed else NOT_STORED
         if action is Action.CORRECT:  # the words PATCH has always answered, without `status_now`
             detail = f"the application is {shown}; observations can be corrected while it is {allowed}"
-            super().__init__(409, "invalid-state-transition", detail)
+            super().__init__(detail)
         else:
             detail = f"cannot {action} an application that is {shown}; {action} is allowed from {allowed}"
-            super().__init__(409, "invalid-state-transition", detail, status_now=status)
+            super().__init__(detail, status_now=status)
 
 
 def allowed_from(action: Action) -> tuple[Status, ...]:
@@ -316,9 +326,8 @@ def _announce(
 ) -> None:
     add_event(
         session,
-        EVENTS[action],
+        EVENTS[action].model_validate(data or {}),
         trial_id=application.trial_id,
         site_id=application.site_id,
         application_id=application.id,
-        data=data,
     )

@@ -23,7 +23,8 @@ from services.api.context import GENERATION_KEY, SESSION_KEY, caller, database, 
 from services.api.rate_limits import count_failed_authentication
 from services.audit import acting_as
 from services.dashboard import charts
-from services.problems import Problem
+from services.errors import DomainError
+from services.problems import Problem, problem_for
 from services.reporting.report import recruitment_report, report_trials, visible_report_trial
 from services.tokens import end_sessions, start_session
 
@@ -68,6 +69,11 @@ def _secure(response: Response) -> Response:
     if not request.path.startswith("/dashboard/static/"):
         response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@blueprint.errorhandler(DomainError)
+def _refusal_page(error: DomainError) -> BaseResponse | tuple[str, int, dict[str, str]]:
+    return _problem_page(problem_for(error))
 
 
 @blueprint.errorhandler(Problem)

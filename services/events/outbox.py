@@ -4,44 +4,57 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from models import Application, ApplicationStatus, Event, EventStatus
 from models.base import utcnow
+from services.events.catalogue import (
+    ApplicationEvent,
+    ApplicationSubmitted,
+    ApplicationUpdated,
+    EventPayload,
+    payloads,
+)
 from services.ids import new_id
-from services.notifications.fanout import add_deliveries
 
 LEASE = timedelta(seconds=60)
 # Events that ask for an application to be screened: its submission, and corrected observations.
-SCREENING_REQUESTS = ("application.submitted", "application.updated")
+SCREENING_REQUESTS = (ApplicationSubmitted.event_type, ApplicationUpdated.event_type)
 MAX_BACKOFF = timedelta(minutes=5)
 
 
 def add_event(
     session: Session,
-    event_type: str,
+    payload: EventPayload,
     *,
     trial_id: str | None,
     site_id: str | None = None,
     application_id: str | None = None,
-    data: dict[str, Any] | None = None,
 ) -> Event:
-    """Record an event in the caller's transaction; it carries ids and statuses, never observations."""
+    """Record an event in the caller's transaction; it carries ids and statuses, never observations.
+
+    The payload's class names the type (services.events.catalogue). Its consumers (screening, counts,
+    e-mail, webhooks) are the relay's business: nothing else is written here.
+    """
+    if type(payload) not in payloads():
+        raise TypeError(f"{type(payload).__name__} is not an event payload of the catalogue")
+    if isinstance(payload, ApplicationEvent) != (application_id is not None):
+        # The feed and webhooks keep an applicant's facts from sponsors by the event's application_id.
+        raise ValueError(f"{payload.event_type} events name an application, and only they do")
+    now = utcnow()
     event = Event(
         id=new_id("evt"),
-        type=event_type,
+        type=payload.event_type,
         trial_id=trial_id,
         site_id=site_id,
         application_id=application_id,
-        data=data or {},
-        occurred_at=utcnow(),
-        next_attempt_at=utcnow(),
+        data=payload.stored(),
+        occurred_at=now,
+        next_attempt_at=now,
     )
     session.add(event)
-    add_deliveries(session, event)
     return event
 
 
@@ -77,16 +90,18 @@ def claim_batch(session: Session, holder: str, limit: int = 100, lease: timedelt
     return events
 
 
-def mark_published(session: Session, event_ids: Sequence[str], holder: str) -> int:
-    """Stamp events sent; only the relay holding the lease may, so a slow relay cannot stamp a re-claim."""
+def mark_published(session: Session, event_ids: Sequence[str], holder: str) -> list[str]:
+    """Stamp events sent and return the ids stamped: only the relay holding the lease may stamp, so a
+    slow relay cannot stamp a re-claim, and what runs in the stamping transaction runs once per stamp."""
     if not event_ids:
-        return 0
+        return []
     result = session.execute(
         update(Event)
         .where(Event.id.in_(event_ids), Event.claimed_by == holder, Event.status == EventStatus.PENDING.value)
         .values(status=EventStatus.PUBLISHED.value, published_at=utcnow(), lease_until=None, last_error=None)
+        .returning(Event.id)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return list(result.scalars())
 
 
 def backoff(attempts: int) -> timedelta:

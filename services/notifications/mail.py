@@ -9,7 +9,6 @@ say what happened and link to the application by id: no observation, no screenin
 from __future__ import annotations
 
 import logging
-import random
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -22,16 +21,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config import Settings
-from models import ApiToken, EmailMessage, Event, Role, Site, Trial
+from models import ApiToken, Decision, EmailMessage, Event, Role, Site, Trial, TrialStatus
 from models.base import utcnow
 from models.db import Database
 from services.ids import new_id
+from services.notifications.retry import next_delay
 
 log = logging.getLogger(__name__)
 
-DECISION_WORDS = {"eligible": "eligible", "ineligible": "ineligible", "needs_review": "needs review"}
-STILL_RECRUITING = frozenset({"RECRUITING", "ENROLLING_BY_INVITATION"})
-JITTER = 0.2
+DECISION_WORDS: dict[str, str] = {decision: decision.replace("_", " ") for decision in Decision}
+STILL_RECRUITING: frozenset[str] = frozenset(status for status in TrialStatus if status.accepts_applications)
 FOOTER = (
     "\n\nThis message carries no clinical data. Sign in to Accrual to see the details.\n"
     "You receive it as a coordinator of the site; an administrator can change where it goes.\n"
@@ -49,7 +48,7 @@ def coordinators_of(session: Session, site_ids: set[str]) -> list[str]:
     """The e-mail addresses of live coordinator tokens bound to any of `site_ids`."""
     tokens = session.scalars(
         select(ApiToken).where(
-            ApiToken.role == Role.COORDINATOR.value,
+            ApiToken.role == Role.COORDINATOR,
             ApiToken.revoked_at.is_(None),
             ApiToken.email.is_not(None),
         )
@@ -106,7 +105,9 @@ def drafts_for(session: Session, event: Event, settings: Settings) -> list[Draft
 
 
 def queue_emails(db: Database, event_id: str, settings: Settings) -> int:
-    """Write the event's messages, once however often the event is delivered; how many were new."""
+    """Write the event's messages, once however often the event is delivered; how many were new.
+
+    Owns its transaction: a concurrent delivery of the same event that wrote them first ends it."""
     if not settings.mail_enabled:
         return 0
     try:
@@ -196,11 +197,10 @@ def _record(message: EmailMessage, error: Exception | None, settings: Settings) 
         message.status, message.sent_at, message.next_attempt_at = "sent", utcnow(), None
         return message.status
     message.last_error = f"{type(error).__name__}: {error}"[:300]
-    delays = settings.mail_delays
-    if _permanent(error) or message.attempts > len(delays):
+    delay = None if _permanent(error) else next_delay(settings.mail_delays, message.attempts)
+    if delay is None:
         message.status, message.next_attempt_at = "failed", None
         log.warning("e-mail %s failed for good after %d attempts", message.id, message.attempts)
         return message.status
-    delay = delays[message.attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)  # noqa: S311
-    message.next_attempt_at = utcnow() + timedelta(seconds=delay)
+    message.next_attempt_at = utcnow() + delay
     return message.status

@@ -1,8 +1,9 @@
 """Webhook subscriptions and delivery, following the Standard Webhooks specification.
 
-A delivery row is written with its event (services.notifications.fanout). The dispatcher leases due rows and
-hands their ids to a Celery task, which sends one attempt and records it; the retry schedule lives in
-the rows (next_attempt_at), never in broker countdowns, which Redis may deliver twice.
+The outbox relay writes a delivery row as it publishes the event (services.notifications.fanout). The
+dispatcher leases due rows and hands their ids to a Celery task, which sends one attempt and records
+it; the retry schedule lives in the rows (next_attempt_at), never in broker countdowns, which Redis may
+deliver twice.
 """
 
 from __future__ import annotations
@@ -13,17 +14,14 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import secrets
 import ssl
 import time
 from dataclasses import dataclass
-from datetime import UTC, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import timedelta
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -31,21 +29,29 @@ from config import Settings
 from models import Event, Role, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from models.base import utcnow
 from models.db import Database
+from models.sealing import (
+    Keyring,
+    SealingError,
+    binding,
+    keyring_of,
+    open_with_secret_key,
+    sealed_with_secret_key,
+)
+from services.errors import Conflict, InvalidInput, NotFound
+from services.events.catalogue import WebhookDisabled
 from services.events.outbox import add_event
 from services.ids import new_id
 from services.notifications import scheduled_sends
 from services.notifications.fanout import for_admin
+from services.notifications.retry import next_delay, read_retry_after
 from services.notifications.targets import Target, UnsafeTarget, check_target
-from services.problems import Problem, invalid
 from services.reporting.feed import envelope
 from services.tokens import Caller
 
 log = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the specification's prefix, not a secret
-JITTER = 0.2
 MAX_RESPONSE_BYTES = 4096
-MAX_RETRY_AFTER = timedelta(hours=24)
 
 
 # --- secrets and signatures ------------------------------------------------------------------------
@@ -55,20 +61,26 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def _sealing_key(signing_key: bytes) -> bytes:
-    return hmac.new(signing_key, b"accrual webhook secrets", hashlib.sha256).digest()
+def secret_binding(subscription_id: str) -> bytes:
+    """The associated data of a subscription's sealed secret: its table, column and id."""
+    return binding(WebhookSubscription.__tablename__, "secret_sealed", subscription_id)
 
 
-def seal(secret: str, signing_key: bytes) -> str:
-    """The secret encrypted (AES-GCM) under a key derived from the service's own secret key."""
-    nonce = secrets.token_bytes(12)
-    sealed = AESGCM(_sealing_key(signing_key)).encrypt(nonce, secret.encode(), b"webhook")
-    return base64.b64encode(nonce + sealed).decode()
+def seal(keyring: Keyring, subscription_id: str, secret: str) -> str:
+    """The secret sealed at rest like observations (models.sealing): under the current data key, bound
+    to its subscription's row, so that copied into another subscription's row it does not open."""
+    return keyring.seal(secret, secret_binding(subscription_id))
 
 
-def unseal(sealed: str, signing_key: bytes) -> str:
-    raw = base64.b64decode(sealed)
-    return AESGCM(_sealing_key(signing_key)).decrypt(raw[:12], raw[12:], b"webhook").decode()
+def unseal(keyring: Keyring, subscription_id: str, sealed: str, secret_key: bytes) -> str:
+    """The secret sealed for this subscription; SealingError naming the subscription (never the text)
+    if it does not open there. A secret sealed before revision 0012 opens with ACCRUAL_SECRET_KEY."""
+    try:
+        if sealed_with_secret_key(sealed):
+            return open_with_secret_key(sealed, secret_key)
+        return str(keyring.open(sealed, secret_binding(subscription_id)))
+    except SealingError as exc:
+        raise SealingError(f"webhook_subscriptions.secret_sealed of {subscription_id}: {exc}") from None
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
@@ -99,15 +111,15 @@ def create_subscription(
     try:
         check_target(url, settings.webhook_allow_private, settings.webhook_ports)
     except UnsafeTarget as refused:
-        raise invalid("url", str(refused)) from None
-    secret = new_secret()
+        raise InvalidInput.of("url", str(refused)) from None
+    secret, subscription_id = new_secret(), new_id("whk")
     subscription = WebhookSubscription(
-        id=new_id("whk"),
+        id=subscription_id,
         url=url,
         event_types=sorted(set(event_types)),
         owner_token_id=caller.token_id,
         sponsor=None if caller.role is Role.ADMIN else caller.sponsor,
-        secret_sealed=seal(secret, settings.signing_key()),
+        secret_sealed=seal(keyring_of(session.get_bind().dialect), subscription_id, secret),
         created_at=utcnow(),
     )
     session.add(subscription)
@@ -130,7 +142,7 @@ def list_subscriptions(session: Session, caller: Caller) -> list[WebhookSubscrip
 def find_subscription(session: Session, caller: Caller, subscription_id: str) -> WebhookSubscription:
     found = session.get(WebhookSubscription, subscription_id)
     if found is None or not _owns(caller, found):
-        raise Problem(404, "not-found", f"no webhook {subscription_id} visible to this token")
+        raise NotFound(f"no webhook {subscription_id} visible to this token")
     return found
 
 
@@ -186,13 +198,11 @@ def redeliver(session: Session, caller: Caller, subscription_id: str, delivery_i
     subscription = find_subscription(session, caller, subscription_id)
     delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
     if delivery is None or delivery.subscription_id != subscription.id:
-        raise Problem(404, "not-found", f"no delivery {delivery_id} of webhook {subscription_id}")
+        raise NotFound(f"no delivery {delivery_id} of webhook {subscription_id}")
     if subscription.disabled_at is not None:
-        raise Problem(
-            409, "invalid-state-transition", "the webhook is disabled; create a new subscription to re-enable"
-        )
+        raise Conflict("the webhook is disabled; create a new subscription to re-enable")
     if delivery.status == "pending":
-        raise Problem(409, "invalid-state-transition", "the delivery is pending: it is being sent already")
+        raise Conflict("the delivery is pending: it is being sent already")
     delivery.status = "pending"
     delivery.round_attempts = 0
     delivery.next_attempt_at = utcnow()
@@ -247,23 +257,9 @@ def _request(session: Session, delivery_id: str, claim: str, signing_key: bytes)
     # Built at each attempt for this subscriber: a sponsor's body never names an applicant's criteria.
     seen = envelope(event, for_admin=for_admin(subscription))
     body = json.dumps(seen, separators=(",", ":"), ensure_ascii=False).encode()
-    return Request(subscription.url, event.id, body, unseal(subscription.secret_sealed, signing_key))
-
-
-def _retry_after(value: str | None) -> timedelta | None:
-    """Retry-After as seconds or an HTTP date, capped; None when absent or unreadable."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return min(timedelta(seconds=min(int(text), int(MAX_RETRY_AFTER.total_seconds()))), MAX_RETRY_AFTER)
-    try:
-        moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    if moment.tzinfo is None:  # "-0000": a time in UTC whose zone the sender did not know
-        moment = moment.replace(tzinfo=UTC)
-    return min(max(moment - utcnow(), timedelta(0)), MAX_RETRY_AFTER)
+    keyring = keyring_of(session.get_bind().dialect)
+    secret = unseal(keyring, subscription.id, subscription.secret_sealed, signing_key)
+    return Request(subscription.url, event.id, body, secret)
 
 
 @functools.cache
@@ -354,28 +350,17 @@ def send(request: Request, settings: Settings) -> Response:
                 if read >= MAX_RESPONSE_BYTES:
                     break
             return Response(
-                answer.status_code, elapsed(), None, _retry_after(answer.headers.get("retry-after"))
+                answer.status_code, elapsed(), None, read_retry_after(answer.headers.get("retry-after"))
             )
     except Exception as failure:  # whatever went wrong, the attempt failed and must be recorded as such
         return Response(None, elapsed(), _failure(failure))
-
-
-def _next_delay(settings: Settings, attempts: int, retry_after: timedelta | None) -> timedelta | None:
-    """The wait before the next attempt, jittered by 20%; None once the schedule is spent."""
-    delays = settings.webhook_delays
-    if attempts > len(delays):
-        return None
-    delay = timedelta(seconds=delays[attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER))  # noqa: S311
-    return max(delay, retry_after) if retry_after is not None else delay
 
 
 def _disable(session: Session, subscription: WebhookSubscription, reason: str) -> None:
     subscription.disabled_at = utcnow()
     subscription.disabled_reason = reason
     _cancel_pending(session, subscription.id)
-    add_event(
-        session, "webhook.disabled", trial_id=None, data={"webhook_id": subscription.id, "reason": reason}
-    )
+    add_event(session, WebhookDisabled(webhook_id=subscription.id, reason=reason), trial_id=None)
     log.warning("webhook %s disabled: %s", subscription.id, reason)
 
 
@@ -405,7 +390,7 @@ def record(
         subscription.failing_since = None
         return delivery.status
     subscription.failing_since = subscription.failing_since or now
-    delay = _next_delay(settings, delivery.round_attempts, response.retry_after)
+    delay = next_delay(settings.webhook_delays, delivery.round_attempts, response.retry_after)
     if response.status_code == 410 or delay is None:
         delivery.status, delivery.next_attempt_at, delivery.completed_at = "failed", None, now
     else:

@@ -27,7 +27,7 @@ from models.reporting import CountedApplication, ScreenFailureCount, StatusCount
 # The counted status of a withdrawal after enrolment (status_counts.status holds 16 characters).
 WITHDRAWN_AFTER_ENROLMENT = "withdrawn_after"
 # Statuses an enrolment can have preceded: the enrolled, and those withdrawn after it.
-_ONCE_ENROLLED = (ApplicationStatus.ENROLLED.value, ApplicationStatus.WITHDRAWN.value)
+_ONCE_ENROLLED = (ApplicationStatus.ENROLLED, ApplicationStatus.WITHDRAWN)
 
 
 def week_start(day: date) -> date:
@@ -49,7 +49,7 @@ def _bump(session: Session, model: Any, keys: dict[str, Any], **deltas: int) -> 
 
 def _excluding_criteria(session: Session, application: Application) -> list[str]:
     """The criteria that excluded an ineligible application in its latest screening."""
-    if application.status != ApplicationStatus.INELIGIBLE.value:
+    if application.status != ApplicationStatus.INELIGIBLE:
         return []
     latest = (
         select(Screening.id)
@@ -78,7 +78,7 @@ def _enrolled_week(session: Session, application: Application) -> date | None:
         select(ApplicationHistory.at)
         .where(
             ApplicationHistory.application_id == application.id,
-            ApplicationHistory.status == ApplicationStatus.ENROLLED.value,
+            ApplicationHistory.status == ApplicationStatus.ENROLLED,
         )
         .order_by(ApplicationHistory.id.desc())
         .limit(1)
@@ -88,7 +88,7 @@ def _enrolled_week(session: Session, application: Application) -> date | None:
 
 def counted_status(status: str, enrolled: bool) -> str:
     """The status an application is counted under: its own, or `withdrawn_after` once it was enrolled."""
-    if status == ApplicationStatus.WITHDRAWN.value and enrolled:
+    if status == ApplicationStatus.WITHDRAWN and enrolled:
         return WITHDRAWN_AFTER_ENROLMENT
     return status
 
@@ -143,14 +143,16 @@ def uncounted(session: Session, limit: int) -> list[str]:
 
 
 def count_uncounted(db: Database, limit: int = 500) -> int:
-    """Count up to `limit` applications the counters missed; how many were counted."""
+    """Count up to `limit` applications the counters missed, each in its own transaction; how many were."""
     with db.reading() as session:
         ids = uncounted(session, limit)
     return sum(count_application(db, application_id) for application_id in ids)
 
 
 def count_application(db: Database, application_id: str) -> bool:
-    """Bring the counters in line with the application as it is now; False when nothing changed."""
+    """Bring the counters in line with the application as it is now; False when nothing changed.
+
+    Owns its transaction: losing the race for the first count to another delivery ends it (IntegrityError)."""
     try:
         with db.transaction() as session:
             return _recount(session, application_id)

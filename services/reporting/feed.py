@@ -7,7 +7,8 @@ but committed late. On PostgreSQL every event carries its transaction's id (txid
 lock one at a time (BEGIN IMMEDIATE), so seq order is commit order and txid is 0 throughout.
 
 What an event says depends on who reads it (the feed here, webhooks at each attempt): an admin gets
-its data whole, a sponsor no criterion of one applicant's screening (contract v1.1).
+its data whole; a sponsor, of an event about one applicant, only the fields its type lists in
+`sponsor_sees` (services.events.catalogue): never the criteria of one applicant's screening (v1.1).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import ColumnElement, and_, literal_column, or_, select, true
 from sqlalchemy.orm import Session
 
 from models import Event, Role, Trial
+from services.events.catalogue import sponsor_sees
 from services.pagination import decode_cursor, encode_cursor
 from services.tokens import Caller
 
@@ -25,25 +27,14 @@ FEED_SCOPE = "events"  # not bound to a token: a consumer keeps its place across
 START = {"t": -1, "s": 0}
 
 
-# What a sponsor may read of each per-application event's data. Which criteria decided one applicant's
-# screening are clinical facts about that applicant (exclusion "immunodeficiency" says what they
-# have), so only an admin gets them; sponsors see screen-failure reasons in aggregate, in the report.
-# An allow-list: a field or an application event added later reaches sponsors only once listed here.
-SPONSOR_APPLICATION_DATA: dict[str, frozenset[str]] = {
-    "application.submitted": frozenset(),
-    "application.updated": frozenset({"reason"}),
-    "application.screened": frozenset({"decision", "criteria_version"}),
-    "application.reviewed": frozenset({"status"}),
-    "application.enrolled": frozenset({"status"}),
-    "application.withdrawn": frozenset({"status"}),
-}
-
-
 def data_for(event: Event, *, for_admin: bool) -> dict[str, Any]:
-    """The event's data as its reader may see it: whole for an admin, no applicant's clinical facts else."""
+    """The event's data as its reader may see it: whole for an admin, no applicant's clinical facts else.
+
+    Sponsors see screen-failure reasons in aggregate, in the recruitment report, never per applicant.
+    """
     if for_admin or event.application_id is None:
         return dict(event.data)
-    allowed = SPONSOR_APPLICATION_DATA.get(event.type, frozenset())
+    allowed = sponsor_sees(event.type)
     return {key: value for key, value in event.data.items() if key in allowed}
 
 

@@ -22,10 +22,10 @@ import redis
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from models import Application, EmailMessage, Event, EventStatus, WebhookDelivery
+from config import queues
+from models import Application, ApplicationStatus, EmailMessage, Event, EventStatus, WebhookDelivery
 from models.base import utcnow
 
-QUEUES = ("screening", "default", "notifications")
 PRIORITY_STEPS = (3, 6, 9)  # kombu's Redis transport's default steps beside the base list
 RECENT = timedelta(minutes=15)
 BROKER_TIMEOUT_SECONDS = 2
@@ -72,7 +72,8 @@ def _age(session: Session, column: InstrumentedAttribute[datetime], where: Colum
 
 
 def database_figures(session: Session, figures: Figures) -> None:
-    pending = Event.status == EventStatus.PENDING.value
+    pending = Event.status == EventStatus.PENDING
+    dead = Event.status == EventStatus.DEAD
     figures.gauge(
         "accrual_outbox_pending_events", "Events not yet published to the broker",
         float(session.scalar(select(func.count()).select_from(Event).where(pending)) or 0),
@@ -83,9 +84,9 @@ def database_figures(session: Session, figures: Figures) -> None:
     )  # fmt: skip
     figures.gauge(
         "accrual_outbox_dead_events", "Events the relay gave up publishing",
-        float(session.scalar(select(func.count()).select_from(Event).where(Event.status == "dead")) or 0),
+        float(session.scalar(select(func.count()).select_from(Event).where(dead)) or 0),
     )  # fmt: skip
-    undecided = Application.decided_at.is_(None) & (Application.status == "submitted")
+    undecided = Application.decided_at.is_(None) & (Application.status == ApplicationStatus.SUBMITTED)
     figures.gauge(
         "accrual_applications_undecided", "Applications waiting for their decision",
         float(session.scalar(select(func.count()).select_from(Application).where(undecided)) or 0),
@@ -99,7 +100,9 @@ def database_figures(session: Session, figures: Figures) -> None:
         "accrual_screening_redelivered", "Undecided applications whose screening task came more than once",
         float(session.scalar(select(func.count()).select_from(Application).where(redelivered)) or 0),
     )  # fmt: skip
-    dead_lettered = (Application.dead_lettered_at.is_not(None)) & (Application.status == "needs_review")
+    dead_lettered = Application.dead_lettered_at.is_not(None) & (
+        Application.status == ApplicationStatus.NEEDS_REVIEW
+    )
     figures.gauge(
         "accrual_screening_dead_letters", "Applications whose screening was given up, waiting for a retry",
         float(session.scalar(select(func.count()).select_from(Application).where(dead_lettered)) or 0),
@@ -146,7 +149,9 @@ def _depths(broker_url: str) -> dict[str, float]:
     """Redis: kombu keeps each queue as lists, one per priority step (`name`, `name\x06\x16<step>`)."""
     client = redis.Redis.from_url(broker_url, socket_connect_timeout=BROKER_TIMEOUT_SECONDS)
     try:
-        keys = {queue: [queue, *(f"{queue}\x06\x16{step}" for step in PRIORITY_STEPS)] for queue in QUEUES}
+        keys = {
+            queue: [queue, *(f"{queue}\x06\x16{step}" for step in PRIORITY_STEPS)] for queue in queues.ALL
+        }
         return {queue: float(sum(client.llen(key) for key in names)) for queue, names in keys.items()}
     finally:
         client.close()
@@ -155,7 +160,7 @@ def _depths(broker_url: str) -> dict[str, float]:
 def _embedded_depths(broker_url: str) -> dict[str, float]:
     """kombu's SQLAlchemy transport over SQLite, read with plain SQL (read-only, never creating it)."""
     path = broker_url.split(":///", 1)[1]
-    depths = dict.fromkeys(QUEUES, 0.0)
+    depths = dict.fromkeys(queues.ALL, 0.0)
     if not Path(path).exists():
         return depths  # no worker or relay has used the broker yet: nothing is waiting
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BROKER_TIMEOUT_SECONDS)) as db:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from models import ApplicationStatus, Role, Site, Trial
 from models.reporting import ScreenFailureCount, StatusCount, WeeklyCount
-from services.problems import Problem
+from services.errors import NotFound
 from services.reporting.counts import WITHDRAWN_AFTER_ENROLMENT
 from services.schemas.api import Forecast, RecruitmentReport, ReportSite, ScreenFailure, WeekCount
 from services.tokens import Caller
@@ -39,7 +39,7 @@ REPORT_ROLES = frozenset({Role.ADMIN, Role.SPONSOR})
 def visible_report_trial(session: Session, caller: Caller, trial_id: str) -> Trial:
     """The trial, if the caller is an admin or the trial's sponsor; 404 otherwise (existence hidden)."""
     if caller.role not in REPORT_ROLES:
-        raise Problem(404, "not-found", f"no trial {trial_id} visible to this token")
+        raise NotFound(f"no trial {trial_id} visible to this token")
     return visible_trial(session, caller, trial_id)
 
 
@@ -149,7 +149,7 @@ def recruitment_report(session: Session, caller: Caller, trial_id: str) -> Recru
                 name=s.name,
                 status=s.status,  # type: ignore[arg-type]
                 applied_count=sum(per_site.get(s.site_id, {}).values()),
-                enrolled_count=per_site.get(s.site_id, {}).get(ApplicationStatus.ENROLLED.value, 0),
+                enrolled_count=per_site.get(s.site_id, {}).get(ApplicationStatus.ENROLLED, 0),
                 enrollment_target=s.enrollment_target,
             )
             for s in sites
@@ -157,7 +157,7 @@ def recruitment_report(session: Session, caller: Caller, trial_id: str) -> Recru
         screen_failures=[ScreenFailure(criterion_id=c, text=texts.get(c, ""), count=n) for c, n in failures],
         weekly=[WeekCount(week_start=w, applied=int(a or 0), enrolled=int(e or 0)) for w, a, e in weekly],
         forecast=forecast(
-            counts[ApplicationStatus.ENROLLED.value],
+            counts[ApplicationStatus.ENROLLED],
             trial.enrollment_target,
             weekly[0][0] if weekly else None,
             today,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from services.schemas.events import EventOut, EventTypeName
 from services.schemas.observations import (
     Applicant,
     ApplicantBase,
@@ -99,7 +100,10 @@ class TrialPath(BaseModel):
     trial_id: Identifier
 
 
-class TrialOut(BaseModel):
+class TrialRegistryFields(BaseModel):
+    """A trial as its registry record describes it: the columns of `trials` a registry import writes
+    (services.trials.registry) and the first fields of every trial answer (TrialOut), named once."""
+
     trial_id: str
     nct_id: str | None
     org_study_id: str | None
@@ -114,6 +118,9 @@ class TrialOut(BaseModel):
     minimum_age: str | None
     maximum_age: str | None
     sex: str
+
+
+class TrialOut(TrialRegistryFields):
     applied_count: int
     enrolled_count: int
     criteria_version: int | None
@@ -442,20 +449,6 @@ class RecruitmentReport(BaseModel):
 
 # --- the event feed and webhooks ---------------------------------------------------------------------
 
-EventTypeName = Literal[
-    "application.submitted",
-    "application.updated",
-    "application.screened",
-    "application.reviewed",
-    "application.enrolled",
-    "application.withdrawn",
-    "trial.status_changed",
-    "trial.target_reached",
-    "trial.criteria_changed",
-    "site.status_changed",
-    "webhook.disabled",
-]
-
 
 class EventQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -464,16 +457,6 @@ class EventQuery(BaseModel):
         default=None, max_length=1000, description="`next_cursor` of the previous page; omit to start"
     )
     limit: int = Field(default=100, ge=1, le=1000)
-
-
-class EventOut(BaseModel):
-    id: str
-    type: str
-    occurred_at: datetime
-    trial_id: str | None
-    site_id: str | None = None
-    application_id: str | None = None
-    data: dict[str, Any]
 
 
 class EventPage(BaseModel):
@@ -509,7 +492,7 @@ class DeliveryQuery(BaseModel):
 class WebhookOut(BaseModel):
     id: str
     url: str
-    event_types: list[str]
+    event_types: list[EventTypeName]
     status: Literal["active", "disabled"]
     disabled_reason: str | None
     created_at: datetime

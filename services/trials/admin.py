@@ -13,9 +13,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models import Site, Trial, TrialStatus
+from services.errors import Conflict, FieldError, InvalidInput, NotFound
+from services.events.catalogue import SiteStatusChanged
 from services.events.outbox import add_event
 from services.ids import new_id
-from services.problems import Problem, field_error, invalid
 from services.trials.recruitment_status import (
     RECRUITING,
     can_reopen,
@@ -46,22 +47,17 @@ def _new_status(
 
 def _check_target(target: int | None, enrolled: int, what: str) -> None:
     if target is not None and target < enrolled:
-        raise Problem(
-            409,
-            "invalid-state-transition",
-            f"{what} already has {enrolled} enrolled; its enrollment_target cannot be {target}",
-        )
+        raise Conflict(f"{what} already has {enrolled} enrolled; its enrollment_target cannot be {target}")
 
 
 def _check_may_open(trial: Trial, field: str) -> None:
     """A trial without criteria cannot open for recruitment: nothing could screen its applications."""
     if trial.current_criteria_version is None:
-        raise Problem(
-            409, "invalid-state-transition",
+        raise Conflict(
             f"trial {trial.trial_id} has no criteria yet: attach them (PUT /api/v1/trials/{trial.trial_id}"
             "/criteria) before it recruits",
-            errors=[field_error(field, "the trial has no criteria yet")],
-        )  # fmt: skip
+            fields=[FieldError(field, "the trial has no criteria yet")],
+        )
 
 
 def _check_site_may_open(trial: Trial) -> None:
@@ -74,7 +70,7 @@ def _locked_trial(session: Session, trial_id: str) -> Trial:
     # The trial's row is locked first, as enrolment locks it: its sites' statuses are read under it.
     trial = session.get(Trial, trial_id.strip().upper(), with_for_update=True)
     if trial is None:
-        raise Problem(404, "not-found", f"no trial {trial_id}")
+        raise NotFound(f"no trial {trial_id}")
     return trial
 
 
@@ -89,12 +85,12 @@ def change_trial(session: Session, trial_id: str, changes: dict[str, Any], actor
     if status != trial.overall_status and TrialStatus(status).accepts_applications:
         _check_may_open(trial, "overall_status")
     if status == RECRUITING and target is not None and trial.enrolled_count >= target:
-        raise invalid(
+        raise InvalidInput.of(
             "overall_status", "the enrolment target is reached: raise enrollment_target to recruit again"
         )
     if status == RECRUITING and status != trial.overall_status and not can_reopen(session, trial):
         if requested is not None:
-            raise invalid(
+            raise InvalidInput.of(
                 "overall_status",
                 "none of the trial's sites can recruit: open a site or raise a site's enrollment_target",
             )
@@ -113,13 +109,13 @@ def change_site(session: Session, trial_id: str, site_id: str, changes: dict[str
     trial = _locked_trial(session, trial_id)
     site = session.get(Site, site_id, with_for_update=True)
     if site is None or site.trial_id != trial.trial_id:
-        raise Problem(404, "not-found", f"no site {site_id} in trial {trial_id}")
+        raise NotFound(f"no site {site_id} in trial {trial_id}")
     target_changed = "enrollment_target" in changes
     target = changes["enrollment_target"] if target_changed else site.enrollment_target
     _check_target(target, site.enrolled_count, "the site")
     status = _new_status(site.status, changes.get("status"), target, site.enrolled_count, target_changed)
     if status == RECRUITING and target is not None and site.enrolled_count >= target:
-        raise invalid(
+        raise InvalidInput.of(
             "status", "the site's enrolment target is reached: raise enrollment_target to recruit again"
         )
     if status == RECRUITING and site.status != RECRUITING:
@@ -135,20 +131,14 @@ def add_site(session: Session, trial_id: str, fields: dict[str, Any], actor: str
     """A new site for the trial; its name is unique within the trial. The trial follows its status."""
     trial = _locked_trial(session, trial_id)
     if any(s.name == fields["name"] for s in trial.sites):
-        raise Problem(
-            409,
-            "invalid-state-transition",
-            f"trial {trial.trial_id} already has a site named {fields['name']!r}",
-        )
+        raise Conflict(f"trial {trial.trial_id} already has a site named {fields['name']!r}")
     if fields.get("status", RECRUITING) == RECRUITING:
         check_site_may_recruit(trial)
         _check_site_may_open(trial)
     site = Site(site_id=new_id("site"), trial_id=trial.trial_id, **fields)
     session.add(site)
-    add_event(
-        session, "site.status_changed", trial_id=trial.trial_id, site_id=site.site_id,
-        data={"from": None, "to": site.status, "reason": "site_added", "by": actor},
-    )  # fmt: skip
+    added = SiteStatusChanged(from_=None, to=site.status, reason="site_added", by=actor)
+    add_event(session, added, trial_id=trial.trial_id, site_id=site.site_id)
     session.flush()
     trial_follows_sites(session, trial, actor)
     return site

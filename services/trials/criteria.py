@@ -1,7 +1,9 @@
-"""Criteria sets: stored versions, compiled once per version and kept compiled for the process."""
+"""Criteria sets: stored versions, compiled once per version and kept compiled for the process, and
+amendments (a new version, announced so open applications are screened again)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -11,9 +13,20 @@ from sqlalchemy.orm import Session
 
 from models import CriteriaVersion, Trial
 from services.eligibility import CompiledCriteria, CriteriaError, compile_criteria
-
-__all__ = ["CriteriaError", "add_version", "bundled_document", "compile_document", "compiled_version"]
+from services.errors import InvalidCriteria
+from services.events.catalogue import TrialCriteriaChanged
+from services.events.outbox import add_event
 from services.schemas.vocabulary import VARIABLES
+
+__all__ = [
+    "Amendment",
+    "CriteriaError",
+    "add_version",
+    "amend_criteria",
+    "bundled_document",
+    "compile_document",
+    "compiled_version",
+]
 
 
 def compile_document(document: dict[str, Any]) -> CompiledCriteria:
@@ -55,6 +68,32 @@ def add_version(session: Session, trial: Trial, document: dict[str, Any]) -> Cri
     return row
 
 
+@dataclass(frozen=True)
+class Amendment:
+    version: int
+    created: bool
+
+
+def amend_criteria(session: Session, trial: Trial, document: dict[str, Any], actor: str) -> Amendment:
+    """A new immutable criteria version, and `trial.criteria_changed` so open applications are re-screened.
+
+    Sending the current document again creates nothing (a safe retry). The trial row is locked first,
+    so two amendments at once take consecutive versions instead of colliding.
+    """
+    session.refresh(trial, with_for_update=True)
+    current = current_document(session, trial)
+    if current is not None and current.document == document:
+        return Amendment(current.version, created=False)
+    previous = trial.current_criteria_version
+    try:
+        row = add_version(session, trial, document)
+    except CriteriaError as exc:
+        raise InvalidCriteria(str(exc)) from None
+    changed = TrialCriteriaChanged(version=row.version, previous_version=previous, by=actor)
+    add_event(session, changed, trial_id=trial.trial_id)
+    return Amendment(row.version, created=True)
+
+
 def current_document(session: Session, trial: Trial) -> CriteriaVersion | None:
     if trial.current_criteria_version is None:
         return None
@@ -67,7 +106,7 @@ def current_document(session: Session, trial: Trial) -> CriteriaVersion | None:
 
 
 def bundled_document(filename: str) -> dict[str, Any]:
-    """A criteria file shipped in services/seed_data."""
+    """A criteria file shipped in services/trials/seed_data."""
     text = resources.files("services.trials.seed_data").joinpath(filename).read_text(encoding="utf-8")
     document: dict[str, Any] = yaml.safe_load(text)
     return document

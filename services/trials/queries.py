@@ -11,8 +11,15 @@ from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from models import Application, ApplicationHistory, ApplicationStatus, Role, Site, Trial
-from services.problems import Problem
-from services.schemas.api import CriteriaOut, CriterionSpecOut, PublicTrial, SiteOut, TrialOut
+from services.errors import NotFound
+from services.schemas.api import (
+    CriteriaOut,
+    CriterionSpecOut,
+    PublicTrial,
+    SiteOut,
+    TrialOut,
+    TrialRegistryFields,
+)
 from services.tokens import Caller
 from services.trials.criteria import current_document
 
@@ -24,11 +31,11 @@ def _counts(
     enrolled each participant ever enrolled (a withdrawal after enrolment frees no place)."""
     was_enrolled = exists().where(
         ApplicationHistory.application_id == Application.id,
-        ApplicationHistory.status == ApplicationStatus.ENROLLED.value,
+        ApplicationHistory.status == ApplicationStatus.ENROLLED,
     )
     enrolled_ever = or_(
-        Application.status == ApplicationStatus.ENROLLED.value,
-        and_(Application.status == ApplicationStatus.WITHDRAWN.value, was_enrolled),
+        Application.status == ApplicationStatus.ENROLLED,
+        and_(Application.status == ApplicationStatus.WITHDRAWN, was_enrolled),
     )
     enrolled = func.sum(case((enrolled_ever, 1), else_=0))
     rows = session.execute(
@@ -41,7 +48,7 @@ def find_trial(session: Session, trial_id: str) -> Trial:
     """A trial by its registry id, case-insensitively; 404 problem if there is none."""
     trial = session.get(Trial, trial_id.strip().upper())
     if trial is None:
-        raise Problem(404, "not-found", f"no trial {trial_id}")
+        raise NotFound(f"no trial {trial_id}")
     return trial
 
 
@@ -61,7 +68,7 @@ def visible_trial(session: Session, caller: Caller, trial_id: str) -> Trial:
     """The trial if the caller sees it; else 404, worded as for a trial that does not exist."""
     trial = session.get(Trial, trial_id.strip().upper())
     if trial is None or not _sees(caller, trial, _site_trials(session, caller)):
-        raise Problem(404, "not-found", f"no trial {trial_id} visible to this token")
+        raise NotFound(f"no trial {trial_id} visible to this token")
     return trial
 
 
@@ -73,21 +80,9 @@ def visible_trials(session: Session, caller: Caller) -> list[Trial]:
 
 
 def trial_view(trial: Trial, counts: tuple[int, int]) -> TrialOut:
+    registry = {name: getattr(trial, name) for name in TrialRegistryFields.model_fields}
     return TrialOut(
-        trial_id=trial.trial_id,
-        nct_id=trial.nct_id,
-        org_study_id=trial.org_study_id,
-        title=trial.title,
-        sponsor=trial.sponsor,
-        phases=trial.phases,
-        conditions=trial.conditions,
-        keywords=trial.keywords,
-        overall_status=trial.overall_status,  # type: ignore[arg-type]
-        enrollment_target=trial.enrollment_target,
-        enrollment_type=trial.enrollment_type,
-        minimum_age=trial.minimum_age,
-        maximum_age=trial.maximum_age,
-        sex=trial.sex,
+        **registry,
         applied_count=counts[0],
         enrolled_count=counts[1],
         criteria_version=trial.current_criteria_version,
@@ -135,7 +130,7 @@ def get_criteria(session: Session, caller: Caller, trial_id: str) -> CriteriaOut
     trial = visible_trial(session, caller, trial_id)
     row = current_document(session, trial)
     if row is None:
-        raise Problem(404, "not-found", f"trial {trial.trial_id} has no criteria yet")
+        raise NotFound(f"trial {trial.trial_id} has no criteria yet")
     return CriteriaOut(
         trial_id=trial.trial_id,
         version=row.version,

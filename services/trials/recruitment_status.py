@@ -9,14 +9,13 @@ below their own target). A trial without sites follows its own status alone.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Site, Trial, TrialStatus
+from services.errors import InvalidInput
+from services.events.catalogue import SiteStatusChanged, TrialStatusChanged
 from services.events.outbox import add_event
-from services.problems import invalid
 
 RECRUITING = TrialStatus.RECRUITING.value
 NOT_RECRUITING = TrialStatus.ACTIVE_NOT_RECRUITING.value
@@ -35,35 +34,31 @@ def set_trial_status(session: Session, trial: Trial, status: str, reason: str, a
     """Change the trial's status and emit trial.status_changed, if it changes."""
     if trial.overall_status == status:
         return
-    data: dict[str, Any] = {"from": trial.overall_status, "to": status, "reason": reason}
-    if actor is not None:
-        data["by"] = actor
+    changed = TrialStatusChanged(from_=trial.overall_status, to=status, reason=reason, by=actor)
     trial.overall_status = status
-    add_event(session, "trial.status_changed", trial_id=trial.trial_id, data=data)
+    add_event(session, changed, trial_id=trial.trial_id)
 
 
 def set_site_status(
-    session: Session, site: Site, status: str, reason: str, actor: str | None, **extra: Any
+    session: Session, site: Site, status: str, reason: str, actor: str | None, enrolled: int | None = None
 ) -> None:
     """Change the site's status and emit site.status_changed, if it changes."""
     if site.status == status:
         return
-    data: dict[str, Any] = {"from": site.status, "to": status, "reason": reason, **extra}
-    if actor is not None:
-        data["by"] = actor
+    changed = SiteStatusChanged(from_=site.status, to=status, reason=reason, enrolled=enrolled, by=actor)
     site.status = status
-    add_event(session, "site.status_changed", trial_id=site.trial_id, site_id=site.site_id, data=data)
+    add_event(session, changed, trial_id=site.trial_id, site_id=site.site_id)
 
 
 def check_site_may_recruit(trial: Trial, field: str = "status") -> None:
     """A site may recruit only in a trial that may: not halted by an admin, and below its target."""
     if trial.overall_status in HALTED:
-        raise invalid(
-            field,
-            f"trial {trial.trial_id} is {trial.overall_status}: change the trial's overall_status first",
-        )
+        halted = f"trial {trial.trial_id} is {trial.overall_status}: change the trial's overall_status first"
+        raise InvalidInput.of(field, halted)
     if full(trial):
-        raise invalid(field, f"trial {trial.trial_id} has reached its enrolment target: raise it first")
+        raise InvalidInput.of(
+            field, f"trial {trial.trial_id} has reached its enrolment target: raise it first"
+        )
 
 
 def _sites(session: Session, trial_id: str) -> list[Site]:

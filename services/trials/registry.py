@@ -6,12 +6,12 @@ import math
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
-from services.schemas.api import IDENTIFIER_PATTERN, StudyRecord
+from services.schemas.api import IDENTIFIER_PATTERN, StudyRecord, TrialRegistryFields
 
 SITE_NAMESPACE = uuid.UUID("6f1c9a52-2d7e-4b8e-9a55-0c1f4f7d2a10")
 # Deeper than any real record (about six levels): refused before a recursive encoder meets it.
@@ -47,23 +47,10 @@ class SiteFields:
     status: str
 
 
-@dataclass
-class TrialFields:
-    trial_id: str
-    nct_id: str | None
-    org_study_id: str | None
-    title: str
-    sponsor: str
-    phases: list[str]
-    conditions: list[str]
-    keywords: list[str]
-    overall_status: str
-    enrollment_target: int | None
-    enrollment_type: str | None
-    minimum_age: str | None
-    maximum_age: str | None
-    sex: str
-    sites: list[SiteFields] = field(default_factory=list)
+class TrialFields(TrialRegistryFields):
+    """What a study record makes of a trial: its registry fields and its sites."""
+
+    sites: list[SiteFields] = Field(default_factory=list)
 
 
 def site_id_for(trial_id: str, facility: str) -> str:

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Site, Trial
+from services.errors import Conflict, FieldError, InvalidInput
+from services.events.catalogue import TrialStatusChanged
 from services.events.outbox import add_event
-from services.problems import Problem, field_error
 from services.trials.registry import RegistryRecordError, TrialFields, site_id_for, trial_from_record
 
 LOCATIONS = ("protocolSection", "contactsLocationsModule", "locations")
@@ -27,7 +28,7 @@ def import_record(session: Session, record: Any, replace: bool = True) -> tuple[
     trial = session.get(Trial, fields.trial_id)
     created = trial is None
     new_sites = _new_sites(session, fields)
-    values = {k: v for k, v in asdict(fields).items() if k != "sites"}
+    values = fields.model_dump(exclude={"sites"})
     if trial is None:
         trial = Trial(**values, registry_record=record)
         session.add(trial)
@@ -42,10 +43,8 @@ def _fields(record: Any) -> TrialFields:
     try:
         return trial_from_record(record)
     except RegistryRecordError as exc:
-        raise Problem(
-            422, "validation-error", f"the study record is invalid: {exc}",
-            errors=[field_error(path, detail) for path, detail in exc.errors],
-        ) from None  # fmt: skip
+        fields = [FieldError(path, detail) for path, detail in exc.errors]
+        raise InvalidInput(f"the study record is invalid: {exc}", fields=fields) from None
 
 
 def _replace(
@@ -53,22 +52,14 @@ def _replace(
 ) -> None:
     target = fields.enrollment_target
     if target is not None and target < trial.enrolled_count:
-        raise Problem(
-            409,
-            "invalid-state-transition",
-            f"the record's enrollment count {target} is below the {trial.enrolled_count} enrolled",
-        )
+        raise Conflict(f"the record's enrollment count {target} is below the {trial.enrolled_count} enrolled")
     previous_status = trial.overall_status
     for name, value in values.items():
         setattr(trial, name, value)
     trial.registry_record = record
     if previous_status != trial.overall_status:
-        add_event(
-            session,
-            "trial.status_changed",
-            trial_id=trial.trial_id,
-            data={"from": previous_status, "to": trial.overall_status, "source": "registry"},
-        )
+        changed = TrialStatusChanged(from_=previous_status, to=trial.overall_status, source="registry")
+        add_event(session, changed, trial_id=trial.trial_id)
 
 
 def _new_sites(session: Session, fields: TrialFields) -> list[Site]:
@@ -85,10 +76,9 @@ def _new_sites(session: Session, fields: TrialFields) -> list[Site]:
             sites.append(Site(site_id=site_id, trial_id=fields.trial_id, **asdict(site)))
             named[site.name] = site_id
         elif known != site_id:
-            raise Problem(
-                422, "validation-error",
+            raise InvalidInput(
                 f"the study record is invalid: trial {fields.trial_id} already has a site named like "
                 f"location {index}, added by an admin; rename the facility or that site",
-                errors=[field_error((*LOCATIONS, index, "facility"), "names a site the trial already has")],
-            )  # fmt: skip
+                fields=[FieldError((*LOCATIONS, index, "facility"), "names a site the trial already has")],
+            )
     return sites

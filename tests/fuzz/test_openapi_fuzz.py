@@ -38,6 +38,7 @@ from services.notifications.webhooks import claim_due, deliver, lease_for
 from services.tokens import create_token
 from tests.support.applicants import eligible_applicant
 from tests.support.http import auth
+from tests.support.relay import relay
 from tests.support.screening import decide
 from tests.support.servers import PG_UNAVAILABLE, fresh_pg_database, unavailable
 from tests.support.stack import TRIAL, Stack, make_settings
@@ -131,6 +132,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
         decide(stack, screening_id="FUZZ-INELIGIBLE", wagner_grade=5),
         stack.submit(eligible_applicant("FUZZ-SUBMITTED")).get_json()["id"],
     ]
+    relay(stack)  # writes the webhook deliveries the events are owed
     with stack.db.transaction() as session:
         claims = claim_due(session, lease_for(settings_))
     for delivery_id, claim in claims:

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from models import Event
+from services.events.catalogue import TrialStatusChanged
 from services.events.outbox import add_event
 from services.tokens import Role
 from tests.support.applicants import eligible_applicant
@@ -71,7 +72,8 @@ def some_history(stack: Stack) -> None:
 
 def add_event_for_other_trial(stack: Stack) -> None:
     with stack.db.transaction() as session:
-        add_event(session, "trial.status_changed", trial_id="NCT03239535", data={"from": "A", "to": "B"})
+        changed = TrialStatusChanged(from_="RECRUITING", to="SUSPENDED", reason="changed_by_admin")
+        add_event(session, changed, trial_id="NCT03239535")
 
 
 def test_any_page_size_reads_the_same_events_once_in_the_same_order(stack: Stack) -> None:
@@ -148,7 +150,8 @@ def test_a_reader_racing_writers_that_commit_out_of_order_misses_nothing_and_rep
         rng = random.Random(worker)
         for n in range(per_writer):
             with stack.db.transaction() as session:
-                add_event(session, "trial.status_changed", trial_id=TRIAL, data={"w": worker, "n": n})
+                changed = TrialStatusChanged(from_="RECRUITING", to="RECRUITING", reason=f"w{worker}-{n}")
+                add_event(session, changed, trial_id=TRIAL)
                 session.flush()  # the seq is taken now...
                 time.sleep(rng.uniform(0, 0.03))  # ...the commit comes later, after others' commits
 

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from models import Application, Event
 from models.base import utcnow
+from services.events.catalogue import ApplicationScreened, ApplicationSubmitted, TrialStatusChanged
 from services.events.outbox import (
     add_event,
     backoff,
@@ -21,14 +22,18 @@ from services.events.outbox import (
 from tests.support.applicants import eligible_applicant
 from tests.support.stack import Stack, make_settings
 
+SUBMITTED = ApplicationSubmitted()
+
 
 def test_a_claim_takes_only_the_oldest_pending_event_of_each_application(stack: Stack) -> None:
     with stack.db.transaction() as session:
-        first = add_event(session, "application.submitted", trial_id="T", application_id="app_1")
+        first = add_event(session, SUBMITTED, trial_id="T", application_id="app_1")
         session.flush()
-        add_event(session, "application.screened", trial_id="T", application_id="app_1")
-        other = add_event(session, "application.submitted", trial_id="T", application_id="app_2")
-        trial_event = add_event(session, "trial.status_changed", trial_id="T")
+        screened = ApplicationScreened(decision="eligible", criteria_version=1, criteria=[])
+        add_event(session, screened, trial_id="T", application_id="app_1")
+        other = add_event(session, SUBMITTED, trial_id="T", application_id="app_2")
+        closed = TrialStatusChanged(from_="RECRUITING", to="SUSPENDED", reason="changed_by_admin")
+        trial_event = add_event(session, closed, trial_id="T")
     with stack.db.transaction() as session:
         claimed = [e.id for e in claim_batch(session, "relay-a")]
     assert claimed == [first.id, other.id, trial_event.id]
@@ -36,7 +41,7 @@ def test_a_claim_takes_only_the_oldest_pending_event_of_each_application(stack: 
 
 def test_a_leased_event_is_not_claimed_again_until_its_lease_expires(stack: Stack) -> None:
     with stack.db.transaction() as session:
-        event = add_event(session, "application.submitted", trial_id="T", application_id="app_1")
+        event = add_event(session, SUBMITTED, trial_id="T", application_id="app_1")
     with stack.db.transaction() as session:
         assert [e.id for e in claim_batch(session, "relay-a")] == [event.id]
     with stack.db.transaction() as session:
@@ -45,13 +50,13 @@ def test_a_leased_event_is_not_claimed_again_until_its_lease_expires(stack: Stac
     with stack.db.transaction() as session:
         assert [e.id for e in claim_batch(session, "relay-b")] == [event.id]
     with stack.db.transaction() as session:
-        assert mark_published(session, [event.id], "relay-a") == 0  # the stale relay cannot stamp it
-        assert mark_published(session, [event.id], "relay-b") == 1
+        assert mark_published(session, [event.id], "relay-a") == []  # the stale relay cannot stamp it
+        assert mark_published(session, [event.id], "relay-b") == [event.id]
 
 
 def test_a_failed_publish_backs_off_and_dies_after_the_last_attempt(stack: Stack) -> None:
     with stack.db.transaction() as session:
-        event = add_event(session, "application.submitted", trial_id="T", application_id="app_1")
+        event = add_event(session, SUBMITTED, trial_id="T", application_id="app_1")
     for attempt in range(1, 4):
         with stack.db.transaction() as session:
             session.execute(update(Event).values(next_attempt_at=utcnow()))
@@ -91,7 +96,7 @@ def test_concurrent_relays_on_postgresql_claim_disjoint_batches(
     try:
         with stack.db.transaction() as session:
             for n in range(60):
-                add_event(session, "application.submitted", trial_id="T", application_id=f"app_{n}")
+                add_event(session, SUBMITTED, trial_id="T", application_id=f"app_{n}")
         claimed: list[list[str]] = [[] for _ in range(relays)]
         barrier = Barrier(relays)
 

@@ -1,6 +1,6 @@
 """The outbox relay killed in the middle of a batch, and two relays at once: every event is published at
-least once and handled once (one decision and one count per application), on SQLite with the embedded
-broker and on PostgreSQL with Redis."""
+least once and handled once (one decision and one count per application, one webhook delivery per
+subscription), on SQLite with the embedded broker and on PostgreSQL with Redis."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import signal
 import pytest
 from sqlalchemy import func, select
 
-from models import Event
+from models import Event, Role, WebhookDelivery
 from models.enums import EventStatus
 from models.reporting import StatusCount
+from services.notifications.webhooks import create_subscription
+from services.tokens import Caller
 from tests.support.pipeline import assert_decided_exactly_once, decided, submit_many
 from tests.support.processes import Processes
 from tests.support.stack import Stack
@@ -37,6 +39,27 @@ def eligible_counted(stack: Stack) -> int:
     return int(total or 0)
 
 
+def subscribe_to_submissions(stack: Stack) -> None:
+    """An admin's subscription to every submission, to a loopback port nothing listens on."""
+    admin = Caller(token_id="relay-faults", role=Role.ADMIN, site_ids=frozenset(), sponsor=None)
+    loopback = stack.settings.model_copy(update={"webhook_allow_private": True})
+    with stack.db.transaction() as session:
+        create_subscription(session, admin, "http://127.0.0.1:9/hooks", ["application.submitted"], loopback)
+
+
+def deliveries_per_submission(stack: Stack) -> list[int]:
+    """How many webhook deliveries each application.submitted event has, or [] while none has one."""
+    with stack.db.sessions() as session:
+        counts = session.execute(
+            select(func.count())
+            .select_from(WebhookDelivery)
+            .join(Event, Event.id == WebhookDelivery.event_id)
+            .where(Event.type == "application.submitted")
+            .group_by(WebhookDelivery.event_id)
+        )
+        return sorted(count for (count,) in counts)
+
+
 def assert_each_handled_once(stack: Stack, processes: Processes, ids: list[str]) -> None:
     wait_until(
         lambda: decided(stack, ids) and set(events_by_status(stack)) == {EventStatus.PUBLISHED.value},
@@ -47,12 +70,15 @@ def assert_each_handled_once(stack: Stack, processes: Processes, ids: list[str])
     # Counting is a consumer too: a re-sent event must not count an application twice.
     wait_until(lambda: eligible_counted(stack) == len(ids), timeout=60, what="every application counted")
     assert eligible_counted(stack) == len(ids)
+    # So is the webhook fan-out, written as each event is stamped: once per event, however often sent.
+    assert deliveries_per_submission(stack) == [1] * len(ids)
 
 
 def test_a_relay_killed_mid_batch_leaves_no_event_unpublished_and_none_handled_twice(
     backend: Stack, processes: Processes
 ) -> None:
     environment = {**backend.env(), **RELAY_ENV}
+    subscribe_to_submissions(backend)
     ids = submit_many(backend, 60, "MIDBATCH")  # one batch: 60 events, two tasks each
     processes.start("worker", ["worker"], environment)
     dying = processes.start(
@@ -65,6 +91,7 @@ def test_a_relay_killed_mid_batch_leaves_no_event_unpublished_and_none_handled_t
     # Half the batch reached the broker, and the relay died before stamping any of it. (The worker may
     # already have decided an application or two from that half: their new events are pending too.)
     assert events_by_status(backend, "application.submitted") == {EventStatus.PENDING.value: 60}
+    assert deliveries_per_submission(backend) == []  # written with the stamp, which never came
     processes.start("relay", ["beat"], environment)
     assert_each_handled_once(backend, processes, ids)
 
@@ -73,6 +100,7 @@ def test_two_relays_at_once_publish_every_event_and_each_is_handled_once(
     backend: Stack, processes: Processes
 ) -> None:
     environment = {**backend.env(), **RELAY_ENV}
+    subscribe_to_submissions(backend)
     ids = submit_many(backend, 60, "TWORELAYS")
     processes.start("worker", ["worker"], environment)
     processes.start("relay-a", ["beat"], environment)

@@ -32,6 +32,7 @@ from models import WebhookSubscription
 from services.notifications.webhooks import claim_due, deliver, lease_for
 from tests.support.applicants import eligible_applicant
 from tests.support.http import assert_problem, auth
+from tests.support.relay import relay
 from tests.support.servers import free_port
 from tests.support.stack import Stack, database_url_for, make_settings, sqlite_url
 
@@ -269,8 +270,9 @@ def subscribed(stack: Stack, url: str) -> str:
 
 
 def send_one_event(stack: Stack) -> None:
-    """Submit an application and send every delivery it is owed, once."""
+    """Submit an application, relay its event and send every delivery it is owed, once."""
     assert stack.submit(eligible_applicant("REBIND")).status_code == 202
+    relay(stack)
     with stack.db.transaction() as session:
         due = claim_due(session, lease_for(stack.settings))
     assert due, "no delivery was due"

@@ -27,6 +27,7 @@ from services.notifications.webhooks import claim_due, deliver, lease_for
 from services.tokens import Role
 from tests.support.applicants import eligible_applicant
 from tests.support.http import assert_problem, auth
+from tests.support.relay import relay
 from tests.support.servers import free_port
 from tests.support.stack import Stack, database_url_for, make_settings
 from tests.support.tokens import token_for
@@ -156,6 +157,7 @@ def test_a_410_disables_the_subscription_with_an_event_and_cancels_what_is_pendi
         disabled = session.scalars(select(Event).where(Event.type == "webhook.disabled")).one()
     assert disabled.data["webhook_id"] == hook["id"]
     hooks.submit(eligible_applicant("C"))
+    assert relay(hooks) == 2  # C's submission, and webhook.disabled
     assert pending(hooks) == 0  # a disabled subscription is owed nothing new
     refused = hooks.client.post(
         f"/api/v1/webhooks/{hook['id']}/deliveries/{deliveries(hooks, hook['id'])[0]['id']}/redeliver",
@@ -178,6 +180,7 @@ def test_retry_after_is_honoured(hooks: Stack) -> None:
     with receiving(script=[503], headers={"Retry-After": "120"}) as receiver:
         hook = subscribe(hooks, receiver.url, ["application.submitted"])
         hooks.submit(eligible_applicant("A"))
+        relay(hooks)
         with hooks.db.transaction() as session:
             [(delivery_id, claim)] = claim_due(session, lease_for(hooks.settings))
         before = utcnow()
@@ -193,6 +196,7 @@ def test_a_stale_claim_sends_nothing(hooks: Stack) -> None:
     with receiving() as receiver:
         subscribe(hooks, receiver.url, ["application.submitted"])
         hooks.submit(eligible_applicant("A"))
+        relay(hooks)
         with hooks.db.transaction() as session:
             [(delivery_id, stale)] = claim_due(session, lease_for(hooks.settings))
             session.execute(update(WebhookDelivery).values(lease_until=utcnow() - timedelta(seconds=1)))
@@ -218,12 +222,15 @@ def test_an_endpoint_failing_for_days_is_disabled(hooks: Stack) -> None:
     assert shown["status"] == "disabled" and "failed since" in shown["disabled_reason"]
 
 
-def test_deliveries_are_written_with_their_event_and_a_refused_request_writes_none(hooks: Stack) -> None:
+def test_deliveries_are_written_as_their_event_is_relayed_and_a_refused_request_writes_none(
+    hooks: Stack,
+) -> None:
     subscribe(hooks, "http://127.0.0.1:9/never", ["application.submitted"])
     assert hooks.submit({"screening_id": "X"}).status_code == 422
-    assert pending(hooks) == 0
+    assert relay(hooks) == 0 and pending(hooks) == 0
     hooks.submit(eligible_applicant("A"))
-    assert pending(hooks) == 1
+    assert pending(hooks) == 0  # the request wrote the event; the fan-out is the relay's
+    assert relay(hooks) == 1 and pending(hooks) == 1
 
 
 def test_the_secret_is_shown_once_and_stored_sealed(hooks: Stack) -> None:
@@ -252,6 +259,7 @@ def test_subscriptions_belong_to_their_sponsor(hooks: Stack) -> None:
     assert_problem(hooks.client.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=auth(theirs)), 404)
     assert_problem(hooks.client.get("/api/v1/webhooks", headers=auth(hooks.coordinator)), 403)
     hooks.submit(eligible_applicant("A"))
+    relay(hooks)
     assert pending(hooks) == 1
     assert hooks.client.delete(f"/api/v1/webhooks/{hook['id']}", headers=auth(mine)).status_code == 204
     assert pending(hooks) == 0  # its pending delivery is cancelled
@@ -305,6 +313,7 @@ def test_two_dispatchers_claim_disjoint_deliveries(pg_url: str, tmp_path: Path) 
         subscribe(stack, "http://127.0.0.1:9/x", ["application.submitted"])
         for n in range(40):
             stack.submit(eligible_applicant(f"D{n}"))
+        assert relay(stack) == 40
         barrier = Barrier(2)
         claimed: list[list[str]] = [[], []]
 

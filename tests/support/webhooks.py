@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from models import WebhookDelivery
 from services.notifications.webhooks import claim_due, deliver, lease_for
 from tests.support.http import auth
+from tests.support.relay import relay
 from tests.support.stack import Stack
 
 
@@ -35,7 +36,9 @@ def pending(stack: Stack) -> int:
 
 
 def pump(stack: Stack, timeout: float = 15) -> None:
-    """Run the dispatcher's claim and the delivery task in this process until nothing is pending."""
+    """Relay the outbox, which writes the deliveries its events are owed, then run the dispatcher's
+    claim and the delivery task in this process until nothing is pending."""
+    relay(stack)
     deadline = time.monotonic() + timeout
     while pending(stack) and time.monotonic() < deadline:
         with stack.db.transaction() as session:

@@ -17,6 +17,7 @@ from services.applications.transitions import (
     next_status,
     require,
 )
+from services.problems import problem_for
 
 SUBMITTED, ELIGIBLE, INELIGIBLE, NEEDS_REVIEW, ENROLLED, WITHDRAWN = (
     "submitted", "eligible", "ineligible", "needs_review", "enrolled", "withdrawn",
@@ -85,16 +86,18 @@ def test_a_refused_pair_raises_invalid_transition_as_a_409(status: str | None, a
     ):
         with pytest.raises(InvalidTransition) as raised:
             attempt()
-        problem = raised.value
+        refusal = raised.value
+        assert (refusal.status_now, refusal.action) == (status, action)
+        problem = problem_for(refusal)
         assert (problem.status, problem.kind) == (409, "invalid-state-transition")
-        assert (problem.status_now, problem.action) == (status, action)
         assert problem.body()["type"] == "/problems/invalid-state-transition"
 
 
 def test_the_refusals_keep_the_words_each_route_has_always_answered() -> None:
     enroll = InvalidTransition(INELIGIBLE, Action.ENROLL)
     assert enroll.detail == "cannot enroll an application that is ineligible; enroll is allowed from eligible"
-    assert enroll.extensions == {"status_now": INELIGIBLE}
+    assert enroll.context == {"status_now": INELIGIBLE}
+    assert problem_for(enroll).body()["status_now"] == INELIGIBLE
     review = InvalidTransition(ELIGIBLE, Action.REVIEW)
     assert (
         review.detail == "cannot review an application that is eligible; review is allowed from needs_review"
@@ -104,7 +107,8 @@ def test_the_refusals_keep_the_words_each_route_has_always_answered() -> None:
         "the application is withdrawn; observations can be corrected while it is submitted, eligible, "
         "ineligible or needs_review"
     )
-    assert correct.extensions == {}  # PATCH never answered `status_now`
+    assert correct.context == {}  # PATCH never answered `status_now`
+    assert "status_now" not in problem_for(correct).body()
     withdraw = InvalidTransition(WITHDRAWN, Action.WITHDRAW)
     assert withdraw.detail.endswith("withdraw is allowed from submitted, eligible, needs_review or enrolled")
 
@@ -118,7 +122,7 @@ def test_allowed_from_lists_the_starting_statuses_in_the_vocabulary_order() -> N
 
 
 def test_every_action_announces_itself_with_an_application_event() -> None:
-    assert EVENTS == {
+    assert {action: payload.event_type for action, payload in EVENTS.items()} == {
         Action.SUBMIT: "application.submitted",
         Action.SCREEN: "application.screened",
         Action.DEAD_LETTER: "application.screened",

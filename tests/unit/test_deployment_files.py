@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from config import Settings
+from config import Settings, queues
 from services.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,10 +39,11 @@ def test_every_accrual_variable_is_a_setting() -> None:
 
 
 def test_migrations_get_the_same_keys_as_every_other_container() -> None:
-    """Migrations re-seal observations and re-chain the audit trail: a key generated inside the migrate
-    container would seal what no other container can open, and chain what none can verify."""
+    """Migrations re-seal observations and webhook secrets (opening the old ones with the secret key) and
+    re-chain the audit trail: a key generated inside the migrate container would seal what no other
+    container can open, open nothing sealed before, and chain what none can verify."""
     services = compose()["services"]
-    keys = ("ACCRUAL_DATA_KEYS", "ACCRUAL_AUDIT_KEYS")
+    keys = ("ACCRUAL_DATA_KEYS", "ACCRUAL_AUDIT_KEYS", "ACCRUAL_SECRET_KEY")
     for variable in keys:
         assert services["migrate"]["environment"][variable] == services["api"]["environment"][variable]
 
@@ -72,12 +73,21 @@ def test_the_image_copies_every_package_the_project_declares() -> None:
     assert 'ENTRYPOINT ["accrual"]' in dockerfile
 
 
-def test_the_compose_workers_between_them_consume_every_queue_tasks_are_sent_to() -> None:
-    from workers.celery_app import NOTIFICATIONS_QUEUE, SCREENING_QUEUE
-
-    consumed: set[str] = set()
-    for service in compose()["services"].values():
+def consumed_by_workers() -> dict[str, set[str]]:
+    """The queues each compose service running `accrual worker` consumes."""
+    consumed: dict[str, set[str]] = {}
+    for name, service in compose()["services"].items():
         command = service.get("command", [])
         if command[:1] == ["worker"]:
-            consumed |= set(command[command.index("--queues") + 1].split(","))
-    assert consumed == {SCREENING_QUEUE, "default", NOTIFICATIONS_QUEUE}
+            consumed[name] = set(command[command.index("--queues") + 1].split(","))
+    return consumed
+
+
+def test_the_compose_workers_between_them_consume_every_queue_tasks_are_sent_to() -> None:
+    assert set().union(*consumed_by_workers().values()) == set(queues.ALL)
+
+
+def test_notifications_have_workers_of_their_own_in_compose() -> None:
+    consumed = consumed_by_workers()
+    assert consumed["notifier"] == {queues.NOTIFICATIONS}
+    assert queues.NOTIFICATIONS not in consumed["worker"]

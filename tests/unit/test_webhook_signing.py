@@ -1,4 +1,4 @@
-"""Webhook signing, secrets, target checks and retry timing (services/notifications/).
+"""Webhook signing, secrets and target checks (services/notifications/); retry timing is test_retry.py.
 
 Pure unit tests: no database, and no network beyond resolving IP literals (which needs no DNS);
 host names are answered by a monkeypatched getaddrinfo.
@@ -12,23 +12,16 @@ import hmac
 import json
 import socket
 import time
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from cryptography.exceptions import InvalidTag
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-import services.notifications.webhooks as webhooks
-from config import Settings
+from models.sealing import Keyring, SealingError
 from services.notifications.targets import UnsafeTarget, check_target
 from services.notifications.webhooks import (
-    JITTER,
-    MAX_RETRY_AFTER,
     Response,
-    _next_delay,
-    _retry_after,
     new_secret,
     seal,
     sign,
@@ -142,42 +135,45 @@ def test_new_secret_differs_each_time() -> None:
     assert len({new_secret() for _ in range(20)}) == 20
 
 
+KEYRING = Keyring.parse(Keyring.new_entry("k1"))
+SECRET_KEY = b"service signing key"  # opens only secrets sealed before revision 0012
+
+
 def test_seal_then_unseal_returns_the_secret() -> None:
     secret = new_secret()
-    key = b"service signing key"
-    assert unseal(seal(secret, key), key) == secret
+    assert unseal(KEYRING, "whk_1", seal(KEYRING, "whk_1", secret), SECRET_KEY) == secret
 
 
 def test_seal_uses_a_fresh_nonce_so_two_sealings_differ_yet_both_unseal() -> None:
     secret = new_secret()
-    key = b"service signing key"
-    first, second = seal(secret, key), seal(secret, key)
+    first, second = seal(KEYRING, "whk_1", secret), seal(KEYRING, "whk_1", secret)
     assert first != second
-    assert unseal(first, key) == unseal(second, key) == secret
+    assert [unseal(KEYRING, "whk_1", sealed, SECRET_KEY) for sealed in (first, second)] == [secret, secret]
 
 
-def test_unseal_with_another_signing_key_raises() -> None:
-    sealed = seal(new_secret(), b"service signing key")
-    with pytest.raises(InvalidTag):
-        unseal(sealed, b"another signing key")
+def test_unseal_with_another_data_key_raises() -> None:
+    sealed = seal(KEYRING, "whk_1", new_secret())
+    with pytest.raises(SealingError, match="whk_1"):
+        unseal(Keyring.parse(Keyring.new_entry("k1")), "whk_1", sealed, SECRET_KEY)
 
 
 def test_unseal_of_tampered_sealed_text_raises() -> None:
-    key = b"service signing key"
-    raw = bytearray(base64.b64decode(seal(new_secret(), key)))
+    prefix, encoded = seal(KEYRING, "whk_1", new_secret()).rsplit(":", 1)
+    raw = bytearray(base64.b64decode(encoded))
     raw[-1] ^= 0x01
-    with pytest.raises(InvalidTag):
-        unseal(base64.b64encode(bytes(raw)).decode(), key)
+    with pytest.raises(SealingError, match="whk_1"):
+        unseal(KEYRING, "whk_1", f"{prefix}:{base64.b64encode(bytes(raw)).decode()}", SECRET_KEY)
 
 
 def test_sealed_text_does_not_contain_the_secret() -> None:
     secret = new_secret()
-    sealed = seal(secret, b"service signing key")
+    sealed = seal(KEYRING, "whk_1", secret)
     encoded_key = secret.removeprefix("whsec_")
+    payload = base64.b64decode(sealed.rsplit(":", 1)[1])
     assert secret not in sealed
     assert encoded_key not in sealed
-    assert encoded_key.encode() not in base64.b64decode(sealed)
-    assert base64.b64decode(encoded_key) not in base64.b64decode(sealed)
+    assert encoded_key.encode() not in payload
+    assert base64.b64decode(encoded_key) not in payload
 
 
 # --- target checks -----------------------------------------------------------------------------------
@@ -325,110 +321,6 @@ def test_check_target_refuses_an_unresolvable_name_clearly(monkeypatch: pytest.M
     monkeypatch.setattr("services.notifications.targets.socket.getaddrinfo", unresolvable)
     with pytest.raises(UnsafeTarget, match=r"the host 'nowhere\.invalid' cannot be resolved"):
         check_target("https://nowhere.invalid/hook", allow_private=False)
-
-
-# --- Retry-After ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("0", timedelta(0)),
-        ("5", timedelta(seconds=5)),
-        (" 120 ", timedelta(seconds=120)),
-        ("86400", timedelta(hours=24)),
-    ],
-)
-def test_retry_after_reads_delay_seconds(value: str, expected: timedelta) -> None:
-    assert _retry_after(value) == expected
-
-
-@pytest.mark.parametrize("value", ["86401", "999999", "31536000"])
-def test_retry_after_seconds_are_capped_at_max_retry_after(value: str) -> None:
-    assert _retry_after(value) == MAX_RETRY_AFTER
-
-
-@pytest.mark.parametrize("value", ["-5", "+5", "1_000", "1.5"])
-def test_retry_after_that_is_not_plain_digits_or_a_date_is_ignored(value: str) -> None:
-    assert _retry_after(value) is None  # RFC 9110: delay-seconds = 1*DIGIT
-
-
-def test_retry_after_dates_in_utc_with_an_unknown_zone_are_read() -> None:
-    later = _retry_after("Sun, 06 Nov 2101 08:49:37 -0000")
-    assert later == MAX_RETRY_AFTER
-
-
-@pytest.mark.parametrize("value", [None, ""])
-def test_retry_after_absent_gives_none(value: str | None) -> None:
-    assert _retry_after(value) is None
-
-
-@pytest.mark.parametrize(
-    "value", ["soon", "1.5", "   ", "Mon, 99 Xyz 2020 99:99:99 GMT", "in 5 minutes", "5s"]
-)
-def test_retry_after_garbage_gives_none(value: str) -> None:
-    assert _retry_after(value) is None
-
-
-@pytest.fixture
-def frozen_now(monkeypatch: pytest.MonkeyPatch) -> datetime:
-    now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
-    monkeypatch.setattr(webhooks, "utcnow", lambda: now)
-    return now
-
-
-def test_retry_after_reads_an_http_date_relative_to_now(frozen_now: datetime) -> None:
-    assert _retry_after("Wed, 21 Oct 2015 07:30:00 GMT") == timedelta(minutes=2)
-
-
-def test_retry_after_http_date_in_the_past_means_no_wait(frozen_now: datetime) -> None:
-    assert _retry_after("Wed, 21 Oct 2015 07:00:00 GMT") == timedelta(0)
-
-
-def test_retry_after_http_date_far_ahead_is_capped_at_max_retry_after(frozen_now: datetime) -> None:
-    assert _retry_after("Sat, 24 Oct 2015 07:28:00 GMT") == MAX_RETRY_AFTER
-
-
-@pytest.mark.parametrize("value", ["100000000000000", "99999999999999999999"])
-def test_retry_after_huge_seconds_are_capped_not_raised(value: str) -> None:
-    assert _retry_after(value) == MAX_RETRY_AFTER
-
-
-# --- retry schedule ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, secret_key="x", webhook_retry_schedule="10,20,30")
-
-
-@pytest.mark.parametrize(("attempt", "scheduled"), [(1, 10.0), (2, 20.0), (3, 30.0)])
-def test_next_delay_is_the_scheduled_delay_jittered_by_at_most_20_percent(
-    settings: Settings, attempt: int, scheduled: float
-) -> None:
-    draws = [_next_delay(settings, attempt, None) for _ in range(500)]
-    seconds = [draw.total_seconds() for draw in draws if draw is not None]
-    assert len(seconds) == len(draws)
-    assert all(scheduled * (1 - JITTER) <= s <= scheduled * (1 + JITTER) for s in seconds)
-    # Jitter is really applied: the draws spread both sides of the scheduled value.
-    assert min(seconds) < scheduled < max(seconds)
-    assert max(seconds) - min(seconds) > scheduled * JITTER
-
-
-@pytest.mark.parametrize("attempt", [4, 5, 100])
-def test_next_delay_is_none_once_the_schedule_is_spent(settings: Settings, attempt: int) -> None:
-    assert _next_delay(settings, attempt, None) is None
-    assert _next_delay(settings, attempt, timedelta(seconds=5)) is None
-
-
-def test_next_delay_takes_a_retry_after_longer_than_the_jittered_delay(settings: Settings) -> None:
-    assert _next_delay(settings, 1, timedelta(seconds=100)) == timedelta(seconds=100)
-
-
-def test_next_delay_ignores_a_retry_after_shorter_than_the_jittered_delay(settings: Settings) -> None:
-    delay = _next_delay(settings, 2, timedelta(seconds=1))
-    assert delay is not None
-    assert timedelta(seconds=16) <= delay <= timedelta(seconds=24)
 
 
 # --- responses --------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from services.tokens import create_token
 from tests.support.applicants import eligible_applicant
 from tests.support.database import status_of
 from tests.support.registry import registry_record
+from tests.support.relay import relay
 from tests.support.screening import screen
 from tests.support.servers import fresh_pg_database
 from tests.support.stack import TRIAL, Stack, make_settings, sqlite_url
@@ -183,6 +184,7 @@ def build_world(stack: Stack) -> World:
     assert own.status_code == 202, own.get_json()
     world.own_b = own.get_json()["id"]
 
+    relay(stack)  # writes the webhook deliveries the events are owed
     with stack.db.sessions() as session:
         delivery = session.scalars(
             select(WebhookDelivery.id)
