@@ -1,4 +1,6 @@
-"""The `accrual` command's database chores, run as a user runs them."""
+"""The `accrual` command's database chores: the first test runs the real command in processes, as a
+user runs it; the others run it inside the test's process (tests/support/cli.py), which saves a second
+or more of imports per command."""
 
 from __future__ import annotations
 
@@ -14,12 +16,12 @@ import pytest
 import yaml
 
 from services.trials.criteria import bundled_document
+from tests.support.cli import Completed, completed, invoke
 from tests.support.registry import new_study
 
-pytestmark = pytest.mark.slow  # every test runs the `accrual` command in processes
 
-
-def accrual(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def accrual_process(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`accrual ARGS...` in a process of its own, with no ACCRUAL_* variable but the data directory."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACCRUAL_")}
     env["ACCRUAL_DATA_DIR"] = str(tmp_path / "data")
     return subprocess.run(
@@ -32,29 +34,35 @@ def accrual(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def accrual(tmp_path: Path, *args: str) -> Completed:
+    """`accrual ARGS...` in this process, configured as `accrual_process` configures it."""
+    return completed(invoke({"ACCRUAL_DATA_DIR": str(tmp_path / "data")}, *args, cwd=tmp_path))
+
+
 def write(tmp_path: Path, name: str, content: Any) -> str:
     path = tmp_path / name
     path.write_text(json.dumps(content) if name.endswith(".json") else yaml.safe_dump(content))
     return str(path)
 
 
+@pytest.mark.slow  # the command in processes
 def test_db_upgrade_seed_and_tokens(tmp_path: Path) -> None:
-    assert accrual(tmp_path, "db", "upgrade").returncode == 0
-    first = accrual(tmp_path, "seed")
-    again = accrual(tmp_path, "seed")
+    assert accrual_process(tmp_path, "db", "upgrade").returncode == 0
+    first = accrual_process(tmp_path, "seed")
+    again = accrual_process(tmp_path, "seed")
     assert first.returncode == again.returncode == 0 and "NCT06359912" in first.stdout
-    token = accrual(tmp_path, "token", "create", "--role", "admin")
+    token = accrual_process(tmp_path, "token", "create", "--role", "admin")
     assert (
         token.returncode == 0
         and token.stdout.strip().startswith("acr_")
         and len(token.stdout.splitlines()) == 1
     )
-    refused = accrual(tmp_path, "token", "create", "--role", "coordinator", "--site", "site_nope")
+    refused = accrual_process(tmp_path, "token", "create", "--role", "coordinator", "--site", "site_nope")
     assert refused.returncode == 2 and "no such site" in refused.stderr
     site = ["--role", "coordinator", "--site", "site_5812946e17295a21a499"]
-    mailed = accrual(tmp_path, "token", "create", *site, "--email", "coordinator@beijing.example")
+    mailed = accrual_process(tmp_path, "token", "create", *site, "--email", "coordinator@beijing.example")
     assert mailed.returncode == 0 and mailed.stdout.startswith("acr_")
-    garbled = accrual(tmp_path, "token", "create", *site, "--email", "coordinator at beijing")
+    garbled = accrual_process(tmp_path, "token", "create", *site, "--email", "coordinator at beijing")
     assert garbled.returncode == 2 and "not an e-mail address" in garbled.stderr
 
 

@@ -12,19 +12,18 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner, Result
+from click.testing import Result
 from sqlalchemy import func, select, text
 
-from config import get_settings
 from models import ApiToken, AuditEntry, AuditHead, Role
 from models.audit import GENESIS, AuditKeyError, AuditKeys, audit_keys_of, canonical_entry
 from models.base import JSONType, UTCDateTime
 from models.db import Database
 from models.migrate import upgrade
 from services.audit import Checkpoint, CheckpointError, read_checkpoint, sign_checkpoint, verify_chain
-from services.cli import main
 from services.tokens import create_token
 from tests.support.applicants import eligible_applicant
+from tests.support.cli import invoke, stack_env
 from tests.support.http import assert_problem, auth
 from tests.support.stack import Stack, make_settings
 
@@ -215,17 +214,7 @@ def test_no_checkpoint_is_signed_for_a_broken_trail(stack: Stack) -> None:
 
 def accrual(stack: Stack, *args: str) -> Result:
     """`accrual ARGS...` in this process, configured as the stack is (its data directory holds the key)."""
-    env = {
-        "ACCRUAL_DATA_DIR": str(stack.settings.data_dir),
-        "ACCRUAL_DATABASE_URL": stack.settings.database_url,
-        "ACCRUAL_SECRET_KEY": "test-secret",
-        "ACCRUAL_AUDIT_KEYS": "",
-    }
-    get_settings.cache_clear()
-    try:
-        return CliRunner().invoke(main, list(args), env=env)
-    finally:
-        get_settings.cache_clear()
+    return invoke(stack_env(stack, ACCRUAL_SECRET_KEY="test-secret", ACCRUAL_AUDIT_KEYS=""), *args)
 
 
 def test_audit_checkpoint_and_verify_checkpoint_on_the_command_line(stack: Stack, tmp_path: Path) -> None:

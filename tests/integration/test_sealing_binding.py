@@ -15,19 +15,18 @@ from typing import Any
 
 import pytest
 from alembic import command
-from click.testing import CliRunner, Result
+from click.testing import Result
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select, text
 
-from config import Settings, get_settings
 from models import Application, Event
 from models.db import Database
 from models.migrate import alembic_config, upgrade
 from models.sealing import Keyring, SealingError, binding
 from services.applications.screening import screen_application
-from services.cli import main
 from services.data_keys import reseal_observations
 from tests.support.applicants import eligible_applicant
+from tests.support.cli import invoke, stack_env
 from tests.support.http import auth
 from tests.support.stack import Stack
 
@@ -248,47 +247,21 @@ def test_rotation_reseals_v1_values_as_v2_bound_to_their_row(stack: Stack) -> No
     assert read(stack, applications[1]).status_code == 500
 
 
-def accrual_command(stack: Stack, monkeypatch: pytest.MonkeyPatch, *args: str, data_keys: str = "") -> Result:
-    """`accrual ARGS...` in this process, configured as the stack is; its database handles are closed
-    afterwards, as the end of its process would close them."""
-    opened: list[Database] = []
-    for_settings = Database.for_settings
-
-    def recorded(settings: Settings) -> Database:
-        opened.append(for_settings(settings))
-        return opened[-1]
-
-    env = {
-        "ACCRUAL_DATA_DIR": str(stack.settings.data_dir),
-        "ACCRUAL_DATABASE_URL": stack.settings.database_url,
-        "ACCRUAL_SECRET_KEY": "test-secret",
-        "ACCRUAL_DATA_KEYS": data_keys,
-    }
-    get_settings.cache_clear()
-    try:
-        with monkeypatch.context() as patched:
-            patched.setattr(Database, "for_settings", recorded)
-            return CliRunner().invoke(main, list(args), env=env)
-    finally:
-        get_settings.cache_clear()
-        for db in opened:
-            db.dispose()
+def accrual_command(stack: Stack, *args: str, data_keys: str = "") -> Result:
+    """`accrual ARGS...` in this process, configured as the stack is."""
+    return invoke(stack_env(stack, ACCRUAL_SECRET_KEY="test-secret", ACCRUAL_DATA_KEYS=data_keys), *args)
 
 
-def test_keys_rotate_reseals_v1_values_and_stops_at_a_value_moved_from_another_row(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_keys_rotate_reseals_v1_values_and_stops_at_a_value_moved_from_another_row(stack: Stack) -> None:
     source, legacy, moved = (submitted(stack, f"CLI-{n}") for n in range(3))
     as_v1(stack, legacy)
-    rotated = accrual_command(stack, monkeypatch, "keys", "rotate")
+    rotated = accrual_command(stack, "keys", "rotate")
     assert rotated.exit_code == 0 and "re-sealed under the current key: 1" in rotated.output, rotated.output
     assert stored(stack.db, legacy).startswith("v2:k1:")
 
     copy_observations(stack.db, source, moved)
     old = stack.settings.data_keyring_text()
-    stopped = accrual_command(
-        stack, monkeypatch, "keys", "rotate", data_keys=f"{Keyring.new_entry('k2')},{old}"
-    )
+    stopped = accrual_command(stack, "keys", "rotate", data_keys=f"{Keyring.new_entry('k2')},{old}")
     assert stopped.exit_code == 2 and f"applications.observations of {moved}" in stopped.output
     assert source not in stopped.output and "birth_date" not in stopped.output
     assert stored(stack.db, source).startswith("v2:k1:")  # its batch was rolled back whole

@@ -8,8 +8,6 @@ import copy
 import json
 import logging
 import math
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from services.applications.screening import screen_application
 from services.tokens import create_token
 from services.trials.criteria import bundled_document
 from tests.support.applicants import eligible_applicant
+from tests.support.cli import accrual_variables, completed, invoke
 from tests.support.database import status_of
 from tests.support.http import assert_problem
 from tests.support.processes import Processes
@@ -514,13 +513,7 @@ def test_the_cli_import_refuses_a_malformed_record_naming_file_and_field_and_imp
     broken["protocolSection"]["identificationModule"]["briefTitle"] = "T" * (column(Trial.title) + 1)
     bad.write_text(json.dumps(broken))
     before = everything(sqlite_stack)
-    result = subprocess.run(
-        [sys.executable, "-m", "services.cli", "trials", "import", str(good), str(bad)],
-        env=sqlite_stack.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = completed(invoke(accrual_variables(sqlite_stack.env()), "trials", "import", str(good), str(bad)))
     assert result.returncode != 0, result.stdout
     [line] = result.stderr.strip().splitlines()
     assert str(bad) in line and "protocolSection.identificationModule.briefTitle" in line, line

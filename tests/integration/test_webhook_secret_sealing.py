@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from click.testing import CliRunner, Result
+from click.testing import Result
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook
@@ -26,9 +26,9 @@ from models.audit import AuditKeys
 from models.db import Database
 from models.migrate import alembic_config, upgrade
 from models.sealing import Keyring, SealingError, keyring_of
-from services.cli import main
 from services.notifications.webhooks import claim_due, deliver, lease_for, new_secret, unseal
 from tests.support.applicants import eligible_applicant
+from tests.support.cli import invoke, stack_env
 from tests.support.relay import relay
 from tests.support.stack import Stack, database_url_for, make_settings
 from tests.support.webhook_receiver import Receiver, receiving
@@ -105,31 +105,10 @@ def verified_by(receiver: Receiver, secret: str) -> list[str]:
     return [Webhook(secret).verify(r.body, r.headers)["id"] for r in receiver.received]
 
 
-def accrual_command(stack: Stack, monkeypatch: pytest.MonkeyPatch, *args: str, data_keys: str = "") -> Result:
+def accrual_command(stack: Stack, *args: str, data_keys: str = "") -> Result:
     """`accrual ARGS...` in this process, configured as the stack is (its data directory holds the audit
-    keys, and the data keys unless `data_keys` gives others); its database handles are closed after."""
-    opened: list[Database] = []
-    for_settings = Database.for_settings
-
-    def recorded(settings: Settings) -> Database:
-        opened.append(for_settings(settings))
-        return opened[-1]
-
-    env = {
-        "ACCRUAL_DATA_DIR": str(stack.settings.data_dir),
-        "ACCRUAL_DATABASE_URL": stack.settings.database_url,
-        "ACCRUAL_SECRET_KEY": SECRET_KEY,
-        "ACCRUAL_DATA_KEYS": data_keys,
-    }
-    get_settings.cache_clear()
-    try:
-        with monkeypatch.context() as patched:
-            patched.setattr(Database, "for_settings", recorded)
-            return CliRunner().invoke(main, list(args), env=env)
-    finally:
-        get_settings.cache_clear()
-        for db in opened:
-            db.dispose()
+    keys, and the data keys unless `data_keys` gives others)."""
+    return invoke(stack_env(stack, ACCRUAL_SECRET_KEY=SECRET_KEY, ACCRUAL_DATA_KEYS=data_keys), *args)
 
 
 # --- bound to their row ---------------------------------------------------------------------------
@@ -166,9 +145,7 @@ def test_a_secret_copied_from_another_subscriptions_row_does_not_open(hooks: Sta
 # --- `accrual keys rotate` ------------------------------------------------------------------------
 
 
-def test_keys_rotate_reseals_webhook_secrets_and_deliveries_verify_with_the_same_secret(
-    hooks: Stack, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_keys_rotate_reseals_webhook_secrets_and_deliveries_verify_with_the_same_secret(hooks: Stack) -> None:
     with receiving() as current_receiver, receiving() as legacy_receiver:
         current = subscribe(hooks, current_receiver.url, ["application.submitted"])
         legacy = subscribe(hooks, legacy_receiver.url, ["application.submitted"])
@@ -179,11 +156,11 @@ def test_keys_rotate_reseals_webhook_secrets_and_deliveries_verify_with_the_same
         deliver_due(hooks.db, hooks.settings)  # the old format still signs meanwhile
 
         new, old = Keyring.new_entry("k2"), hooks.settings.data_keyring_text()
-        rotated = accrual_command(hooks, monkeypatch, "keys", "rotate", data_keys=f"{new},{old}")
+        rotated = accrual_command(hooks, "keys", "rotate", data_keys=f"{new},{old}")
         assert rotated.exit_code == 0, rotated.output
         assert "webhook secrets re-sealed under the current key: 2" in rotated.output
         assert all(stored_secret(hooks.db, h["id"]).startswith("v2:k2:") for h in (current, legacy))
-        again = accrual_command(hooks, monkeypatch, "keys", "rotate", data_keys=f"{new},{old}")
+        again = accrual_command(hooks, "keys", "rotate", data_keys=f"{new},{old}")
         assert "webhook secrets re-sealed under the current key: 0" in again.output, again.output
 
         # The old data key and ACCRUAL_SECRET_KEY are no longer needed to sign.
@@ -200,13 +177,11 @@ def test_keys_rotate_reseals_webhook_secrets_and_deliveries_verify_with_the_same
     assert len(verified_by(legacy_receiver, legacy["secret"])) == 2
 
 
-def test_keys_rotate_stops_at_a_secret_moved_from_another_row(
-    hooks: Stack, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_keys_rotate_stops_at_a_secret_moved_from_another_row(hooks: Stack) -> None:
     source, moved = (subscribe(hooks, "http://127.0.0.1:9/x", ["application.submitted"]) for _ in range(2))
     overwrite_secret(hooks.db, moved["id"], stored_secret(hooks.db, source["id"]))
     new, old = Keyring.new_entry("k2"), hooks.settings.data_keyring_text()
-    stopped = accrual_command(hooks, monkeypatch, "keys", "rotate", data_keys=f"{new},{old}")
+    stopped = accrual_command(hooks, "keys", "rotate", data_keys=f"{new},{old}")
     assert (
         stopped.exit_code == 2 and f"webhook_subscriptions.secret_sealed of {moved['id']}" in stopped.output
     )
