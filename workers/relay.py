@@ -139,17 +139,18 @@ def relay_once(
     sent, failed, unreachable = _publish(app, claimed)
     with db.transaction() as session:
         stamped = set(mark_published(session, sent, holder))
+        # An event whose tasks could not be published for good is still owed its recorded consumers
+        # (webhook deliveries need no broker); republished later, it records nothing twice.
+        stamped |= {i for i, error in failed.items() if mark_failed(session, i, holder, error, max_attempts)}
         _record(session, app, [event for event in claimed if event.id in stamped])
-        for event_id, error in failed.items():
-            mark_failed(session, event_id, holder, error, max_attempts)
         if unreachable:
             release_unsent(session, unreachable, holder, BROKER_RETRY)
     return len(claimed)
 
 
 def _record(session: Session, app: Celery, stamped: list[Claimed]) -> None:
-    """Run the recorders of the events this relay has just stamped, in the stamping transaction: an
-    event is stamped once per time it is relayed, so it is recorded once too."""
+    """Run the recorders of the events this relay has just stamped published or dead, in the stamping
+    transaction: an event is stamped once per time it is relayed, so it is recorded once too."""
     batches: dict[Recorder, list[Claimed]] = {}
     for event in stamped:
         for consumer in consumers(app, event.type):

@@ -109,17 +109,20 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=2 ** max(attempts - 1, 0)), MAX_BACKOFF)
 
 
-def mark_failed(session: Session, event_id: str, holder: str, error: str, max_attempts: int) -> None:
-    """Release a claimed event for a later try; after `max_attempts` it is dead and reported."""
+def mark_failed(session: Session, event_id: str, holder: str, error: str, max_attempts: int) -> bool:
+    """Release a claimed event for a later try; after `max_attempts` it is dead and reported. True when
+    this call stamped it dead (once per death, like `mark_published`'s stamp)."""
     event = session.scalar(select(Event).where(Event.id == event_id, Event.claimed_by == holder))
     if event is None or event.status != EventStatus.PENDING.value:
-        return
+        return False
     event.attempts += 1
     event.last_error = error[:500]
     event.lease_until = None
     event.next_attempt_at = utcnow() + backoff(event.attempts)
     if event.attempts >= max_attempts:
         event.status = EventStatus.DEAD.value
+        return True
+    return False
 
 
 def release_unsent(session: Session, event_ids: Sequence[str], holder: str, retry_in: timedelta) -> None:

@@ -97,6 +97,28 @@ def test_an_event_the_sweep_publishes_again_is_owed_no_second_delivery(hooks: St
     assert owed(hooks) == [(hook["id"], event_of(hooks, application).id)]
 
 
+def test_an_event_whose_tasks_cannot_be_published_still_fans_out_once(hooks: Stack) -> None:
+    """Webhook deliveries need no broker: an event that dies in the outbox (its tasks refused for good)
+    is still owed them, and the sweep publishing it again later writes none twice."""
+    hook = subscribe(hooks, NOWHERE, SUBMITTED)
+    application = submit(hooks, "UNSENDABLE")
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise ValueError("the task's arguments cannot be serialised")
+
+    with in_memory_broker(hooks) as app:
+        app.send_task = refuse  # type: ignore[method-assign]
+        assert relay_module.relay_once(hooks.db, app, "relay-a", 100, max_attempts=1) == 1
+    event = event_of(hooks, application)
+    assert event.status == "dead" and "ValueError" in (event.last_error or "")
+    assert owed(hooks) == [(hook["id"], event.id)]
+    with hooks.db.transaction() as session:  # the sweep puts the dead submission back
+        assert republish_undecided(session, utcnow()) == [application]
+    assert relay(hooks) == 1
+    assert event_of(hooks, application).status == "published"
+    assert owed(hooks) == [(hook["id"], event.id)]
+
+
 def test_a_subscription_created_after_an_event_does_not_receive_it(hooks: Stack) -> None:
     early = subscribe(hooks, NOWHERE, SUBMITTED)
     before = event_of(hooks, submit(hooks, "BEFORE")).id
