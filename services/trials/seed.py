@@ -12,7 +12,7 @@ from models import Trial
 from services.trials.criteria import add_version, bundled_document, current_document
 from services.trials.registry_import import import_record
 
-# (registry record, criteria file) of each bundled trial, in services/seed_data.
+# (registry record, criteria file) of each bundled trial, in services/trials/seed_data.
 BUNDLED_TRIALS: tuple[tuple[str, str], ...] = (
     ("NCT06359912.json", "NCT06359912.criteria.yaml"),
     ("NCT03239535.json", "NCT03239535.criteria.yaml"),
