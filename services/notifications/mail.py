@@ -25,6 +25,7 @@ from models import ApiToken, Decision, EmailMessage, Event, Role, Site, Trial, T
 from models.base import utcnow
 from models.db import Database
 from services.ids import new_id
+from services.notifications import scheduled_sends
 from services.notifications.retry import next_delay
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,7 @@ def send_email(db: Database, message_id: str, claim: str, settings: Settings) ->
         message = session.get(EmailMessage, message_id, with_for_update=True)
         if message is None or message.status != "pending" or message.claim != claim:
             return None
+        scheduled_sends.begin_attempt(message, mail_lease(settings))
         mime = _mime(message, settings)
     error: Exception | None = None
     try:

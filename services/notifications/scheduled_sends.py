@@ -41,6 +41,13 @@ def claim_due(session: Session, model: Scheduled, lease: timedelta, limit: int) 
     return claimed
 
 
+def begin_attempt(row: WebhookDelivery | EmailMessage, lease: timedelta) -> None:
+    """The attempt under the row's claim starts now: its lease runs from here, not from the dispatch, so
+    a task that waited in a busy queue is not overtaken by a re-dispatch while it sends (which would
+    send twice: the first task's record would be refused, its request already made)."""
+    row.lease_until = utcnow() + lease
+
+
 def release(session: Session, model: Scheduled, ids: list[str]) -> None:
     """Give rows whose tasks could not be published back to the next dispatch at once."""
     if ids:

@@ -244,11 +244,12 @@ class Response:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def _request(session: Session, delivery_id: str, claim: str, signing_key: bytes) -> Request | None:
+def _request(session: Session, delivery_id: str, claim: str, settings: Settings) -> Request | None:
     """What to send for a pending delivery still under `claim`; None if there is nothing to send."""
     delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
     if delivery is None or delivery.status != "pending" or delivery.claim != claim:
         return None
+    scheduled_sends.begin_attempt(delivery, lease_for(settings))
     subscription = session.get_one(WebhookSubscription, delivery.subscription_id)
     if subscription.deleted_at is not None or subscription.disabled_at is not None:
         delivery.status, delivery.next_attempt_at, delivery.completed_at = "cancelled", None, utcnow()
@@ -258,7 +259,7 @@ def _request(session: Session, delivery_id: str, claim: str, signing_key: bytes)
     seen = envelope(event, for_admin=for_admin(subscription))
     body = json.dumps(seen, separators=(",", ":"), ensure_ascii=False).encode()
     keyring = keyring_of(session.get_bind().dialect)
-    secret = unseal(keyring, subscription.id, subscription.secret_sealed, signing_key)
+    secret = unseal(keyring, subscription.id, subscription.secret_sealed, settings.signing_key())
     return Request(subscription.url, event.id, body, secret)
 
 
@@ -410,7 +411,7 @@ def deliver(db: Database, delivery_id: str, claim: str, settings: Settings) -> s
     """Send one attempt of a claimed delivery and record it; the status it ends in, or None if the
     claim is no longer current (a re-dispatch took over, or the delivery ended meanwhile)."""
     with db.transaction() as session:
-        request = _request(session, delivery_id, claim, settings.signing_key())
+        request = _request(session, delivery_id, claim, settings)
     if request is None:
         return None
     response = send(request, settings)

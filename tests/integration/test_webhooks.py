@@ -23,6 +23,7 @@ from standardwebhooks.webhooks import Webhook
 
 from models import Event, WebhookDelivery, WebhookSubscription
 from models.base import utcnow
+from services.notifications import webhooks
 from services.notifications.webhooks import claim_due, deliver, lease_for
 from services.tokens import Role
 from tests.support.applicants import eligible_applicant
@@ -206,6 +207,33 @@ def test_a_stale_claim_sends_nothing(hooks: Stack) -> None:
         assert deliver(hooks.db, delivery_id, stale, hooks.settings) is None
         assert deliver(hooks.db, delivery_id, fresh, hooks.settings) == "succeeded"
         assert deliver(hooks.db, delivery_id, fresh, hooks.settings) is None  # a duplicate task
+    assert len(receiver.received) == 1
+
+
+def test_a_task_that_waited_past_its_lease_is_not_overtaken_while_it_sends(
+    hooks: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease runs from the start of the attempt: a dispatcher looking while the late task sends
+    finds nothing due, so the receiver is not sent the same delivery twice."""
+    claimed_meanwhile: list[list[tuple[str, str]]] = []
+    send = webhooks.send
+
+    def send_while_a_dispatcher_looks(request: Any, settings: Any) -> Any:
+        with hooks.db.transaction() as session:
+            claimed_meanwhile.append(claim_due(session, lease_for(hooks.settings)))
+        return send(request, settings)
+
+    with receiving() as receiver:
+        subscribe(hooks, receiver.url, ["application.submitted"])
+        hooks.submit(eligible_applicant("LATE"))
+        relay(hooks)
+        with hooks.db.transaction() as session:
+            [(delivery_id, claim)] = claim_due(session, lease_for(hooks.settings))
+            # the task waited in a busy queue until its lease had run out
+            session.execute(update(WebhookDelivery).values(lease_until=utcnow() - timedelta(seconds=1)))
+        monkeypatch.setattr(webhooks, "send", send_while_a_dispatcher_looks)
+        assert deliver(hooks.db, delivery_id, claim, hooks.settings) == "succeeded"
+    assert claimed_meanwhile == [[]]
     assert len(receiver.received) == 1
 
 
