@@ -193,14 +193,21 @@ def test_retry_after_is_honoured(hooks: Stack) -> None:
     assert next_at is not None and next_at - before >= timedelta(seconds=119)
 
 
+def claimed_until_its_lease_ran_out(stack: Stack, url: str, screening_id: str) -> tuple[str, str]:
+    """One delivery to `url`, claimed by a dispatch whose task has not run before the lease ran out:
+    (delivery id, that claim)."""
+    subscribe(stack, url, ["application.submitted"])
+    stack.submit(eligible_applicant(screening_id))
+    relay(stack)
+    with stack.db.transaction() as session:
+        [(delivery_id, claim)] = claim_due(session, lease_for(stack.settings))
+        session.execute(update(WebhookDelivery).values(lease_until=utcnow() - timedelta(seconds=1)))
+    return delivery_id, claim
+
+
 def test_a_stale_claim_sends_nothing(hooks: Stack) -> None:
     with receiving() as receiver:
-        subscribe(hooks, receiver.url, ["application.submitted"])
-        hooks.submit(eligible_applicant("A"))
-        relay(hooks)
-        with hooks.db.transaction() as session:
-            [(delivery_id, stale)] = claim_due(session, lease_for(hooks.settings))
-            session.execute(update(WebhookDelivery).values(lease_until=utcnow() - timedelta(seconds=1)))
+        delivery_id, stale = claimed_until_its_lease_ran_out(hooks, receiver.url, "A")
         with hooks.db.transaction() as session:
             [(same_id, fresh)] = claim_due(session, lease_for(hooks.settings))  # the lease ran out
         assert same_id == delivery_id and fresh != stale
@@ -224,13 +231,8 @@ def test_a_task_that_waited_past_its_lease_is_not_overtaken_while_it_sends(
         return send(request, settings)
 
     with receiving() as receiver:
-        subscribe(hooks, receiver.url, ["application.submitted"])
-        hooks.submit(eligible_applicant("LATE"))
-        relay(hooks)
-        with hooks.db.transaction() as session:
-            [(delivery_id, claim)] = claim_due(session, lease_for(hooks.settings))
-            # the task waited in a busy queue until its lease had run out
-            session.execute(update(WebhookDelivery).values(lease_until=utcnow() - timedelta(seconds=1)))
+        # the task waited in a busy queue until its lease had run out
+        delivery_id, claim = claimed_until_its_lease_ran_out(hooks, receiver.url, "LATE")
         monkeypatch.setattr(webhooks, "send", send_while_a_dispatcher_looks)
         assert deliver(hooks.db, delivery_id, claim, hooks.settings) == "succeeded"
     assert claimed_meanwhile == [[]]
