@@ -1,6 +1,6 @@
 """Persistence: typed SQLAlchemy 2.x models, the engine and session factory, Alembic migrations."""
 
-from models.application import Application, ApplicationHistory, CriterionResult, Screening
+from models.application import Application, ApplicationHistory, Screening
 from models.audit import AuditEntry, AuditHead
 from models.base import Base
 from models.enums import ApplicationStatus, CriterionKind, Decision, EventStatus, Outcome, Role, TrialStatus
@@ -22,7 +22,6 @@ __all__ = [
     "CountedApplication",
     "CriteriaVersion",
     "CriterionKind",
-    "CriterionResult",
     "Decision",
     "EmailMessage",
     "Event",

@@ -1,4 +1,4 @@
-"""Applications, their status history, and each screening's per-criterion results."""
+"""Applications, their status history, and their screenings with the per-criterion results."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, JSONType, utcnow
+from models.base import Base, utcnow
 from models.enums import ApplicationStatus
 from models.sealing import SealedJSON, seal_per_row
 
@@ -62,7 +62,7 @@ class ApplicationHistory(Base):
 
 
 class Screening(Base):
-    """One evaluation of an application against one criteria version."""
+    """One evaluation of an application against one criteria version, with its per-criterion results."""
 
     __tablename__ = "screenings"
     __table_args__ = (UniqueConstraint("application_id", "round"),)
@@ -73,19 +73,11 @@ class Screening(Base):
     criteria_version: Mapped[int]
     decision: Mapped[str] = mapped_column(String(16))
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Clinical (which criteria the applicant met, what data was missing): one value per screening, in
+    # protocol order (services.applications.results says its shape), sealed at rest and bound to the
+    # screening's (application, round), which is known before the insert, unlike the id.
+    results: Mapped[dict[str, Any]] = mapped_column(SealedJSON)
 
-    results: Mapped[list[CriterionResult]] = relationship(order_by="CriterionResult.position")
 
-
-class CriterionResult(Base):
-    __tablename__ = "criterion_results"
-    __table_args__ = (Index("ix_criterion_results_criterion", "criterion_id", "outcome"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    screening_id: Mapped[int] = mapped_column(ForeignKey("screenings.id"), index=True)
-    position: Mapped[int]
-    criterion_id: Mapped[str] = mapped_column(String(16))
-    kind: Mapped[str] = mapped_column(String(16))
-    outcome: Mapped[str] = mapped_column(String(16))
-    missing: Mapped[list[str]] = mapped_column(JSONType, default=list)
-    note: Mapped[str | None] = mapped_column(Text)
+# The associated data of a screening's sealed results, by `<application id>/<round>`, for Core code.
+results_binding = seal_per_row(Screening, "results", row_key=("application_id", "round"))

@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,25 +195,35 @@ class SealedJSON(TypeDecorator[Any]):
         return value
 
 
-def seal_per_row(cls: type[Any], key: str) -> Callable[[str], bytes]:
+def seal_per_row(cls: type[Any], key: str, row_key: Sequence[str] = ()) -> Callable[[str], bytes]:
     """Keep `cls.<key>` plain in memory and sealed in the database, bound to its row: sealed when the
     unit of work inserts or changes it, opened when a query loads it. Returns the binding of a row id,
-    for code that reads or writes the column with Core."""
+    for code that reads or writes the column with Core.
+
+    The row is named by its primary key, or by the attributes `row_key` lists (joined by `/`) when the
+    key is only known after the insert (an autoincrement id) but another unique key is known before."""
     mapper: Mapper[Any] = inspect(cls)
-    [primary_key] = mapper.primary_key
     table, column = str(cls.__tablename__), mapper.columns[key].name
-    id_key = mapper.get_property_by_column(primary_key).key
+    if not row_key:
+        [primary_key] = mapper.primary_key
+        row_key = (mapper.get_property_by_column(primary_key).key,)
 
     def bound_to(row_id: str) -> bytes:
         return binding(table, column, row_id)
+
+    def row_id_of(target: Any) -> str | None:
+        parts = [getattr(target, name) for name in row_key]
+        return None if any(part is None for part in parts) else "/".join(str(part) for part in parts)
 
     def seal(target: Any, connection: Connection, inserting: bool) -> None:
         value = inspect(target).dict.get(key)
         if value is None or not (inserting or inspect(target).attrs[key].history.has_changes()):
             return  # unchanged: not sealed again, not written
-        row_id = getattr(target, id_key)
+        row_id = row_id_of(target)
         if row_id is None:
-            raise SealingError(f"{table}.{column} is bound to its row: the row needs its id before the flush")
+            raise SealingError(
+                f"{table}.{column} is bound to its row: the row needs its key before the flush"
+            )
         # A fresh seal even for a `Sealed` value: it may have been copied from another row.
         sealed = keyring_of(connection.dialect).seal(value, bound_to(str(row_id)))
         setattr(target, key, Sealed(value, sealed))
@@ -222,7 +232,7 @@ def seal_per_row(cls: type[Any], key: str) -> Callable[[str], bytes]:
         text = inspect(target).dict.get(key)
         if not isinstance(text, str) or (attrs is not None and key not in attrs):
             return
-        row_id = str(getattr(target, id_key))
+        row_id = str(row_id_of(target))
         keyring = keyring_of(context.session.get_bind().dialect)
         try:
             set_committed_value(target, key, keyring.open(text, bound_to(row_id)))

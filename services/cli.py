@@ -42,7 +42,7 @@ from services.audit import (
     sign_checkpoint,
     verify_chain,
 )
-from services.data_keys import reseal_observations, reseal_webhook_secrets
+from services.data_keys import reseal_observations, reseal_screening_results, reseal_webhook_secrets
 from services.errors import DomainError
 from services.health import check_broker, check_database
 from services.reporting.counts import count_uncounted
@@ -233,13 +233,16 @@ def keys_new(key_id: str) -> None:
 @keys.command("rotate")
 @_operator
 def keys_rotate() -> None:
-    """Re-seal every application's observations and every webhook secret under the current (first) data
-    key, bound to its row; then the older keys may be removed from ACCRUAL_DATA_KEYS."""
+    """Re-seal every application's observations, every screening's results and every webhook secret under
+    the current (first) data key, bound to its row; then the older keys may be removed from
+    ACCRUAL_DATA_KEYS."""
     settings = get_settings()
     database = _database(settings)
     try:
         applications = reseal_observations(database)
         click.echo(f"applications re-sealed under the current key: {applications}")
+        screenings = reseal_screening_results(database)
+        click.echo(f"screening results re-sealed under the current key: {screenings}")
         webhook_secrets = reseal_webhook_secrets(database, settings.signing_key())
         click.echo(f"webhook secrets re-sealed under the current key: {webhook_secrets}")
     except SealingError as exc:  # altered or moved in the database: the operator must look at it

@@ -1,53 +1,90 @@
-"""Key rotation for what is sealed at rest (see models.sealing): observations and webhook secrets."""
+"""Key rotation for what is sealed at rest (see models.sealing): observations, screenings' results and
+webhook secrets."""
 
 from __future__ import annotations
 
-from sqlalchemy import Text, select, type_coerce, update
-from sqlalchemy.orm import Session
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from models import Application, WebhookSubscription
-from models.application import observations_binding
+from sqlalchemy import ColumnElement, Text, select, type_coerce, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from models import Application, Screening, WebhookSubscription
+from models.application import observations_binding, results_binding
 from models.db import Database
 from models.sealing import Keyring, Sealed, SealingError, keyring_of
 from services.audit import note
 from services.notifications.webhooks import seal, unseal
 
-stored_text = type_coerce(Application.observations, Text)  # the column as stored, not opened
+
+@dataclass(frozen=True)
+class SealedColumn:
+    """A column sealed per row (models.sealing.seal_per_row): where it is, and how its row is named."""
+
+    entity: str  # as the audit trail names it
+    column: InstrumentedAttribute[Any]
+    row_key: tuple[InstrumentedAttribute[Any], ...]  # the binding's `/`-joined row name
+    binding: Callable[[str], bytes]
+
+    @property
+    def stored_text(self) -> ColumnElement[str]:
+        """The column as stored, not opened."""
+        return type_coerce(self.column, Text)
+
+
+OBSERVATIONS = SealedColumn("application", Application.observations, (Application.id,), observations_binding)
+SCREENING_RESULTS = SealedColumn(
+    "screening", Screening.results, (Screening.application_id, Screening.round), results_binding
+)
 
 
 def reseal_observations(db: Database, batch: int = 500) -> int:
     """Re-seal, under the current key and bound to their row, every application's observations that
     are not yet (an older key, or the v1 format); how many were. Raises SealingError naming the first
     application whose observations do not open; the batches before it stay re-sealed."""
+    return reseal(db, OBSERVATIONS, batch)
+
+
+def reseal_screening_results(db: Database, batch: int = 500) -> int:
+    """Re-seal every screening's per-criterion results not sealed under the current key; how many were."""
+    return reseal(db, SCREENING_RESULTS, batch)
+
+
+def reseal(db: Database, sealed: SealedColumn, batch: int = 500) -> int:
+    """Re-seal, under the current key, every value of `sealed` that is not yet; how many were."""
     keyring = keyring_of(db.engine.dialect)
     total = 0
     while True:
         with db.transaction() as session:
             rows = session.execute(
-                select(Application.id, stored_text)
-                .where(stored_text.not_like(f"{keyring.current_prefix}%"))
-                .order_by(Application.id)
+                select(sealed.stored_text, *sealed.row_key)
+                .where(sealed.stored_text.not_like(f"{keyring.current_prefix}%"))
+                .order_by(*sealed.row_key)
                 .limit(batch)
             ).all()
-            resealed = sum(_reseal(session, keyring, application_id, text) for application_id, text in rows)
+            resealed = sum(_reseal(session, keyring, sealed, text, tuple(key)) for text, *key in rows)
             if resealed:
-                note(session, "application", "*", "reseal", {"count": resealed, "key": keyring.current})
+                note(session, sealed.entity, "*", "reseal", {"count": resealed, "key": keyring.current})
         total += resealed
         if len(rows) < batch:
             return total
 
 
-def _reseal(session: Session, keyring: Keyring, application_id: str, text: str) -> int:
-    bound_to = observations_binding(application_id)
+def _reseal(session: Session, keyring: Keyring, sealed: SealedColumn, text: str, key: tuple[Any, ...]) -> int:
+    row_name = "/".join(str(part) for part in key)
+    bound_to = sealed.binding(row_name)
     try:
         value = keyring.open(text, bound_to)
-    except SealingError as exc:  # the id, never the value
-        raise SealingError(f"applications.observations of {application_id}: {exc}") from None
+    except SealingError as exc:  # the row's name, never the value
+        raise SealingError(f"{sealed.column.expression} of {row_name}: {exc}") from None
+    table = sealed.column.class_
     result = session.execute(
-        update(Application)
-        # Only if unchanged since read: a correction committed meanwhile is already sealed anew.
-        .where(Application.id == application_id, stored_text == text)
-        .values(observations=Sealed(value, keyring.seal(value, bound_to)))
+        update(table)
+        # Only if unchanged since read: a value written meanwhile is already sealed anew.
+        .where(*(column == part for column, part in zip(sealed.row_key, key, strict=True)))
+        .where(sealed.stored_text == text)
+        .values({sealed.column.key: Sealed(value, keyring.seal(value, bound_to))})
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
-from models import Application, CriterionResult, Role, Screening
+from models import Application, Role, Screening
+from services.applications.results import StoredResult, read_results
 from services.errors import NotFound
 from services.pagination import decode_cursor, encode_cursor
 from services.schemas.api import ApplicationOut, ApplicationPage, ApplicationQuery, CriterionOut, HistoryOut
@@ -15,29 +16,28 @@ from services.tokens import Caller
 from services.trials.criteria import compiled_version
 
 
-def _results_of(session: Session, application_ids: list[str]) -> dict[str, list[CriterionResult]]:
+def _results_of(session: Session, application_ids: list[str]) -> dict[str, list[StoredResult]]:
     """Per application, the per-criterion results of its latest screening, in protocol order."""
     if not application_ids:
         return {}
-    screenings = session.execute(
-        select(Screening.application_id, Screening.id)
+    latest_round = (
+        select(Screening.application_id, func.max(Screening.round).label("round"))
         .where(Screening.application_id.in_(application_ids))
-        .order_by(Screening.application_id, Screening.round)
-    ).all()
-    latest = dict(screenings)  # ordered by round, so the last one per application wins
-    rows = session.scalars(
-        select(CriterionResult)
-        .where(CriterionResult.screening_id.in_(latest.values()))
-        .order_by(CriterionResult.screening_id, CriterionResult.position)
+        .group_by(Screening.application_id)
+        .subquery()
     )
-    by_screening: dict[int, list[CriterionResult]] = {}
-    for row in rows:
-        by_screening.setdefault(row.screening_id, []).append(row)
-    return {app_id: by_screening.get(screening_id, []) for app_id, screening_id in latest.items()}
+    screenings = session.scalars(
+        select(Screening).join(
+            latest_round,
+            (Screening.application_id == latest_round.c.application_id)
+            & (Screening.round == latest_round.c.round),
+        )
+    )
+    return {screening.application_id: read_results(screening.results) for screening in screenings}
 
 
 def _criteria_view(
-    session: Session, application: Application, results: list[CriterionResult]
+    session: Session, application: Application, results: list[StoredResult]
 ) -> list[CriterionOut]:
     """Results with their texts, taken from the criteria version the decision was made under."""
     if not results or application.criteria_version is None:
@@ -50,7 +50,7 @@ def _criteria_view(
             kind=r.kind,  # type: ignore[arg-type]
             text=texts.get(r.criterion_id, ""),
             outcome=r.outcome,  # type: ignore[arg-type]
-            missing=r.missing,
+            missing=list(r.missing),
             note=r.note,
         )
         for r in results
@@ -58,7 +58,7 @@ def _criteria_view(
 
 
 def to_view(
-    session: Session, application: Application, results: list[CriterionResult], with_observations: bool
+    session: Session, application: Application, results: list[StoredResult], with_observations: bool
 ) -> ApplicationOut:
     return ApplicationOut(
         id=application.id,

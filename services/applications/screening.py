@@ -11,9 +11,10 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
-from models import Application, CriterionResult, ProcessedMessage, Screening, Trial
+from models import Application, ProcessedMessage, Screening, Trial
 from models.db import Database
 from services.applications import transitions
+from services.applications.results import stored
 from services.applications.transitions import Action
 from services.eligibility import Evaluation
 from services.trials.criteria import compiled_version
@@ -180,30 +181,19 @@ def _record(
 
 
 def _add_screening(session: Session, application: Application, evaluation: Evaluation, version: int) -> None:
-    screening = Screening(
-        application_id=application.id,
-        round=application.screening_round,
-        criteria_version=version,
-        decision=evaluation.decision,
-    )
-    session.add(screening)
-    session.flush()
-    session.add_all(
-        CriterionResult(
-            screening_id=screening.id,
-            position=position,
-            criterion_id=result.id,
-            kind=result.kind,
-            outcome=result.outcome,
-            missing=list(result.missing),
-            note=result.note,
+    session.add(
+        Screening(
+            application_id=application.id,
+            round=application.screening_round,
+            criteria_version=version,
+            decision=evaluation.decision,
+            results=stored(evaluation),
         )
-        for position, result in enumerate(evaluation.results)
     )
 
 
 def latest_screening(session: Session, application_id: str) -> Screening | None:
-    """The most recent screening of an application, with its per-criterion results."""
+    """The most recent screening of an application, with its per-criterion results (opened)."""
     return session.scalar(
         select(Screening)
         .where(Screening.application_id == application_id)

@@ -20,9 +20,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import Application, ApplicationHistory, ApplicationStatus, CriterionResult, Screening
+from models import Application, ApplicationHistory, ApplicationStatus, Screening
 from models.db import Database
 from models.reporting import CountedApplication, ScreenFailureCount, StatusCount, WeeklyCount
+from services.applications.results import excluding_criteria
 
 # The counted status of a withdrawal after enrolment (status_counts.status holds 16 characters).
 WITHDRAWN_AFTER_ENROLMENT = "withdrawn_after"
@@ -51,23 +52,13 @@ def _excluding_criteria(session: Session, application: Application) -> list[str]
     """The criteria that excluded an ineligible application in its latest screening."""
     if application.status != ApplicationStatus.INELIGIBLE:
         return []
-    latest = (
-        select(Screening.id)
+    latest = session.scalar(
+        select(Screening)
         .where(Screening.application_id == application.id)
         .order_by(Screening.round.desc())
         .limit(1)
-        .scalar_subquery()
     )
-    rows = session.execute(
-        select(CriterionResult.criterion_id, CriterionResult.kind, CriterionResult.outcome)
-        .where(CriterionResult.screening_id == latest)
-        .order_by(CriterionResult.position)
-    ).all()
-    return [
-        cid
-        for cid, kind, outcome in rows
-        if (kind, outcome) in (("inclusion", "not_met"), ("exclusion", "met"))
-    ]
+    return excluding_criteria(latest.results if latest is not None else None)
 
 
 def _enrolled_week(session: Session, application: Application) -> date | None:

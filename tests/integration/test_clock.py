@@ -15,7 +15,8 @@ import time_machine
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from models import Application, CriterionResult, Event, Screening
+from models import Application, Event, Screening
+from services.applications.results import read_results
 from services.applications.screening import screen_application
 from tests.support.applicants import eligible_applicant
 from tests.support.stack import Stack
@@ -67,11 +68,8 @@ def submitted_at(stack: Stack, instant: datetime, **changes: Any) -> str:
 
 def age_outcome(stack: Stack, application_id: str) -> str:
     with stack.db.sessions() as session:
-        outcome: str = session.scalars(
-            select(CriterionResult.outcome)
-            .join(Screening, Screening.id == CriterionResult.screening_id)
-            .where(Screening.application_id == application_id, CriterionResult.criterion_id == "I1")
-        ).one()
+        [screening] = session.scalars(select(Screening).where(Screening.application_id == application_id))
+        [outcome] = [r.outcome for r in read_results(screening.results) if r.criterion_id == "I1"]
     return outcome
 
 

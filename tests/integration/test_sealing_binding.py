@@ -1,7 +1,8 @@
 """Sealed observations are bound to their row: text copied from another application's row, as someone
 with write access to the database would copy it, does not open there. Values in the v1 format (one
 constant associated data, from before revision 0011) still open until revision 0011 or `accrual keys
-rotate` re-seals them as v2."""
+rotate` re-seals them as v2. A screening's per-criterion results are sealed the same way, bound to
+the screening (revision 0013 folded the rows they were kept in before)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,13 @@ from click.testing import Result
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select, text
 
-from models import Application, Event
+from models import Application, Event, Screening
 from models.db import Database
 from models.migrate import alembic_config, upgrade
 from models.sealing import Keyring, SealingError, binding
+from services.applications.results import read_results
 from services.applications.screening import screen_application
-from services.data_keys import reseal_observations
+from services.data_keys import reseal_observations, reseal_screening_results
 from tests.support.applicants import eligible_applicant
 from tests.support.cli import invoke, stack_env
 from tests.support.http import auth
@@ -220,9 +222,12 @@ def test_one_seal_per_write_and_one_open_per_read(stack: Stack, monkeypatch: pyt
     assert cost(submit) == {"seal": 1}
     read_cost = cost(lambda: read(stack, application_id))
     assert "seal" not in read_cost and 1 <= read_cost["open"] <= 2
-    assert cost(screen) == {"open": 1}  # the decision changes the row, not its observations
+    # The decision opens the observations and seals the screening's results; the observations are not
+    # sealed again.
+    assert cost(screen) == {"open": 1, "seal": 1}
     correct_cost = cost(correct)
-    assert correct_cost["seal"] == 1 and 1 <= correct_cost["open"] <= 3
+    # The answer to a correction shows the application with its latest screening's results: one more open.
+    assert correct_cost["seal"] == 1 and 1 <= correct_cost["open"] <= 4
 
 
 def counted(calls: Counter[str], name: str, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -320,3 +325,152 @@ def test_revision_0011_binds_v1_values_to_their_row_and_its_downgrade_unbinds_th
         cfg.attributes["connection"] = connection
         command.downgrade(cfg, "0010")
     assert {a: opened_v1(key, stored(db, a)) for a in values} == values  # what 0010's code reads
+
+
+# --- a screening's per-criterion results: one sealed value per screening (revision 0013) ------------
+
+
+def stored_results(db: Database, application_id: str) -> str:
+    with db.engine.connect() as connection:
+        return str(
+            connection.execute(
+                text("SELECT results FROM screenings WHERE application_id = :id ORDER BY round DESC"),
+                {"id": application_id},
+            ).first()[0]  # type: ignore[index]
+        )
+
+
+def decided(stack: Stack, screening_id: str, **changes: Any) -> str:
+    application_id = submitted(stack, screening_id, **changes)
+    with stack.db.sessions() as session:
+        event_id = session.scalars(select(Event.id).where(Event.application_id == application_id)).one()
+    assert screen_application(stack.db, application_id, event_id, 5).status == "decided"
+    return application_id
+
+
+def test_screening_results_are_sealed_bound_to_their_screening_and_answered_as_before(stack: Stack) -> None:
+    eligible, ineligible = decided(stack, "RESULTS-1"), decided(stack, "RESULTS-2", wagner_grade=5)
+    criteria = read(stack, ineligible).get_json()["criteria"]
+    assert len(criteria) == 25 and all(set(c) == CRITERION_FIELDS for c in criteria)
+    excluding = {("inclusion", "not_met"), ("exclusion", "met")}
+    assert [c for c in criteria if (c["kind"], c["outcome"]) in excluding]
+    sealed_text = stored_results(stack.db, ineligible)
+    assert sealed_text.startswith("v2:k1:") and '"' not in sealed_text  # no JSON in clear
+    # Moved into another screening's row, as someone with write access could, it does not open there.
+    with stack.db.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE screenings SET results = :sealed WHERE application_id = :id"),
+            {"sealed": sealed_text, "id": eligible},
+        )
+    assert read(stack, eligible).status_code == 500
+    assert read(stack, ineligible).get_json()["criteria"] == criteria
+
+
+CRITERION_FIELDS = {"id", "kind", "text", "outcome", "missing", "note"}
+
+
+def test_keys_rotate_reseals_screening_results_under_the_new_key(stack: Stack) -> None:
+    applications = [decided(stack, f"ROTATE-RESULTS-{n}", hiv_positive=None) for n in range(3)]
+    assert any(c["missing"] == ["hiv_positive"] for c in read(stack, applications[0]).get_json()["criteria"])
+    before = results_by_application(stack.db)
+    keys = f"{Keyring.new_entry('k2')},{stack.settings.data_keyring_text()}"
+    rotated = accrual_command(stack, "keys", "rotate", data_keys=keys)
+    assert rotated.exit_code == 0, rotated.output
+    assert "screening results re-sealed under the current key: 3" in rotated.output
+    assert all(stored_results(stack.db, a).startswith("v2:k2:") for a in applications)
+    rotated_db = Database(stack.settings.database_url, Keyring.parse(keys))
+    try:
+        assert results_by_application(rotated_db) == before
+        assert reseal_screening_results(rotated_db) == 0
+    finally:
+        rotated_db.dispose()
+
+
+def results_by_application(db: Database) -> dict[str, Any]:
+    with db.sessions() as session:
+        return {s.application_id: dict(s.results) for s in session.scalars(select(Screening))}
+
+
+SCREENING_0012 = (
+    "INSERT INTO screenings (id, application_id, round, criteria_version, decision, decided_at)"
+    " VALUES (:id, :application_id, :round, 1, :decision, '2026-01-01')"
+)
+RESULT_0012 = (
+    "INSERT INTO criterion_results (screening_id, position, criterion_id, kind, outcome, missing, note)"
+    " VALUES (:screening_id, :position, :criterion_id, :kind, :outcome, :missing, :note)"
+)
+RESULTS_0012: dict[int, list[tuple[str, str, str, list[str], str | None]]] = {
+    1: [
+        ("I1", "inclusion", "met", [], None),
+        ("I2", "inclusion", "unknown", ["abi", "tcpo2"], None),
+        ("E1", "exclusion", "judgment", [], "ask the investigator"),
+    ],
+    2: [("I1", "inclusion", "not_met", [], None)],
+    3: [],  # a dead letter: screened under a version, never evaluated
+}
+
+
+def test_revision_0013_folds_criterion_rows_into_one_sealed_value_and_its_downgrade_unfolds_them(
+    empty_db: Database,
+) -> None:
+    db = empty_db
+    upgrade(db, "0012")
+    screenings = {1: ("A1", 1, "needs_review"), 2: ("A1", 2, "ineligible"), 3: ("A2", 1, "needs_review")}
+    with db.engine.begin() as connection:
+        for statement in BEFORE_0011:
+            connection.execute(text(statement))
+        for application_id in ("A1", "A2"):
+            connection.execute(text(APPLICATION_0010), {"id": application_id, "observations": "v2:k1:x"})
+        for screening, (application_id, round_, decision) in screenings.items():
+            connection.execute(
+                text(SCREENING_0012),
+                {"id": screening, "application_id": application_id, "round": round_, "decision": decision},
+            )
+            for position, (criterion, kind, outcome, missing, note) in enumerate(RESULTS_0012[screening]):
+                connection.execute(
+                    text(RESULT_0012),
+                    {
+                        "screening_id": screening,
+                        "position": position,
+                        "criterion_id": criterion,
+                        "kind": kind,
+                        "outcome": outcome,
+                        "missing": json.dumps(missing),
+                        "note": note,
+                    },
+                )
+    upgrade(db)
+    keyring: Keyring = db.engine.dialect.accrual_keyring  # type: ignore[attr-defined]
+    with db.engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, application_id, round, results FROM screenings")).all()
+    assert {
+        screening: keyring.open(sealed, binding("screenings", "results", f"{application_id}/{round_}"))
+        for screening, application_id, round_, sealed in rows
+    } == {
+        1: {
+            "criteria": [
+                {"id": "I1", "kind": "inclusion", "outcome": "met"},
+                {"id": "I2", "kind": "inclusion", "outcome": "unknown", "missing": ["abi", "tcpo2"]},
+                {"id": "E1", "kind": "exclusion", "outcome": "judgment", "note": "ask the investigator"},
+            ]
+        },
+        2: {"criteria": [{"id": "I1", "kind": "inclusion", "outcome": "not_met"}]},
+        3: {"criteria": []},
+    }
+    with db.sessions() as session:
+        assert read_results(session.get_one(Screening, 1).results)[1].missing == ("abi", "tcpo2")
+
+    cfg = alembic_config(db)
+    with db.engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0012")
+    with db.engine.connect() as connection:
+        back = connection.execute(
+            text(
+                "SELECT screening_id, criterion_id, kind, outcome, missing, note FROM criterion_results"
+                " ORDER BY screening_id, position"
+            )
+        ).all()
+    assert [(s, c, k, o, json.loads(m) if isinstance(m, str) else m, n) for s, c, k, o, m, n in back] == [
+        (s, *row) for s, rows_ in RESULTS_0012.items() for row in rows_
+    ]
