@@ -93,7 +93,9 @@ def decide_one(base: str, coordinator: str, site_id: str) -> dict[str, Any]:
         _, body, _ = call(base, "GET", location, coordinator)
         return body if body["status"] != "submitted" else None
 
-    result: dict[str, Any] = wait_until(decision, timeout=30, interval=0.05, what="a decision")
+    # The worker may still be starting when the API already answers: on a loaded machine (the suite's
+    # other processes) that took over 30 s once, so the wait is generous; a decided one returns at once.
+    result: dict[str, Any] = wait_until(decision, timeout=90, interval=0.05, what="a decision")
     return result
 
 

@@ -8,8 +8,10 @@ the sponsor's token, and each answer must pass Schemathesis's own checks: no 5xx
 code, a documented content type, and a body that matches the documented schema for that status.
 
 Bounded and reproducible: at most MAX_EXAMPLES cases per operation and role, derandomized (a fixed seed
-per operation), no example database, no shrinking. One SQLite stack serves the whole module; the admin
-goes last, so that what it changes (a trial closed, criteria amended) does not narrow the others' runs.
+per operation), no example database, no shrinking. The cases do not depend on the answers, so each
+role's are drawn once per run and both back-ends replay them (drawing was most of the time). One stack
+per back-end serves the whole module; the admin goes last, so that what it changes (a trial closed,
+criteria amended) does not narrow the others' runs.
 Every failing (role, operation, check, status) is collected with a curl reproduction (token filtered)
 and reported together, rather than stopping at the first.
 """
@@ -17,6 +19,11 @@ and reported together, rather than stopping at the first.
 from __future__ import annotations
 
 import copy
+import fcntl
+import hashlib
+import json
+import os
+import pickle
 import re
 import time
 from collections import Counter
@@ -30,6 +37,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
+from schemathesis.core import NOT_SET
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.core.result import Ok
 
@@ -48,6 +56,7 @@ pytestmark = pytest.mark.slow  # hundreds of generated requests per role
 MAX_EXAMPLES = 25  # per operation and role: 29 operations x 25 x 3 roles, about a minute in all
 SPONSOR = "Allife Medical Science and Technology Co., Ltd."
 ROLES = ("coordinator", "sponsor", "admin")  # the admin last: it may close the trial or amend its criteria
+KNOWN_APPLICATIONS = 4  # one per status worth aiming at: eligible, needs review, ineligible, submitted
 
 
 def problem_schema_conformance(ctx: Any, response: Any, case: Any) -> bool | None:
@@ -132,6 +141,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
         decide(stack, screening_id="FUZZ-INELIGIBLE", wagner_grade=5),
         stack.submit(eligible_applicant("FUZZ-SUBMITTED")).get_json()["id"],
     ]
+    assert len(applications) == KNOWN_APPLICATIONS
     relay(stack)  # writes the webhook deliveries the events are owed
     with stack.db.transaction() as session:
         claims = claim_due(session, lease_for(settings_))
@@ -144,25 +154,138 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
     stack.close()
 
 
-def _known_parameters(fuzzed: Fuzzed, role: str, method: str, path: str) -> list[dict[str, str]]:
-    """Path parameters naming records that exist, one dict per variant; none if the path has none."""
+# Records that exist are named by placeholders while cases are drawn, and by their ids on each back-end
+# when the cases are sent: both back-ends replay the same draw.
+PLACEHOLDER = "known--"  # within the documented pattern of ids, which a case keeps to
+
+
+def _known_parameters(method: str, path: str) -> list[dict[str, str]]:
+    """Path parameters naming records that exist, as placeholders, one dict per variant; none if the
+    path has none."""
     names = PATH_PARAMETER.findall(path)
     if not names:
         return []
-    keep, delete = fuzzed.webhooks.get(role, fuzzed.webhooks["sponsor"])
     values: dict[str, list[str]] = {
         "trial_id": [TRIAL],
-        "site_id": [fuzzed.stack.site_id],
-        "application_id": fuzzed.applications,
-        "webhook_id": [delete if method == "DELETE" else keep],
-        "delivery_id": [fuzzed.delivery[1]],
+        "site_id": [f"{PLACEHOLDER}site"],
+        "application_id": [f"{PLACEHOLDER}application-{n}" for n in range(KNOWN_APPLICATIONS)],
+        "webhook_id": [f"{PLACEHOLDER}webhook-{'delete' if method == 'DELETE' else 'keep'}"],
+        "delivery_id": [f"{PLACEHOLDER}delivery"],
     }
     if "delivery_id" in names:
-        values["webhook_id"] = [fuzzed.delivery[0]]
+        values["webhook_id"] = [f"{PLACEHOLDER}delivery-webhook"]
     if not set(names) <= set(values):
         return []
     count = max(len(values[name]) for name in names)
     return [{name: values[name][n % len(values[name])] for name in names} for n in range(count)]
+
+
+def _known_records(fuzzed: Fuzzed, role: str) -> dict[str, str]:
+    """Each placeholder's record on this back-end, for this role."""
+    keep, delete = fuzzed.webhooks.get(role, fuzzed.webhooks["sponsor"])
+    return {
+        f"{PLACEHOLDER}site": fuzzed.stack.site_id,
+        **{f"{PLACEHOLDER}application-{n}": a for n, a in enumerate(fuzzed.applications)},
+        f"{PLACEHOLDER}webhook-keep": keep,
+        f"{PLACEHOLDER}webhook-delete": delete,
+        f"{PLACEHOLDER}delivery-webhook": fuzzed.delivery[0],
+        f"{PLACEHOLDER}delivery": fuzzed.delivery[1],
+    }
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """One generated request, apart from its operation: what each back-end's run sends."""
+
+    path_parameters: dict[str, Any]
+    headers: dict[str, Any]
+    cookies: dict[str, Any]
+    query: dict[str, Any]
+    has_body: bool
+    body: Any
+    media_type: str | None
+    multipart_content_types: dict[str, str] | None
+    # How it was generated, which the sending obeys: a case generated without its credentials (negative
+    # for the security scheme) is sent without the Authorization header the test adds.
+    meta: Any
+
+    def case(self, operation: Any, known: dict[str, str]) -> Any:
+        """The case for `operation`, with the placeholders naming this back-end's records."""
+        path_parameters = {
+            name: known.get(value, value) if isinstance(value, str) else value
+            for name, value in self.path_parameters.items()
+        }
+        body = {"body": self.body} if self.has_body else {}
+        return operation.Case(
+            path_parameters=path_parameters,
+            headers=dict(self.headers),
+            cookies=dict(self.cookies),
+            query=dict(self.query),
+            media_type=self.media_type,
+            multipart_content_types=self.multipart_content_types,
+            _meta=copy.deepcopy(self.meta),  # sending marks it, and a run may replay a case twice
+            **body,
+        )
+
+
+def _draw(operation: Any) -> list[Drawn]:
+    """Up to MAX_EXAMPLES cases per strategy mix, drawn by Hypothesis with a fixed seed per operation."""
+    known = _known_parameters(operation.method.upper(), operation.path)
+    strategies = [operation.as_strategy(generation_mode=GenerationMode.POSITIVE)]
+    strategies += [
+        operation.as_strategy(generation_mode=GenerationMode.POSITIVE, path_parameters=p) for p in known
+    ]
+    if operation.body or any(True for _ in operation.iter_parameters()):
+        strategies.append(operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+    drawn: list[Drawn] = []
+
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=st.one_of(strategies))
+    def record(case: Any) -> None:
+        drawn.append(
+            Drawn(
+                dict(case.path_parameters or {}),
+                dict(case.headers or {}),
+                dict(case.cookies or {}),
+                dict(case.query or {}),
+                case.body is not NOT_SET,
+                None if case.body is NOT_SET else case.body,
+                case.media_type,
+                case.multipart_content_types,
+                case.meta,
+            )
+        )
+
+    record()
+    return drawn
+
+
+def _drawn_cases(role: str, operations: list[Any], document: Any, shared: Path) -> dict[str, list[Drawn]]:
+    """The role's cases per operation, drawn once per run of the suite and replayed on each back-end.
+
+    Drawing is most of a run's time and does not depend on the answers (no case fails the Hypothesis
+    test: findings are collected), so the back-end that comes first draws and keeps the cases in a file
+    beside the test processes' temporary directories, and the other reads them; a lock keeps the two
+    from drawing at once. The file is named by the document and the bounds, so nothing stale is read.
+    """
+    text = json.dumps(document, sort_keys=True)
+    digest = hashlib.sha256(f"{text}|{MAX_EXAMPLES}|{role}".encode()).hexdigest()[:16]
+    path = shared / f"fuzz-cases-{role}-{digest}.pickle"
+    with open(shared / f"fuzz-cases-{role}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            cases: dict[str, list[Drawn]] = pickle.loads(path.read_bytes())  # noqa: S301  our own file
+            return cases
+        cases = {operation.label: _draw(operation) for operation in operations}
+        path.write_bytes(pickle.dumps(cases))
+    return cases
 
 
 @dataclass
@@ -174,32 +297,19 @@ class Finding:
     detail: str
 
 
-def _fuzz_operation(
+def _send(
     operation: Any,
+    cases: list[Drawn],
     role: str,
     token: str,
-    known: list[dict[str, str]],
+    known: dict[str, str],
     findings: dict[tuple[str, ...], Finding],
-) -> tuple[int, Counter[int]]:
-    strategies = [operation.as_strategy(generation_mode=GenerationMode.POSITIVE)]
-    strategies += [
-        operation.as_strategy(generation_mode=GenerationMode.POSITIVE, path_parameters=p) for p in known
-    ]
-    if operation.body or any(True for _ in operation.iter_parameters()):
-        strategies.append(operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+) -> Counter[int]:
+    """Send each case to this back-end's app and check its answer; the statuses answered."""
     statuses: Counter[int] = Counter()
     headers = auth(token)
-
-    @settings(
-        max_examples=MAX_EXAMPLES,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(case=st.one_of(strategies))
-    def run(case: Any) -> None:
+    for drawn in cases:
+        case = drawn.case(operation, known)
         response = None
         try:
             response = case.call(headers=headers)
@@ -215,9 +325,7 @@ def _fuzz_operation(
                     findings[key] = Finding(1, case.as_curl_command(headers=headers), detail)
                 else:
                     found.count += 1
-
-    run()
-    return sum(statuses.values()), statuses
+    return statuses
 
 
 def _operations(fuzzed: Fuzzed) -> list[Any]:
@@ -227,22 +335,33 @@ def _operations(fuzzed: Fuzzed) -> list[Any]:
     return operations
 
 
+@pytest.fixture(scope="module")
+def shared_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory every test process of this run shares (each has its own below it under xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.mark.parametrize("role", ROLES)
-def test_every_answer_to_fuzzed_requests_is_documented_and_no_5xx(fuzzed: Fuzzed, role: str) -> None:
+def test_every_answer_to_fuzzed_requests_is_documented_and_no_5xx(
+    fuzzed: Fuzzed, role: str, shared_directory: Path
+) -> None:
     started = time.monotonic()
     findings: dict[tuple[str, ...], Finding] = {}
-    total, by_status = 0, Counter[int]()
+    by_status = Counter[int]()
     per_operation: dict[str, int] = {}
-    for operation in _operations(fuzzed):
-        known = _known_parameters(fuzzed, role, operation.method.upper(), operation.path)
-        cases, statuses = _fuzz_operation(operation, role, fuzzed.tokens[role], known, findings)
-        per_operation[operation.label] = cases
-        total += cases
+    operations = _operations(fuzzed)
+    document = fuzzed.stack.client.get("/openapi.json").get_json()
+    drawn = _drawn_cases(role, operations, document, shared_directory)
+    known = _known_records(fuzzed, role)
+    for operation in operations:
+        statuses = _send(operation, drawn[operation.label], role, fuzzed.tokens[role], known, findings)
+        per_operation[operation.label] = sum(statuses.values())
         by_status.update(statuses)
     elapsed = time.monotonic() - started
     summary = (
-        f"{role}: {total} cases over {len(per_operation)} operations in {elapsed:.1f}s; "
-        f"statuses {dict(sorted(by_status.items()))}"
+        f"{role}: {sum(per_operation.values())} cases over {len(per_operation)} operations in "
+        f"{elapsed:.1f}s; statuses {dict(sorted(by_status.items()))}"
     )
     print(summary)  # shown with -s or -rP
     assert all(per_operation.values()), f"operations never exercised: {per_operation}"
