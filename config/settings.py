@@ -49,7 +49,16 @@ class Settings(BaseSettings):
         default=8, gt=0, le=24 * 30, description="A dashboard sign-in lasts this long."
     )
 
-    relay_interval_seconds: float = Field(default=0.05, gt=0, le=10)
+    relay_interval_seconds: float = Field(
+        default=0.05, gt=0, le=10, description="How often an idle relay polls when nothing can wake it."
+    )
+    wakeup_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Where commits wake the relay and the dispatchers (PostgreSQL LISTEN/NOTIFY, named pipes "
+        "beside a SQLite file), how often they still poll, as a safety net.",
+    )
     broker_poll_interval_seconds: float = Field(default=0.05, gt=0, le=10)
     sweep_interval_seconds: float = Field(default=15, gt=0)
     sweep_after_seconds: float = Field(

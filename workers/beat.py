@@ -18,6 +18,7 @@ from celery import Celery
 
 from config import Settings
 from models.db import Database
+from services.events.wakeup import SENDS, Listener
 from workers.dispatch import dispatch_emails, dispatch_webhooks
 from workers.leases import acquire
 from workers.maintenance import (
@@ -30,6 +31,7 @@ from workers.relay import relay_once
 
 log = logging.getLogger(__name__)
 RELAY_BATCH = 100
+STOP_CHECK_SECONDS = 0.5  # an idle loop notices a stop this soon, however long it may sleep
 
 
 class Periodic:
@@ -59,17 +61,25 @@ class Periodic:
             log.error("periodic job %s failed: %s", self.name, type(exc).__name__, exc_info=exc)
 
 
-def periodic_jobs(db: Database, settings: Settings, app: Celery) -> list[Periodic]:
+DISPATCHERS = ("dispatch-webhooks", "dispatch-emails")
+
+
+def periodic_jobs(db: Database, settings: Settings, app: Celery, woken: bool = False) -> list[Periodic]:
+    """The scheduler's jobs; `woken` when commits wake the loop, so the dispatchers only poll as a
+    safety net (a new delivery or e-mail makes them due at once)."""
+    dispatch_interval = settings.webhook_dispatch_interval_seconds
+    if woken:
+        dispatch_interval = max(dispatch_interval, settings.wakeup_poll_seconds)
     return [
         Periodic(
             "dispatch-webhooks",
-            settings.webhook_dispatch_interval_seconds,
+            dispatch_interval,
             lambda: dispatch_webhooks(db, app, settings),
             leased=False,
         ),
         Periodic(
             "dispatch-emails",
-            settings.webhook_dispatch_interval_seconds,
+            dispatch_interval,
             lambda: dispatch_emails(db, app, settings) if settings.mail_enabled else 0,
             leased=False,
         ),
@@ -85,23 +95,57 @@ def periodic_jobs(db: Database, settings: Settings, app: Celery) -> list[Periodi
 
 
 def run(settings: Settings, db: Database, app: Celery, stop: threading.Event) -> None:
-    """Relay and schedule until `stop` is set."""
+    """Relay and schedule until `stop` is set; between passes, sleep until woken or a job is due."""
     holder = f"{socket.gethostname()}:{os.getpid()}"
-    jobs = periodic_jobs(db, settings, app)
-    log.info("relay %s started", holder)
+    listener = Listener(db.engine.url)
+    listener.start()  # before the first pass: what commits after that pass wakes the loop
+    jobs = periodic_jobs(db, settings, app, woken=listener.wakes)
+    idle = settings.wakeup_poll_seconds if listener.wakes else settings.relay_interval_seconds
+    log.info("relay %s started (%s)", holder, "woken by commits" if listener.wakes else "polling")
     if not settings.mail_enabled:
         log.warning("e-mail is off: ACCRUAL_SMTP_HOST is not set, so coordinators get no e-mail")
+    try:
+        while not stop.is_set():
+            try:
+                handled = relay_once(
+                    db, app, holder, RELAY_BATCH, settings.outbox_max_attempts, settings.outbox_lease
+                )
+                for job in jobs:
+                    job.run_if_due(db, holder)
+            except Exception as exc:
+                # The database may be restarting: keep going, the outbox keeps the work.
+                log.error("relay pass failed: %s", type(exc).__name__, exc_info=exc)
+                handled = 0
+                stop.wait(1.0)
+            if handled < RELAY_BATCH:
+                woken = _idle(listener, stop, min(idle, _until_due(jobs)))
+                if SENDS in woken:
+                    for job in jobs:
+                        if job.name in DISPATCHERS:
+                            job.next_run = 0.0
+    finally:
+        listener.close()
+
+
+def _idle(listener: Listener, stop: threading.Event, seconds: float) -> set[str]:
+    """Wait up to `seconds` for a wake-up; the channels woken, or none. Waits in short slices, so that
+    a stop is noticed soon however long the safety-net poll is."""
+    deadline = time.monotonic() + seconds
     while not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return set()
         try:
-            handled = relay_once(
-                db, app, holder, RELAY_BATCH, settings.outbox_max_attempts, settings.outbox_lease
-            )
-            for job in jobs:
-                job.run_if_due(db, holder)
-        except Exception as exc:
-            # The database may be restarting: keep going, the outbox keeps the work.
-            log.error("relay pass failed: %s", type(exc).__name__, exc_info=exc)
-            handled = 0
-            stop.wait(1.0)
-        if handled < RELAY_BATCH:
-            stop.wait(settings.relay_interval_seconds)
+            woken = listener.wait(min(left, STOP_CHECK_SECONDS))
+        except Exception as exc:  # a wake-up is only a hint: never let listening stop the relay
+            log.error("waiting for wake-ups failed: %s", type(exc).__name__, exc_info=exc)
+            stop.wait(min(left, STOP_CHECK_SECONDS))
+            continue
+        if woken:
+            return woken
+    return set()
+
+
+def _until_due(jobs: list[Periodic]) -> float:
+    """Seconds until the first job is due (0 if one is)."""
+    return max(0.0, min(job.next_run for job in jobs) - time.monotonic())

@@ -17,6 +17,7 @@ from services.events.catalogue import (
     EventPayload,
     payloads,
 )
+from services.events.wakeup import OUTBOX, wake
 from services.ids import new_id
 
 LEASE = timedelta(seconds=60)
@@ -55,6 +56,7 @@ def add_event(
         next_attempt_at=now,
     )
     session.add(event)
+    wake(session, OUTBOX)
     return event
 
 
@@ -177,4 +179,7 @@ def republish(
         .values(status=EventStatus.PENDING.value, next_attempt_at=utcnow(), claimed_by=None, lease_until=None)
         .returning(returning)
     )
-    return [row[0] for row in result if row[0] is not None]
+    put_back = [row[0] for row in result if row[0] is not None]
+    if put_back:
+        wake(session, OUTBOX)
+    return put_back

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Trial, WebhookDelivery, WebhookSubscription
+from services.events.wakeup import SENDS, wake
 from services.ids import new_id
 
 
@@ -96,4 +97,6 @@ def fan_out(session: Session, events: Sequence[Occurred]) -> int:
                 )
             )
             written += 1
+    if written:
+        wake(session, SENDS)
     return written

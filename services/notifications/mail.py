@@ -24,6 +24,7 @@ from config import Settings
 from models import ApiToken, Decision, EmailMessage, Event, Role, Site, Trial, TrialStatus
 from models.base import utcnow
 from models.db import Database
+from services.events.wakeup import SENDS, wake
 from services.ids import new_id
 from services.notifications import scheduled_sends
 from services.notifications.retry import next_delay
@@ -127,6 +128,8 @@ def queue_emails(db: Database, event_id: str, settings: Settings) -> int:
                         body=draft.body, status="pending", next_attempt_at=utcnow(),
                     )
                 )  # fmt: skip
+            if drafts:
+                wake(session, SENDS)
         return len(drafts)
     except IntegrityError:
         return 0  # a duplicate delivery of the event wrote them at the same moment

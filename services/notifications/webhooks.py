@@ -40,6 +40,7 @@ from models.sealing import (
 from services.errors import Conflict, InvalidInput, NotFound
 from services.events.catalogue import WebhookDisabled
 from services.events.outbox import add_event
+from services.events.wakeup import SENDS, wake
 from services.ids import new_id
 from services.notifications import scheduled_sends
 from services.notifications.fanout import for_admin
@@ -208,6 +209,7 @@ def redeliver(session: Session, caller: Caller, subscription_id: str, delivery_i
     delivery.next_attempt_at = utcnow()
     delivery.lease_until = delivery.claim = None
     delivery.completed_at = None
+    wake(session, SENDS)
     return delivery
 
 
