@@ -7,13 +7,15 @@ Each wait below is given far longer than any wake-up takes, and the assertions a
 
 from __future__ import annotations
 
+import stat
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import Celery
-from sqlalchemy import select, text
+from sqlalchemy import make_url, select, text
 
 from config import Settings
 from models import Event, EventStatus, WebhookDelivery
@@ -162,17 +164,24 @@ def test_a_new_delivery_is_dispatched_without_waiting_for_the_dispatchers_poll(
     wait_until(claimed, timeout=LONG, what="the delivery claimed by the dispatcher")
 
 
-def test_sqlite_pipes_live_beside_the_database_file_and_are_not_regular_files(stack: Stack) -> None:
-    if not stack.db.is_sqlite:
-        pytest.skip("named pipes are how SQLite files are woken")
-    listener = Listener(stack.db.engine.url)
+def test_sqlite_pipes_live_beside_the_database_file_and_are_not_regular_files(tmp_path: Path) -> None:
+    database = tmp_path / "accrual.db"
+    listener = Listener(make_url(f"sqlite:///{database}"))
     try:
-        database = stack.settings.data_dir / "accrual.db"
-        pipes = sorted(p.name for p in database.parent.iterdir() if p.name.startswith(f"{database.name}."))
-        assert f"accrual.db.{OUTBOX}" in pipes and f"accrual.db.{SENDS}" in pipes
-        assert not any((database.parent / name).is_file() for name in pipes if "accrual_" in name)
+        assert listener.wakes
+        for channel in (OUTBOX, SENDS):
+            pipe = database.with_name(f"accrual.db.{channel}")
+            assert stat.S_ISFIFO(pipe.stat().st_mode)  # not a file a backup or a copy would read
     finally:
         listener.close()
+    assert not database.exists()  # listening creates no database
+
+
+def test_an_in_memory_database_cannot_be_woken_and_only_waits(tmp_path: Path) -> None:
+    listener = Listener(make_url("sqlite://"))
+    assert not listener.wakes
+    assert listener.wait(0.1) == set()
+    listener.close()
 
 
 def test_without_a_listener_a_commit_still_succeeds(stack: Stack) -> None:
