@@ -6,10 +6,10 @@ On a migrated, seeded stack, NCT06359912 gets `--count` decided, open applicatio
 observations sealed as the ORM seals them), then a criteria version with I4 tightened to Wagner <= 3
 (tests/support/criteria.py), and `rescreen_trial` (services.applications.rescreening) is timed until every
 application is screened under it: evaluation, a new screening round with its 25 criterion results
-sealed in one value per application, the changed decisions with their history and events, a transaction per batch. Beside it, from
-the same run: the engine alone over the same observations (compiled once), and compiling the criteria for
-every application, which is what compiling once per version saves. Target: >= 2,000 applications per
-second (exit status 1 when missed).
+sealed in one value per application, the changed decisions with their history and events, a transaction
+per batch. Beside it, from the same run: the engine alone over the same observations (compiled once),
+and compiling the criteria for every application, which is what compiling once per version saves.
+Target: >= 2,000 applications per second (exit status 1 when missed).
 """
 
 from __future__ import annotations

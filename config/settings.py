@@ -59,7 +59,12 @@ class Settings(BaseSettings):
         description="Where commits wake the relay and the dispatchers (PostgreSQL LISTEN/NOTIFY, named pipes "
         "beside a SQLite file), how often they still poll, as a safety net.",
     )
-    broker_poll_interval_seconds: float = Field(default=0.05, gt=0, le=10)
+    broker_poll_interval_seconds: float = Field(
+        default=0.05,
+        gt=0,
+        le=10,
+        description="How often a worker polls the embedded broker if nothing wakes it.",
+    )
     sweep_interval_seconds: float = Field(default=15, gt=0)
     sweep_after_seconds: float = Field(
         default=60, gt=0, description="Undecided for this long: publish again."

@@ -8,16 +8,20 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 from celery import Celery
 from kombu.transport import redis as kombu_redis
 from kombu.transport import sqlalchemy as kombu_sqla
+from sqlalchemy import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 import services.audit  # noqa: F401  registers the audit trail's unit-of-work hooks in every worker
 from config import Settings, get_settings, queues
+from services.events.wakeup import Listener, can_wake, signal
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,9 @@ class ProcessSafeChannel(kombu_sqla.Channel):  # type: ignore[misc]
 
     def _put(self, queue: str, payload: Any, **kwargs: Any) -> Any:
         with self._session_lock:
-            return super()._put(queue, payload, **kwargs)
+            stored = super()._put(queue, payload, **kwargs)
+        signal(self.session.get_bind().engine.url, BROKER_CHANNEL)  # committed: wake a waiting worker
+        return stored
 
     def _get(self, queue: str) -> Any:
         with self._session_lock:
@@ -79,6 +85,38 @@ class ProcessSafeChannel(kombu_sqla.Channel):  # type: ignore[misc]
 
 
 kombu_sqla.Transport.Channel = ProcessSafeChannel
+
+# A message put in the embedded broker wakes a worker waiting for one (a named pipe beside the broker's
+# file, services.events.wakeup), so the worker need not poll the file every few milliseconds: kombu's
+# virtual transport sleeps `polling_interval` whenever every queue is empty, and each of its polls
+# takes the file's write lock (BEGIN IMMEDIATE) once per queue.
+BROKER_CHANNEL = "accrual_broker"
+
+
+def _drain_events_woken(self: Any, connection: Any, timeout: float | None = None) -> None:
+    """kombu's drain_events, with the sleep between empty polls ended early by a wake-up."""
+    started = time.monotonic()
+    while True:
+        try:
+            self.cycle.get(self._deliver, timeout=timeout)
+            return
+        except Empty:
+            waited = time.monotonic() - started
+            if timeout is not None and waited >= timeout:
+                raise TimeoutError() from None
+            pause = self.polling_interval if timeout is None else min(self.polling_interval, timeout - waited)
+            _broker_listener(self).wait(pause)
+
+
+def _broker_listener(transport: Any) -> Listener:
+    listener: Listener | None = getattr(transport, "_accrual_listener", None)
+    if listener is None:
+        url = transport.channels[0].session.get_bind().engine.url
+        listener = transport._accrual_listener = Listener(url, channels=(BROKER_CHANNEL,))
+    return listener
+
+
+kombu_sqla.Transport.drain_events = _drain_events_woken
 
 
 class OutageTolerantQoS(kombu_redis.QoS):  # type: ignore[misc]
@@ -117,7 +155,11 @@ def _prepare_embedded_broker(settings: Settings) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(path) as connection:
         connection.execute("PRAGMA journal_mode=WAL")
-    kombu_sqla.Transport.polling_interval = settings.broker_poll_interval_seconds
+    kombu_sqla.Transport.polling_interval = (
+        max(settings.broker_poll_interval_seconds, settings.wakeup_poll_seconds)
+        if can_wake(make_url(f"sqlite:///{path}"))
+        else settings.broker_poll_interval_seconds
+    )
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -62,6 +62,14 @@ def _signal_after_commit(session: Session) -> None:
             _write_byte(pipe_path(database, channel))
 
 
+def signal(url: URL, channel: str) -> None:
+    """Wake the listeners of `channel` on the SQLite file `url` now (for writes outside a Session:
+    the embedded broker's). Elsewhere nothing: PostgreSQL listeners hear NOTIFY from transactions."""
+    database = _sqlite_file(url)
+    if database is not None:
+        _write_byte(pipe_path(database, channel))
+
+
 @event.listens_for(Session, "after_soft_rollback")
 def _forget(session: Session, _previous: Any) -> None:
     session.info.pop(_PENDING, None)
@@ -71,6 +79,11 @@ def _sqlite_file(url: URL) -> Path | None:
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
     return Path(url.database)
+
+
+def can_wake(url: URL) -> bool:
+    """Whether commits to the database at `url` can wake its listeners (else they only poll)."""
+    return url.get_backend_name() == "postgresql" or (_sqlite_file(url) is not None and hasattr(os, "mkfifo"))
 
 
 def pipe_path(database: Path, channel: str) -> Path:
@@ -107,9 +120,7 @@ class Listener:
         self._pipes: dict[int, str] = {}  # read descriptor -> channel
         self._keep_open: list[int] = []  # our own write ends: without a writer, a pipe reads as closed
         database = _sqlite_file(url)
-        self.wakes = url.get_backend_name() == "postgresql" or (
-            database is not None and hasattr(os, "mkfifo")
-        )
+        self.wakes = can_wake(url)
         if database is not None and self.wakes:
             for channel in channels:
                 self._open_pipe(pipe_path(database, channel), channel)

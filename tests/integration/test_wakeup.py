@@ -116,6 +116,9 @@ def slow_polling(stack: Stack, tmp_path: Any) -> Iterator[tuple[Stack, Settings]
         broker_url="memory://",
         wakeup_poll_seconds=60,
         webhook_dispatch_interval_seconds=60,
+        sweep_interval_seconds=600,  # no periodic job falls due during a test either
+        broker_purge_interval_seconds=600,
+        recount_interval_seconds=600,
         webhook_allow_private=True,
     )
     app = Celery("wakeup-test", broker="memory://")
@@ -189,3 +192,45 @@ def test_without_a_listener_a_commit_still_succeeds(stack: Stack) -> None:
     announce(stack)
     with stack.db.sessions() as session:
         assert session.scalar(text("SELECT count(*) FROM events WHERE status = 'pending'"))
+
+
+# --- the embedded broker (a SQLite file) --------------------------------------------------------------
+
+
+# kombu's own table mapping uses a loader strategy SQLAlchemy 2.1 deprecates; the worker processes that
+# use it do not turn warnings into errors, this process does.
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
+def test_a_message_put_in_the_embedded_broker_wakes_a_waiting_consumer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Importing the Celery application patches kombu's SQLAlchemy transport (workers/celery_app.py).
+    from kombu import Connection
+    from kombu.transport import sqlalchemy as kombu_sqla
+
+    import workers.celery_app
+
+    monkeypatch.setattr(kombu_sqla.Transport, "polling_interval", 600.0)  # only a wake-up is in time
+    woken: list[set[str]] = []
+    waiting = Listener.wait
+
+    def recorded(listener: Listener, timeout: float) -> set[str]:
+        channels = waiting(listener, timeout)
+        woken.append(channels)
+        return channels
+
+    monkeypatch.setattr(Listener, "wait", recorded)
+    url = f"sqla+sqlite:///{tmp_path / 'broker.db'}"
+    with Connection(url) as consuming, Connection(url) as producing:
+        inbox = consuming.SimpleQueue("wake-test")
+        with pytest.raises(inbox.Empty):
+            inbox.get(timeout=0.1)  # the queue exists and the consumer has polled it once: it waits now
+        sender = threading.Timer(0.5, lambda: producing.SimpleQueue("wake-test").put({"n": 1}))
+        sender.start()
+        try:
+            message = inbox.get(timeout=LONG)  # without the wake-up: Empty after LONG
+        finally:
+            sender.join()
+        assert message.payload == {"n": 1}
+        assert woken[-1] == {workers.celery_app.BROKER_CHANNEL}  # woken, not the end of a poll
+        message.ack()
+        inbox.close()
