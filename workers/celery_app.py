@@ -94,7 +94,8 @@ BROKER_CHANNEL = "accrual_broker"
 
 
 def _drain_events_woken(self: Any, connection: Any, timeout: float | None = None) -> None:
-    """kombu's drain_events, with the sleep between empty polls ended early by a wake-up."""
+    """kombu's drain_events, with the sleep between empty polls ended early by a wake-up. (While the
+    worker holds as many tasks as it may prefetch, it still rechecks every broker poll interval.)"""
     started = time.monotonic()
     while True:
         try:
@@ -105,7 +106,14 @@ def _drain_events_woken(self: Any, connection: Any, timeout: float | None = None
             if timeout is not None and waited >= timeout:
                 raise TimeoutError() from None
             pause = self.polling_interval if timeout is None else min(self.polling_interval, timeout - waited)
-            _broker_listener(self).wait(pause)
+            if _can_consume(self):  # the queues were read and were empty: wait for a message to be put
+                _broker_listener(self).wait(pause)
+            else:  # the prefetch limit is reached: a task must finish first, and no wake-up says when
+                time.sleep(min(pause, self.accrual_recheck_interval))
+
+
+def _can_consume(transport: Any) -> bool:
+    return any(channel._consumers and channel.qos.can_consume() for channel in transport.channels)
 
 
 def _broker_listener(transport: Any) -> Listener:
@@ -117,6 +125,7 @@ def _broker_listener(transport: Any) -> Listener:
 
 
 kombu_sqla.Transport.drain_events = _drain_events_woken
+kombu_sqla.Transport.accrual_recheck_interval = 0.05  # until the settings' broker poll interval is set
 
 
 class OutageTolerantQoS(kombu_redis.QoS):  # type: ignore[misc]
@@ -155,6 +164,7 @@ def _prepare_embedded_broker(settings: Settings) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(path) as connection:
         connection.execute("PRAGMA journal_mode=WAL")
+    kombu_sqla.Transport.accrual_recheck_interval = settings.broker_poll_interval_seconds
     kombu_sqla.Transport.polling_interval = (
         max(settings.broker_poll_interval_seconds, settings.wakeup_poll_seconds)
         if can_wake(make_url(f"sqlite:///{path}"))
