@@ -102,10 +102,16 @@ def run(settings: Settings, db: Database, app: Celery, stop: threading.Event) ->
     jobs = periodic_jobs(db, settings, app, woken=listener.wakes)
     idle = settings.wakeup_poll_seconds if listener.wakes else settings.relay_interval_seconds
     log.info("relay %s started (%s)", holder, "woken by commits" if listener.wakes else "polling")
+    started_last = 0.0
     if not settings.mail_enabled:
         log.warning("e-mail is off: ACCRUAL_SMTP_HOST is not set, so coordinators get no e-mail")
     try:
         while not stop.is_set():
+            # At most one pass per relay interval, however many commits woke the loop: under load the
+            # events of that interval go out as one batch, as when the relay polled; idle, it answers
+            # the first wake-up at once.
+            _pace(stop, started_last, settings.relay_interval_seconds)
+            started_last = time.monotonic()
             try:
                 handled = relay_once(
                     db, app, holder, RELAY_BATCH, settings.outbox_max_attempts, settings.outbox_lease
@@ -125,6 +131,13 @@ def run(settings: Settings, db: Database, app: Celery, stop: threading.Event) ->
                             job.next_run = 0.0
     finally:
         listener.close()
+
+
+def _pace(stop: threading.Event, started_last: float, interval: float) -> None:
+    """Wait out what is left of `interval` since the last pass began."""
+    left = started_last + interval - time.monotonic()
+    if left > 0:
+        stop.wait(left)
 
 
 def _idle(listener: Listener, stop: threading.Event, seconds: float) -> set[str]:
