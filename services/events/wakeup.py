@@ -21,6 +21,7 @@ import errno
 import logging
 import os
 import select
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -123,11 +124,19 @@ class Listener:
         self.wakes = can_wake(url)
         if database is not None and self.wakes:
             for channel in channels:
-                self._open_pipe(pipe_path(database, channel), channel)
+                if self.wakes:
+                    self._open_pipe(pipe_path(database, channel), channel)
 
     def _open_pipe(self, path: Path, channel: str) -> None:
         with contextlib.suppress(FileExistsError):
             os.mkfifo(path, 0o600)
+        if not stat.S_ISFIFO(os.stat(path).st_mode):
+            # Something else took the name (a copy of the data directory made the pipe a file): a file
+            # always reads as ready, so listening on it would spin. Poll instead, and say why.
+            log.warning("%s is not a named pipe; polling instead of waiting for wake-ups", path.name)
+            self.close()
+            self.wakes = False
+            return
         reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         self._keep_open.append(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
         self._pipes[reader] = channel

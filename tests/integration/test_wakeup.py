@@ -180,6 +180,17 @@ def test_sqlite_pipes_live_beside_the_database_file_and_are_not_regular_files(tm
     assert not database.exists()  # listening creates no database
 
 
+def test_a_file_in_the_place_of_a_pipe_makes_the_listener_poll_instead_of_spinning(tmp_path: Path) -> None:
+    database = tmp_path / "accrual.db"
+    database.with_name(f"accrual.db.{SENDS}").write_bytes(b"copied")  # a copy of a data directory
+    listener = Listener(make_url(f"sqlite:///{database}"))
+    try:
+        assert not listener.wakes
+        assert listener.wait(0.2) == set()  # waited out, not answered at once by a readable file
+    finally:
+        listener.close()
+
+
 def test_an_in_memory_database_cannot_be_woken_and_only_waits(tmp_path: Path) -> None:
     listener = Listener(make_url("sqlite://"))
     assert not listener.wakes
