@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from models.application import results_binding
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models.application import Screening, results_binding
 from models.sealing import Keyring, Sealed
 from services.eligibility import Evaluation
 
@@ -72,3 +75,13 @@ def read_results(value: Mapping[str, Any] | None) -> list[StoredResult]:
 def excluding_criteria(value: Mapping[str, Any] | None) -> list[str]:
     """The criteria that excluded the applicant in a screening, in protocol order."""
     return [result.criterion_id for result in read_results(value) if result.excludes]
+
+
+def latest_screening(session: Session, application_id: str) -> Screening | None:
+    """The application's most recent screening, its results opened; None if it was never screened."""
+    return session.scalar(
+        select(Screening)
+        .where(Screening.application_id == application_id)
+        .order_by(Screening.round.desc())
+        .limit(1)
+    )

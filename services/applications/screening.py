@@ -6,7 +6,7 @@ import logging
 import traceback
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
@@ -189,14 +189,4 @@ def _add_screening(session: Session, application: Application, evaluation: Evalu
             decision=evaluation.decision,
             results=stored(evaluation),
         )
-    )
-
-
-def latest_screening(session: Session, application_id: str) -> Screening | None:
-    """The most recent screening of an application, with its per-criterion results (opened)."""
-    return session.scalar(
-        select(Screening)
-        .where(Screening.application_id == application_id)
-        .order_by(Screening.round.desc())
-        .limit(1)
     )

@@ -54,13 +54,8 @@ def _notify_in_transaction(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _signal_after_commit(session: Session) -> None:
-    channels = session.info.pop(_PENDING, None)
-    if not channels:
-        return
-    database = _sqlite_file(session.get_bind().engine.url)
-    if database is not None:
-        for channel in channels:
-            _write_byte(pipe_path(database, channel))
+    for channel in session.info.pop(_PENDING, None) or ():
+        signal(session.get_bind().engine.url, channel)
 
 
 def signal(url: URL, channel: str) -> None:
@@ -122,9 +117,9 @@ class Listener:
         self._keep_open: list[int] = []  # our own write ends: without a writer, a pipe reads as closed
         database = _sqlite_file(url)
         self.wakes = can_wake(url)
-        if database is not None and self.wakes:
+        if database is not None:
             for channel in channels:
-                if self.wakes:
+                if self.wakes:  # a name that is not a pipe turns it off (see _open_pipe)
                     self._open_pipe(pipe_path(database, channel), channel)
 
     def _open_pipe(self, path: Path, channel: str) -> None:

@@ -20,10 +20,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import Application, ApplicationHistory, ApplicationStatus, Screening
+from models import Application, ApplicationHistory, ApplicationStatus
 from models.db import Database
 from models.reporting import CountedApplication, ScreenFailureCount, StatusCount, WeeklyCount
-from services.applications.results import excluding_criteria
+from services.applications.results import excluding_criteria, latest_screening
 
 # The counted status of a withdrawal after enrolment (status_counts.status holds 16 characters).
 WITHDRAWN_AFTER_ENROLMENT = "withdrawn_after"
@@ -52,12 +52,7 @@ def _excluding_criteria(session: Session, application: Application) -> list[str]
     """The criteria that excluded an ineligible application in its latest screening."""
     if application.status != ApplicationStatus.INELIGIBLE:
         return []
-    latest = session.scalar(
-        select(Screening)
-        .where(Screening.application_id == application.id)
-        .order_by(Screening.round.desc())
-        .limit(1)
-    )
+    latest = latest_screening(session, application.id)
     return excluding_criteria(latest.results if latest is not None else None)
 
 
