@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 SCREENING = "screening"
-# Counters and maintenance: short tasks that must not wait behind notifications.
-DEFAULT = "default"
 # Slow or hanging endpoints wait here, never ahead of screening; run a worker of its own in production.
 NOTIFICATIONS = "notifications"
 
-ALL = (SCREENING, DEFAULT, NOTIFICATIONS)
+# There is no `default` queue any more: the counters it carried change in the writing transaction.
+ALL = (SCREENING, NOTIFICATIONS)
 
 # The queue of every task, by its family: the part of its Celery task name before the dot.
-ROUTES = {"screening": SCREENING, "reporting": DEFAULT, "webhooks": NOTIFICATIONS, "mail": NOTIFICATIONS}
+ROUTES = {"screening": SCREENING, "webhooks": NOTIFICATIONS, "mail": NOTIFICATIONS}
 
 
 def queue_for(task_name: str) -> str:

@@ -6,7 +6,7 @@ from models.base import Base
 from models.enums import ApplicationStatus, CriterionKind, Decision, EventStatus, Outcome, Role, TrialStatus
 from models.event import Event, ProcessedMessage, SchedulerLease
 from models.mail import EmailMessage
-from models.reporting import CountedApplication, ScreenFailureCount, StatusCount, WeeklyCount
+from models.reporting import CountChange, CountedApplication, ScreenFailureCount, StatusCount, WeeklyCount
 from models.token import ApiToken, IdempotencyRecord
 from models.trial import CriteriaVersion, Site, Trial
 from models.webhook import WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -19,6 +19,7 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "Base",
+    "CountChange",
     "CountedApplication",
     "CriteriaVersion",
     "CriterionKind",

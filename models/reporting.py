@@ -1,15 +1,18 @@
-"""The recruitment projection: counts kept by a consumer of application events, read by reports.
+"""The recruitment projection: counters read by reports, changed in the transaction that changes an
+application.
 
-`CountedApplication` remembers what was last counted for each application (its status, version and
-the criteria that excluded it), so the consumer can apply exactly the difference to the counters
-whatever order or how often events arrive.
+`CountedApplication` remembers what is counted for each application (its status, weeks and the criteria
+that excluded it), so a change applies exactly the difference. The difference is appended to
+`count_changes`, never added to a counter row: a counter row every writer updated would be a lock every
+intake and decision waits on. A periodic fold moves the changes into the counters; a report reads the
+counters plus the changes not folded yet, in one statement, so it always sees every committed change.
 """
 
 from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import Date, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, JSONType
@@ -22,7 +25,6 @@ class CountedApplication(Base):
     trial_id: Mapped[str] = mapped_column(String(64))
     site_id: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(16))
-    version: Mapped[int]
     applied_week: Mapped[date] = mapped_column(Date)
     enrolled_week: Mapped[date | None] = mapped_column(Date)
     failed_criteria: Mapped[list[str]] = mapped_column(JSONType, default=list)
@@ -60,3 +62,27 @@ class ScreenFailureCount(Base):
     trial_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     criterion_id: Mapped[str] = mapped_column(String(16), primary_key=True)
     count: Mapped[int] = mapped_column(default=0)
+
+
+ChangeIdType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class CountChange(Base):
+    """One not yet folded change to one counter, appended by the transaction that made it.
+
+    The key columns set say which counter: `status` a StatusCount, `week_start` a WeeklyCount (with
+    `applied` and `enrolled`), `criterion_id` a ScreenFailureCount; `count` is the change of the first
+    and the last."""
+
+    __tablename__ = "count_changes"
+    __table_args__ = (Index("ix_count_changes_trial", "trial_id"),)
+
+    id: Mapped[int] = mapped_column(ChangeIdType, primary_key=True, autoincrement=True)
+    trial_id: Mapped[str] = mapped_column(String(64))
+    site_id: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str | None] = mapped_column(String(16))
+    week_start: Mapped[date | None] = mapped_column(Date)
+    criterion_id: Mapped[str | None] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(default=0)
+    applied: Mapped[int] = mapped_column(default=0)
+    enrolled: Mapped[int] = mapped_column(default=0)

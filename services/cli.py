@@ -417,7 +417,7 @@ def api(host: str, port: int) -> None:
     help="Queues to consume; a worker of its own for notifications keeps slow endpoints off screening.",
 )
 def worker(concurrency: int | None, queues: str) -> None:
-    """A Celery worker consuming the screening, counting and notification queues."""
+    """A Celery worker consuming the screening and notification queues."""
     settings = get_settings()
     _database(settings)
     if (problem := _broker_problem(settings)) is not None:

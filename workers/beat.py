@@ -23,6 +23,7 @@ from workers.dispatch import dispatch_emails, dispatch_webhooks
 from workers.leases import acquire
 from workers.maintenance import (
     count_missed,
+    fold_count_changes,
     purge_consumed_broker_messages,
     purge_expired_idempotency,
     sweep_undecided,
@@ -31,7 +32,9 @@ from workers.relay import relay_once
 
 log = logging.getLogger(__name__)
 RELAY_BATCH = 100
-STOP_CHECK_SECONDS = 0.5  # an idle loop notices a stop this soon, however long it may sleep
+STOP_CHECK_SECONDS = 0.5
+# How often the counters' pending changes are folded: a report adds up at most this long's changes.
+COUNT_FOLD_SECONDS = 2.0  # an idle loop notices a stop this soon, however long it may sleep
 
 
 class Periodic:
@@ -91,6 +94,8 @@ def periodic_jobs(db: Database, settings: Settings, app: Celery, woken: bool = F
         ),
         Periodic("purge-idempotency", 3600, lambda: purge_expired_idempotency(db)),
         Periodic("count-missed", settings.recount_interval_seconds, lambda: count_missed(db)),
+        # SKIP LOCKED lets several schedulers fold at once, each different changes.
+        Periodic("fold-counts", COUNT_FOLD_SECONDS, lambda: fold_count_changes(db), leased=False),
     ]
 
 

@@ -200,7 +200,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_accept_content": ["json"],
-        "task_default_queue": queues.DEFAULT,
+        "task_default_queue": queues.SCREENING,
         "task_routes": {f"{family}.*": {"queue": queue} for family, queue in queues.ROUTES.items()},
         "task_publish_retry_policy": {
             "max_retries": 1,
@@ -213,7 +213,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_timeout": 4,
         "include": [
             "workers.tasks.screening",
-            "workers.tasks.reporting",
             "workers.tasks.webhooks",
             "workers.tasks.mail",
         ],

@@ -1,5 +1,5 @@
-"""Periodic jobs: publish undecided applications again, count what the counters missed, drop consumed
-broker rows and expired replays."""
+"""Periodic jobs: publish undecided applications again, fold the counters' changes and count what they
+missed, drop consumed broker rows and expired replays."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from models.base import utcnow
 from models.db import Database, make_engine
 from services.applications.rescreening import republish_unfinished_amendments
 from services.events.outbox import republish_undecided
-from services.reporting.counts import count_uncounted
+from services.reporting.counts import FOLD_BATCH, count_uncounted, fold_changes
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +33,23 @@ def sweep_undecided(db: Database, settings: Settings) -> int:
 
 
 def count_missed(db: Database) -> int:
-    """The counters' safety net: count applications whose count task never ran (lost with a broker,
-    or submitted before the counters existed); the counting is idempotent, so a race is harmless."""
+    """The counters' safety net: count applications whose status they do not hold (submitted before
+    the counters existed, or changed by hand in the database); recounting is idempotent, so a race
+    with the application's own transaction is harmless."""
     counted = count_uncounted(db)
     if counted:
-        log.warning("counted %d applications the counting consumer had missed", counted)
+        log.warning("counted %d applications the counters had missed", counted)
     return counted
+
+
+def fold_count_changes(db: Database) -> int:
+    """Move the counters' pending changes into them, so the changes a report adds up stay few."""
+    folded = 0
+    while moved := fold_changes(db):
+        folded += moved
+        if moved < FOLD_BATCH:
+            break
+    return folded
 
 
 def purge_expired_idempotency(db: Database) -> int:

@@ -82,17 +82,12 @@ def _rescreen_trial(event: Claimed) -> list[Any]:
     return [event.trial_id, event.data["version"], event.id]
 
 
-def _count_application(event: Claimed) -> list[Any]:
-    return [event.application_id]
-
-
 def _event_id(event: Claimed) -> list[Any]:
     return [event.id]
 
 
 SCREEN = Task("screening.run", queues.SCREENING, _screen_application)
 RESCREEN = Task("screening.rescreen_trial", queues.SCREENING, _rescreen_trial)
-COUNT = Task("reporting.count", queues.DEFAULT, _count_application)
 MAIL = Task("mail.compose", queues.NOTIFICATIONS, _event_id)
 # Every event type may be named by a webhook subscription, so every type is fanned out.
 WEBHOOKS = Recorder("webhooks.fan_out", fan_out)
@@ -100,12 +95,12 @@ WEBHOOKS = Recorder("webhooks.fan_out", fan_out)
 # Event type -> its consumers, in the order they are handed the event. An event of a type not listed
 # here (none is written today) is stamped published at once.
 CONSUMERS: dict[str, list[Consumer]] = {
-    ApplicationSubmitted.event_type: [SCREEN, COUNT, WEBHOOKS],
-    ApplicationUpdated.event_type: [SCREEN, COUNT, WEBHOOKS],
-    ApplicationScreened.event_type: [COUNT, MAIL, WEBHOOKS],
-    ApplicationReviewed.event_type: [COUNT, WEBHOOKS],
-    ApplicationEnrolled.event_type: [COUNT, WEBHOOKS],
-    ApplicationWithdrawn.event_type: [COUNT, WEBHOOKS],
+    ApplicationSubmitted.event_type: [SCREEN, WEBHOOKS],
+    ApplicationUpdated.event_type: [SCREEN, WEBHOOKS],
+    ApplicationScreened.event_type: [MAIL, WEBHOOKS],
+    ApplicationReviewed.event_type: [WEBHOOKS],
+    ApplicationEnrolled.event_type: [WEBHOOKS],
+    ApplicationWithdrawn.event_type: [WEBHOOKS],
     TrialStatusChanged.event_type: [MAIL, WEBHOOKS],
     TrialTargetReached.event_type: [WEBHOOKS],
     TrialCriteriaChanged.event_type: [RESCREEN, WEBHOOKS],

@@ -25,6 +25,7 @@ from services.applications.screening import SERVICE_ACTOR
 from services.applications.transitions import Action
 from services.eligibility import CompiledCriteria
 from services.events.outbox import republish
+from services.reporting.counts import Changes, preload_counted
 from services.trials.criteria import compiled_version
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,9 @@ def _rescreen(session: Session, compiled: CompiledCriteria, version: int, batch:
         ],
     )
     automated = _automated_decisions(session, batch)
-    return sum(
+    preload_counted(session, [a.id for a in batch])
+    changes = Changes()
+    changed = sum(
         transitions.rescreen(
             session,
             application,
@@ -129,9 +132,12 @@ def _rescreen(session: Session, compiled: CompiledCriteria, version: int, batch:
             automated=automated.get(application.id),
             at=now,
             by=SERVICE_ACTOR,
+            changes=changes,
         )
         for application, evaluation in zip(batch, evaluations, strict=True)
     )
+    changes.write(session)
+    return changed
 
 
 def _automated_decisions(session: Session, batch: list[Application]) -> dict[str, str]:

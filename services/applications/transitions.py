@@ -1,14 +1,15 @@
 """The application's state machine: what each action may do from each status, and the one writer.
 
-`TRANSITIONS` is an application's whole life as a table `(status, action) -> statuses`: an action
-that decides (screening, review, re-screening) ends in the status its decision names, among those the
-table allows; every other action has exactly one end. Every path that changes an application calls
-this module (intake, screening and its dead letters, re-screening after an amendment, corrections, an
-investigator's review, enrolment, withdrawal, an operator's retry), and only this module writes an
-application's status and decision, its history row, the `application.*` event that announces the
-change and the audit note of screening's guarded Core UPDATE (services.audit notes ORM changes itself
-on flush). The paths keep their own SQL guards (row locks, the conditional UPDATE that makes a
-decision exactly-once, the batch queries of re-screening) and hand this module the rows they hold.
+`TRANSITIONS` is an application's whole life as a table `(status, action) -> statuses`: an action that
+decides (screening, review, re-screening) ends in the status its decision names, among those the table
+allows; every other action has exactly one end. Every path that changes an application calls this module
+(intake, screening and its dead letters, re-screening after an amendment, corrections, an investigator's
+review, enrolment, withdrawal, an operator's retry), and only this module writes an application's status
+and decision, its history row, the `application.*` event that announces the change, the audit note of
+screening's guarded Core UPDATE (services.audit notes ORM changes itself on flush) and the change to the
+recruitment counts (services.reporting.counts). The paths keep their own SQL guards (row locks, the
+conditional UPDATE that makes a decision exactly-once, the batch queries of re-screening) and hand this
+module the rows they hold.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from services.events.catalogue import (
     ApplicationWithdrawn,
 )
 from services.events.outbox import add_event
+from services.reporting import counts
+from services.reporting.counts import Changes
 
 Status = ApplicationStatus
 
@@ -177,6 +180,7 @@ def submit(session: Session, application: Application, by: str) -> None:
     ]
     session.add(application)
     _announce(session, application, Action.SUBMIT)
+    counts.count_submitted(session, application)
 
 
 def decide(
@@ -215,6 +219,7 @@ def decide(
     _note_decision(session, application, status, version, dead_lettered_at)
     _add_history(session, application, status, by, reason, now)
     _announce_screened(session, application, action, evaluation, version)
+    counts.count_change(session, application, status.value, evaluation.deciding)
     return True
 
 
@@ -244,11 +249,13 @@ def rescreen(
     automated: str | None,
     at: datetime,
     by: str,
+    changes: Changes,
 ) -> bool:
     """Record a screening round under an amended criteria `version`; True if the status moved.
 
     The status moves only when the automated outcome changed (`automated`: the decision of the latest
-    screening, before any review), so an unchanged outcome keeps an investigator's review.
+    screening, before any review), so an unchanged outcome keeps an investigator's review. The counts
+    it moves are added to `changes`, for the batch to write at once.
     """
     status = next_status(application.status, Action.RESCREEN, evaluation.decision)
     previous = application.decision
@@ -263,6 +270,7 @@ def rescreen(
     reason = f"screened again under criteria version {version} (was {previous})"
     _add_history(session, application, status, by, reason, at)
     _announce_screened(session, application, Action.RESCREEN, evaluation, version)
+    counts.count_change(session, application, status.value, evaluation.deciding, changes)
     return True
 
 
@@ -283,6 +291,7 @@ def advance(
     application.version += 1
     _add_history(session, application, status, by, reason, utcnow())
     _announce(session, application, action, {"status": status.value})
+    counts.count_change(session, application, status.value, counts.screened_out_by(session, application))
 
 
 def reopen(session: Session, application: Application, action: Action, *, by: str, reason: str) -> None:
@@ -298,6 +307,7 @@ def reopen(session: Session, application: Application, action: Action, *, by: st
     application.version += 1
     _add_history(session, application, status, by, reason, utcnow())
     _announce(session, application, action, {"reason": REOPEN_REASONS[action]})
+    counts.count_change(session, application, status.value)
 
 
 def _add_history(

@@ -1,7 +1,8 @@
 """The recruitment report: counts, sites, screen failures, weekly series and an accrual forecast.
 
-Everything is read from the counters the counting consumer keeps, so the report costs the same for a
-trial of ten applications as for one of a million.
+Everything is read from the counters (services.reporting.counts), which change in the transaction
+that changes an application, so the report costs the same for a trial of ten applications as for one of
+a million.
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import ApplicationStatus, Role, Site, Trial
-from models.reporting import ScreenFailureCount, StatusCount, WeeklyCount
 from services.errors import NotFound
-from services.reporting.counts import WITHDRAWN_AFTER_ENROLMENT
+from services.reporting.counts import WITHDRAWN_AFTER_ENROLMENT, failure_rows, status_rows, weekly_rows
 from services.schemas.api import Forecast, RecruitmentReport, ReportSite, ScreenFailure, WeekCount
 from services.tokens import Caller
 from services.trials.criteria import compiled_version
@@ -96,13 +96,8 @@ class StatusCounts:
 def status_counts(session: Session, trial_id: str) -> StatusCounts:
     """The counters by status; a withdrawal after enrolment stays in `enrolled` (enrolled ever, the place
     is not freed) and is also counted apart."""
-    rows = session.execute(
-        select(StatusCount.site_id, StatusCount.status, StatusCount.count).where(
-            StatusCount.trial_id == trial_id
-        )
-    ).all()
     counts = StatusCounts(dict.fromkeys((s.value for s in ApplicationStatus), 0), {})
-    for site_id, counted, count in rows:
+    for _, site_id, counted, count in status_rows(session, trial_id):
         status = counted
         if counted == WITHDRAWN_AFTER_ENROLMENT:
             counts.withdrawn_after_enrolment += count
@@ -119,17 +114,8 @@ def recruitment_report(session: Session, caller: Caller, trial_id: str) -> Recru
     by_status = status_counts(session, trial.trial_id)
     counts, per_site = by_status.total, by_status.per_site
     sites = session.scalars(select(Site).where(Site.trial_id == trial.trial_id).order_by(Site.name)).all()
-    weekly = session.execute(
-        select(WeeklyCount.week_start, func.sum(WeeklyCount.applied), func.sum(WeeklyCount.enrolled))
-        .where(WeeklyCount.trial_id == trial.trial_id)
-        .group_by(WeeklyCount.week_start)
-        .order_by(WeeklyCount.week_start)
-    ).all()
-    failures = session.execute(
-        select(ScreenFailureCount.criterion_id, ScreenFailureCount.count)
-        .where(ScreenFailureCount.trial_id == trial.trial_id, ScreenFailureCount.count > 0)
-        .order_by(ScreenFailureCount.count.desc(), ScreenFailureCount.criterion_id)
-    ).all()
+    weekly = weekly_rows(session, trial.trial_id)
+    failures = failure_rows(session, trial.trial_id)
     texts = {}
     if trial.current_criteria_version is not None:
         texts = {
@@ -155,7 +141,7 @@ def recruitment_report(session: Session, caller: Caller, trial_id: str) -> Recru
             for s in sites
         ],
         screen_failures=[ScreenFailure(criterion_id=c, text=texts.get(c, ""), count=n) for c, n in failures],
-        weekly=[WeekCount(week_start=w, applied=int(a or 0), enrolled=int(e or 0)) for w, a, e in weekly],
+        weekly=[WeekCount(week_start=w, applied=a, enrolled=e) for w, a, e in weekly],
         forecast=forecast(
             counts[ApplicationStatus.ENROLLED],
             trial.enrollment_target,

@@ -192,10 +192,6 @@ def test_the_relay_queues_no_mail_task_while_mail_is_off(tmp_path: Path) -> None
 
     off = make_celery(make_settings(tmp_path, f"sqlite:///{tmp_path / 'a.db'}"))
     on = make_celery(make_settings(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", smtp_host="127.0.0.1"))
-    assert [c.name for c in consumers(off, "application.screened")] == ["reporting.count", "webhooks.fan_out"]
-    assert [c.name for c in consumers(on, "application.screened")] == [
-        "reporting.count",
-        "mail.compose",
-        "webhooks.fan_out",
-    ]
+    assert [c.name for c in consumers(off, "application.screened")] == ["webhooks.fan_out"]
+    assert [c.name for c in consumers(on, "application.screened")] == ["mail.compose", "webhooks.fan_out"]
     assert [c.name for c in consumers(off, "site.status_changed")] == ["webhooks.fan_out"]

@@ -60,8 +60,8 @@ def test_queue_depth_is_read_from_redis(pg_url: str, redis_url: str, tmp_path: P
     try:
         app = make_celery(stack.settings)
         for _ in range(3):
-            app.send_task("reporting.count", args=["app_nothing"], queue="default")
-        assert scrape(stack)[("accrual_queue_depth", (("queue", "default"),))] == 3
+            app.send_task("screening.run", args=["app_nothing", "evt_nothing"], queue="screening")
+        assert scrape(stack)[("accrual_queue_depth", (("queue", "screening"),))] == 3
     finally:
         redis_client.Redis.from_url(redis_url).flushdb()
         stack.close()

@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 
 from models import Event, Role, WebhookDelivery
 from models.enums import EventStatus
-from models.reporting import StatusCount
 from services.notifications.webhooks import create_subscription
 from services.tokens import Caller
 from tests.support.pipeline import assert_decided_exactly_once, decided, submit_many
 from tests.support.processes import Processes
+from tests.support.reporting import counted_as
 from tests.support.stack import Stack
 from tests.support.waiting import wait_until
 
@@ -34,9 +34,7 @@ def events_by_status(stack: Stack, event_type: str | None = None) -> dict[str, i
 
 
 def eligible_counted(stack: Stack) -> int:
-    with stack.db.sessions() as session:
-        total = session.scalar(select(func.sum(StatusCount.count)).where(StatusCount.status == "eligible"))
-    return int(total or 0)
+    return counted_as(stack, "eligible")
 
 
 def subscribe_to_submissions(stack: Stack) -> None:
@@ -79,12 +77,12 @@ def test_a_relay_killed_mid_batch_leaves_no_event_unpublished_and_none_handled_t
 ) -> None:
     environment = {**backend.env(), **RELAY_ENV}
     subscribe_to_submissions(backend)
-    ids = submit_many(backend, 60, "MIDBATCH")  # one batch: 60 events, two tasks each
+    ids = submit_many(backend, 60, "MIDBATCH")  # one batch: 60 events, a screening task each
     processes.start("worker", ["worker"], environment)
     dying = processes.start(
         "dying-relay",
         ["beat"],
-        {**environment, "KILL_AFTER_SENDS": "61"},
+        {**environment, "KILL_AFTER_SENDS": "31"},
         module="tests.support.faulty_relay",
     )
     assert dying.wait(60) == -signal.SIGKILL, processes.log("dying-relay")[-1500:]

@@ -14,7 +14,6 @@ from workers.celery_app import make_celery
 TASKS = {
     "screening.run": queues.SCREENING,
     "screening.rescreen_trial": queues.SCREENING,
-    "reporting.count": queues.DEFAULT,
     "webhooks.deliver": queues.NOTIFICATIONS,
     "mail.compose": queues.NOTIFICATIONS,
     "mail.send": queues.NOTIFICATIONS,
