@@ -101,6 +101,13 @@ class Settings(BaseSettings):
         description="Deliveries of one screening before it is dead-lettered: after a task killed its worker "
         "this many times, the next delivery sends the application to review instead of evaluating it.",
     )
+    screening_batch_size: int = Field(
+        default=20,
+        ge=1,
+        le=500,
+        description="Applications the relay hands a worker in one screening message, decided in one "
+        "transaction (1: a message per application).",
+    )
 
     webhook_allow_private: bool = Field(
         default=False,

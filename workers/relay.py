@@ -1,8 +1,10 @@
 """The outbox relay: claim due events, hand each to its consumers, stamp the outcome.
 
-Every consumer of events is declared in one table, CONSUMERS. Two kinds:
+Every consumer of events is declared in one table, CONSUMERS. Three kinds:
 - a Task is a Celery task, sent to the broker before its event is stamped published. A relay that dies
   between the two leaves the event to be claimed and sent again, so tasks are idempotent;
+- a Batched task is one Celery task for several events of a pass (screening: up to
+  ACCRUAL_SCREENING_BATCH_SIZE applications per message), sent and stamped like a Task;
 - a Recorder writes rows in the transaction that stamps its events published, so it runs exactly once
   per stamp, however often a dying relay sent the event's tasks. The webhook fan-out is one.
 """
@@ -71,7 +73,28 @@ class Recorder:
     record: Callable[[Session, Sequence[Claimed]], object]
 
 
-Consumer = Task | Recorder
+@dataclass(frozen=True)
+class Batched:
+    """One Celery task for up to `size` events of a relay pass: its argument is the list of each
+    event's `item` (ids only, as for a Task)."""
+
+    name: str
+    queue: str
+    item: Callable[[Claimed], list[Any]]
+
+
+Consumer = Task | Batched | Recorder
+
+
+@dataclass(frozen=True)
+class Message:
+    """One Celery task to send, and the events it carries."""
+
+    name: str
+    queue: str
+    args: list[Any]
+    task_id: str
+    events: tuple[str, ...]
 
 
 def _screen_application(event: Claimed) -> list[Any]:
@@ -86,7 +109,7 @@ def _event_id(event: Claimed) -> list[Any]:
     return [event.id]
 
 
-SCREEN = Task("screening.run", queues.SCREENING, _screen_application)
+SCREEN = Batched("screening.run_batch", queues.SCREENING, _screen_application)
 RESCREEN = Task("screening.rescreen_trial", queues.SCREENING, _rescreen_trial)
 MAIL = Task("mail.compose", queues.NOTIFICATIONS, _event_id)
 # Every event type may be named by a webhook subscription, so every type is fanned out.
@@ -116,8 +139,30 @@ def consumers(app: Celery, event_type: str) -> list[Consumer]:
     return [c for c in CONSUMERS.get(event_type, []) if mail_on or c is not MAIL]
 
 
-def _tasks(app: Celery, event_type: str) -> list[Task]:
-    return [c for c in consumers(app, event_type) if isinstance(c, Task)]
+def _messages(app: Celery, claimed: list[Claimed]) -> list[Message]:
+    """The Celery tasks for a pass's events: a Task's per event, a Batched task's per chunk of events.
+    One task id per (event, task), a batch named by its first event: a retry after a partial send sends
+    some tasks again, which their idempotency absorbs."""
+    messages: list[Message] = []
+    batched: dict[Batched, list[Claimed]] = {}
+    for event in claimed:
+        for consumer in consumers(app, event.type):
+            if isinstance(consumer, Task):
+                task_id = f"{event.id}.{consumer.name}"
+                args = consumer.arguments(event)
+                messages.append(Message(consumer.name, consumer.queue, args, task_id, (event.id,)))
+            elif isinstance(consumer, Batched):
+                batched.setdefault(consumer, []).append(event)
+    size = app.conf.accrual_settings.screening_batch_size
+    for consumer, events in batched.items():
+        for start in range(0, len(events), size):
+            chunk = events[start : start + size]
+            items = [consumer.item(event) for event in chunk]
+            task_id = f"{chunk[0].id}.{consumer.name}"
+            messages.append(
+                Message(consumer.name, consumer.queue, [items], task_id, tuple(e.id for e in chunk))
+            )
+    return messages
 
 
 def relay_once(
@@ -158,33 +203,33 @@ def _record(session: Session, app: Celery, stamped: list[Claimed]) -> None:
 def _publish(app: Celery, claimed: list[Claimed]) -> tuple[list[str], dict[str, str], list[str]]:
     """Send each event to its tasks. Returns the ids sent; per failed id, why it failed; and the ids
     not sent because the broker could not be reached, which is no fault of theirs."""
-    sent: list[str] = []
+    messages = _messages(app, claimed)
     failed: dict[str, str] = {}
+    tried = 0
     try:
         with app.producer_or_acquire() as producer:
-            for event in claimed:
+            for tried, message in enumerate(messages):  # noqa: B007 - read when the broker goes away
                 try:
-                    for task in _tasks(app, event.type):
-                        # One task id per (event, task); a retry after a partial send sends the first
-                        # tasks again, which their idempotency absorbs.
-                        app.send_task(
-                            task.name,
-                            args=task.arguments(event),
-                            task_id=f"{event.id}.{task.name}",
-                            queue=task.queue,
-                            producer=producer,
-                        )
-                    sent.append(event.id)
+                    app.send_task(
+                        message.name,
+                        args=message.args,
+                        task_id=message.task_id,
+                        queue=message.queue,
+                        producer=producer,
+                    )
                 except BROKER_AWAY:
                     raise
                 except Exception as exc:
-                    failed[event.id] = f"{type(exc).__name__}: {exc}"
+                    failed.update(dict.fromkeys(message.events, f"{type(exc).__name__}: {exc}"))
     except BROKER_AWAY as exc:
+        unsent = {event_id for message in messages[tried:] for event_id in message.events}
         # The broker is away: the events are fine. Counting this against them would push them into
         # ever longer backoff, and a long outage would kill them; try them again shortly instead.
-        unreachable = [e.id for e in claimed if e.id not in sent and e.id not in failed]
+        unreachable = [e.id for e in claimed if e.id in unsent and e.id not in failed]
         log.warning("broker unreachable (%s); %d events wait for it", type(exc).__name__, len(unreachable))
+        sent = [e.id for e in claimed if e.id not in unsent and e.id not in failed]
         return sent, failed, unreachable
+    sent = [e.id for e in claimed if e.id not in failed]
     if failed:
         reason = next(iter(failed.values()))[:120]
         log.warning("publishing %d events failed (%s); they will be retried", len(failed), reason)

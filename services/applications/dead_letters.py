@@ -1,13 +1,13 @@
 """Dead-lettered screenings: applications whose screening task kept killing its worker, or failed.
 
-`screening.run` counts every delivery before it evaluates (services.applications.screening). Past
-`ACCRUAL_SCREENING_MAX_DELIVERIES` it stops evaluating, sends the application to `needs_review` and
-stamps `dead_lettered_at`, so a poison message cannot be redelivered forever. A screening that raises
-anything but a transient database error (a trial without criteria, a broken criteria version, a bug)
-is set aside the same way at once, with a note naming the cause. An operator lists them
-here and, once the cause is fixed (a criteria rule, a worker's memory limit), sends them back to
-screening; the retry is the same path as a corrected application: a new screening round and an
-`application.updated` event that the relay hands to a worker.
+Screening (`screening.run_batch`, `screening.run`) counts every delivery before it evaluates
+(services.applications.screening). Past `ACCRUAL_SCREENING_MAX_DELIVERIES` it stops evaluating, sends
+the application to `needs_review` and stamps `dead_lettered_at`, so a poison message cannot be
+redelivered forever. A screening that raises anything but a transient database error (a trial without
+criteria, a broken criteria version, a bug) is set aside the same way at once, with a note naming the
+cause. An operator lists them here and, once the cause is fixed (a criteria rule, a worker's memory
+limit), sends them back to screening; the retry is the same path as a corrected application: a new
+screening round and an `application.updated` event that the relay hands to a worker.
 """
 
 from __future__ import annotations

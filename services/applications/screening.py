@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from services.applications import transitions
 from services.applications.results import stored
 from services.applications.transitions import Action
 from services.eligibility import Evaluation
+from services.reporting.counts import preload_counted
 from services.trials.criteria import compiled_version
 
 log = logging.getLogger(__name__)
@@ -80,12 +82,17 @@ def screen_application(
     except (*TRANSIENT, *also_transient):
         raise
     except Exception as exc:
-        cause = str(exc) if isinstance(exc, ScreeningImpossible) else f"{type(exc).__name__} raised"
-        # The exception's text and traceback may quote observations: the log gets its type and place.
-        log.error(
-            "screening of %s failed (%s at %s); dead-lettered for review", application_id, cause, _where(exc)
-        )
-        return _set_aside(db, application_id, message_id, FAILED_NOTE.format(cause=cause))
+        return _set_aside(db, application_id, message_id, _failure_note(application_id, exc))
+
+
+def _failure_note(application_id: str, exc: Exception) -> str:
+    """The dead letter's note for a screening that raised `exc`, logged without the exception's text."""
+    cause = str(exc) if isinstance(exc, ScreeningImpossible) else f"{type(exc).__name__} raised"
+    # The exception's text and traceback may quote observations: the log gets its type and place.
+    log.error(
+        "screening of %s failed (%s at %s); dead-lettered for review", application_id, cause, _where(exc)
+    )
+    return FAILED_NOTE.format(cause=cause)
 
 
 def _already_recorded(application_id: str) -> ScreeningOutcome:
@@ -146,20 +153,38 @@ def _decide(
         return application
     # FOR SHARE: an amendment's version change waits for this decision to commit, and then re-screens it.
     trial = session.get_one(Trial, application.trial_id, with_for_update={"read": True})
-    version = trial.current_criteria_version
     if deliveries > max_deliveries:
-        # Every earlier delivery died before committing (it killed its worker, or timed out): do not
-        # evaluate again. The application waits in review, listed for `accrual screening retry`.
-        log.error("screening of %s dead-lettered after %d deliveries", application_id, deliveries)
-        return _dead_letter(session, application, message_id, version, POISON_NOTE.format(n=deliveries - 1))
+        return _give_up(session, application, message_id, trial, deliveries)
+    evaluation = _evaluate(session, application, trial)
+    return _decided(session, application, message_id, trial, evaluation)
+
+
+def _give_up(
+    session: Session, application: Application, message_id: str, trial: Trial, deliveries: int
+) -> ScreeningOutcome:
+    # Every earlier delivery died before committing (it killed its worker, or timed out): do not
+    # evaluate again. The application waits in review, listed for `accrual screening retry`.
+    log.error("screening of %s dead-lettered after %d deliveries", application.id, deliveries)
+    version = trial.current_criteria_version
+    return _dead_letter(session, application, message_id, version, POISON_NOTE.format(n=deliveries - 1))
+
+
+def _evaluate(session: Session, application: Application, trial: Trial) -> Evaluation:
+    """The application against its trial's current criteria; pure but for reading the compiled set."""
+    version = trial.current_criteria_version
     if version is None:  # intake refuses such trials; an application from before that rule may remain
         raise ScreeningImpossible(f"trial {trial.trial_id} has no criteria")
     compiled = compiled_version(session, trial.trial_id, version)
-    evaluation = compiled.evaluate(application.observations, application.submitted_at.date())
-    if not _record(session, application, Action.SCREEN, evaluation, version, None):
-        return ScreeningOutcome(application_id, "duplicate")
+    return compiled.evaluate(application.observations, application.submitted_at.date())
+
+
+def _decided(
+    session: Session, application: Application, message_id: str, trial: Trial, evaluation: Evaluation
+) -> ScreeningOutcome:
+    if not _record(session, application, Action.SCREEN, evaluation, trial.current_criteria_version, None):
+        return ScreeningOutcome(application.id, "duplicate")
     session.add(ProcessedMessage(consumer=CONSUMER, message_id=message_id))
-    return ScreeningOutcome(application_id, "decided", evaluation.decision)
+    return ScreeningOutcome(application.id, "decided", evaluation.decision)
 
 
 def _record(
@@ -190,3 +215,155 @@ def _add_screening(session: Session, application: Application, evaluation: Evalu
             results=stored(evaluation),
         )
     )
+
+
+# --- batches ------------------------------------------------------------------------------------------
+
+
+def screen_batch(
+    db: Database,
+    items: Sequence[tuple[str, str]],
+    max_deliveries: int,
+    also_transient: tuple[type[Exception], ...] = (),
+) -> list[ScreeningOutcome]:
+    """Decide a batch of (application id, message id) in one transaction, exactly once each.
+
+    One compiled criteria set per trial version serves the whole batch. An application whose
+    evaluation raises is dead-lettered in the batch's transaction without holding back the others. A
+    batch some application of which was delivered before (an earlier delivery died before committing,
+    perhaps killed by one of them) is screened one application at a time instead, each delivery counted
+    as it is reached, so an application that kills its worker is dead-lettered alone.
+    """
+    ids = [application_id for application_id, _ in items]
+    if len(items) == 1 or _delivered_before(db, ids):
+        return _one_at_a_time(db, items, max_deliveries, also_transient)
+    deliveries = count_deliveries(db, ids)
+    try:
+        with db.transaction() as session:
+            return _decide_batch(session, items, deliveries, max_deliveries, also_transient)
+    except (*TRANSIENT, *also_transient):
+        raise
+    except Exception as exc:
+        # A concurrent delivery committed first (IntegrityError), or a write failed: nothing of the batch
+        # was kept, and one at a time each application meets its own outcome.
+        log.warning(
+            "screening a batch of %d failed (%s); one at a time instead", len(items), type(exc).__name__
+        )
+        return _one_at_a_time(db, items, max_deliveries, also_transient)
+
+
+def _one_at_a_time(
+    db: Database,
+    items: Sequence[tuple[str, str]],
+    max_deliveries: int,
+    also_transient: tuple[type[Exception], ...],
+) -> list[ScreeningOutcome]:
+    return [screen_application(db, a, m, max_deliveries, also_transient) for a, m in items]
+
+
+def _delivered_before(db: Database, application_ids: Sequence[str]) -> bool:
+    """Whether a still undecided application of the batch has been delivered already."""
+    with db.reading() as session:
+        return (
+            session.scalar(
+                select(Application.id)
+                .where(
+                    Application.id.in_(application_ids),
+                    Application.status.in_(SCREENED_FROM),
+                    Application.screening_deliveries > 0,
+                )
+                .limit(1)
+            )
+            is not None
+        )
+
+
+def count_deliveries(db: Database, application_ids: Sequence[str]) -> dict[str, int]:
+    """Count a delivery of each still undecided application, in one transaction of its own."""
+    with db.transaction() as session:
+        result = session.execute(
+            update(Application)
+            .where(Application.id.in_(application_ids), Application.status.in_(SCREENED_FROM))
+            .values(screening_deliveries=Application.screening_deliveries + 1)
+            .returning(Application.id, Application.screening_deliveries)
+            .execution_options(synchronize_session=False)
+        )
+        return {application_id: int(n) for application_id, n in result}
+
+
+def _decide_batch(
+    session: Session,
+    items: Sequence[tuple[str, str]],
+    deliveries: dict[str, int],
+    max_deliveries: int,
+    also_transient: tuple[type[Exception], ...],
+) -> list[ScreeningOutcome]:
+    ids = sorted(deliveries)
+    processed = set(
+        session.scalars(
+            select(ProcessedMessage.message_id).where(
+                ProcessedMessage.consumer == CONSUMER,
+                ProcessedMessage.message_id.in_([message_id for _, message_id in items]),
+            )
+        )
+    )
+    # Locked in id order, as every batch locks them, so two batches sharing applications cannot deadlock.
+    applications = {
+        a.id: a
+        for a in session.scalars(
+            select(Application).where(Application.id.in_(ids)).order_by(Application.id).with_for_update()
+        )
+    }
+    trials = {
+        t.trial_id: t
+        for t in session.scalars(
+            select(Trial)
+            .where(Trial.trial_id.in_({a.trial_id for a in applications.values()}))
+            .order_by(Trial.trial_id)
+            .with_for_update(read=True)
+        )
+    }
+    preload_counted(session, ids)
+    outcomes = []
+    for application_id, message_id in items:
+        application = applications.get(application_id)
+        if application is None or message_id in processed:
+            outcomes.append(ScreeningOutcome(application_id, "duplicate"))
+            continue
+        trial = trials[application.trial_id]
+        outcomes.append(
+            _decide_in_batch(
+                session,
+                application,
+                message_id,
+                trial,
+                deliveries[application_id],
+                max_deliveries,
+                also_transient,
+            )
+        )
+    return outcomes
+
+
+def _decide_in_batch(
+    session: Session,
+    application: Application,
+    message_id: str,
+    trial: Trial,
+    deliveries: int,
+    max_deliveries: int,
+    also_transient: tuple[type[Exception], ...],
+) -> ScreeningOutcome:
+    if not transitions.allows(application.status, Action.SCREEN):
+        return ScreeningOutcome(application.id, "duplicate")
+    if deliveries > max_deliveries:
+        return _give_up(session, application, message_id, trial, deliveries)
+    try:
+        evaluation = _evaluate(session, application, trial)
+    except (*TRANSIENT, *also_transient):
+        raise
+    except Exception as exc:
+        # Evaluating writes nothing, so the batch's transaction is whole: set this one aside in it.
+        note = _failure_note(application.id, exc)
+        return _dead_letter(session, application, message_id, trial.current_criteria_version, note)
+    return _decided(session, application, message_id, trial, evaluation)

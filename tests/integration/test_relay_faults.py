@@ -77,17 +77,17 @@ def test_a_relay_killed_mid_batch_leaves_no_event_unpublished_and_none_handled_t
 ) -> None:
     environment = {**backend.env(), **RELAY_ENV}
     subscribe_to_submissions(backend)
-    ids = submit_many(backend, 60, "MIDBATCH")  # one batch: 60 events, a screening task each
+    ids = submit_many(backend, 60, "MIDBATCH")  # one relay pass: 60 events, 3 screening messages of 20
     processes.start("worker", ["worker"], environment)
     dying = processes.start(
         "dying-relay",
         ["beat"],
-        {**environment, "KILL_AFTER_SENDS": "31"},
+        {**environment, "KILL_AFTER_SENDS": "1"},
         module="tests.support.faulty_relay",
     )
     assert dying.wait(60) == -signal.SIGKILL, processes.log("dying-relay")[-1500:]
-    # Half the batch reached the broker, and the relay died before stamping any of it. (The worker may
-    # already have decided an application or two from that half: their new events are pending too.)
+    # A third of the pass reached the broker, and the relay died before stamping any of it. (The worker
+    # may already have decided that third: their new events are pending too.)
     assert events_by_status(backend, "application.submitted") == {EventStatus.PENDING.value: 60}
     assert deliveries_per_submission(backend) == []  # written with the stamp, which never came
     processes.start("relay", ["beat"], environment)

@@ -15,6 +15,7 @@ from models import Application, ApplicationHistory, Event, Screening
 from services.applications.dead_letters import RETRY_REASON
 from services.applications.results import read_results
 from services.applications.screening import POISON_NOTE
+from tests.support.applicants import eligible_applicant
 from tests.support.database import status_of
 from tests.support.pipeline import assert_decided_exactly_once, decided, submit_many
 from tests.support.processes import Processes
@@ -159,3 +160,34 @@ def test_an_application_that_kills_its_worker_three_times_is_dead_lettered_and_c
     assert "accrual_screening_dead_letters 0.0" in backend.client.get("/metrics").get_data(as_text=True)
     again = accrual(environment, "screening", "retry", application)
     assert again.returncode == 2 and "nothing was retried" in again.stderr
+
+
+def test_an_application_that_kills_its_worker_is_dead_lettered_alone_and_its_batch_decided(
+    backend: Stack, processes: Processes
+) -> None:
+    """Six applications in one batch, one of which kills the worker evaluating it: the batch is screened
+    one application at a time after the first death, so the others are decided and only it is set aside."""
+    environment = {
+        **backend.env(),
+        "ACCRUAL_SCREENING_MAX_DELIVERIES": "2",
+        "ACCRUAL_SWEEP_AFTER_SECONDS": "2",
+        "ACCRUAL_SWEEP_INTERVAL_SECONDS": "1",
+        "POISON_WAGNER_GRADE": "3",
+    }
+    innocent = submit_many(backend, 5, "BATCH")
+    [poison] = [
+        backend.submit(eligible_applicant("BATCH-POISON", wagner_grade=3)).get_json()["id"],
+    ]
+    processes.start("beat", ["beat"], environment)  # one relay pass: the six go out as one batch
+    processes.start("poison-worker", ["worker"], environment, module="tests.support.poison_worker")
+    wait_until(
+        lambda: decided(backend, [*innocent, poison]),
+        timeout=120,
+        what="every decision: " + processes.log("poison-worker")[-1500:],
+    )
+    assert_decided_exactly_once(backend, [*innocent, poison])
+    with backend.db.sessions() as session:
+        assert [session.get_one(Application, a).status for a in innocent] == ["eligible"] * 5
+        killer = session.get_one(Application, poison)
+        assert killer.status == "needs_review" and killer.dead_lettered_at is not None
+        assert all(session.get_one(Application, a).dead_lettered_at is None for a in innocent)

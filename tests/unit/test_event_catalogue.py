@@ -31,7 +31,7 @@ from services.events.catalogue import (
 )
 from services.events.outbox import SCREENING_REQUESTS, add_event
 from services.reporting.feed import data_for
-from workers.relay import CONSUMERS, SCREEN, WEBHOOKS, Task
+from workers.relay import CONSUMERS, SCREEN, WEBHOOKS, Batched, Task
 
 ROOT = Path(__file__).resolve().parents[2]
 # A quoted name of an event type, as code that emits, routes or filters events spells it.
@@ -189,6 +189,6 @@ def test_sponsors_read_of_an_applicants_event_only_what_its_type_lists() -> None
 def test_the_relay_routes_every_declared_type_and_fans_each_out_to_webhooks() -> None:
     assert list(CONSUMERS) == list(event_types())
     assert all(consumers[-1] is WEBHOOKS for consumers in CONSUMERS.values())
-    tasks = [c for consumers in CONSUMERS.values() for c in consumers if isinstance(c, Task)]
+    tasks = [c for consumers in CONSUMERS.values() for c in consumers if isinstance(c, Task | Batched)]
     assert {task.queue for task in tasks} <= set(queues.ALL)
     assert {name for name, consumers in CONSUMERS.items() if SCREEN in consumers} == set(SCREENING_REQUESTS)

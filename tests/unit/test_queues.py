@@ -13,6 +13,7 @@ from workers.celery_app import make_celery
 # The Celery task names are part of the contract (docs/API.md): this list changes only with it.
 TASKS = {
     "screening.run": queues.SCREENING,
+    "screening.run_batch": queues.SCREENING,
     "screening.rescreen_trial": queues.SCREENING,
     "webhooks.deliver": queues.NOTIFICATIONS,
     "mail.compose": queues.NOTIFICATIONS,

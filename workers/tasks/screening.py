@@ -1,15 +1,19 @@
-"""screening.run: ids in, one service call, the decision committed with its event."""
+"""screening.run and screening.run_batch: ids in, one service call, each decision committed with its event.
+
+The relay sends batches; `screening.run` (one application) stays for messages sent by hand or queued by an
+earlier release."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from services.applications.rescreening import rescreen_trial as rescreen
-from services.applications.screening import screen_application
+from services.applications.screening import screen_application, screen_batch
 from workers.resources import database_for
 from workers.tasks import RETRY_TRANSIENT
 
@@ -37,6 +41,27 @@ def run(self: Task, application_id: str, event_id: str) -> None:
         also_transient=(SoftTimeLimitExceeded,),
     )
     log.info("screening of %s: %s", application_id, outcome.status)
+
+
+@shared_task(
+    name="screening.run_batch",
+    bind=True,
+    **RETRY_TRANSIENT,
+)
+def run_batch(self: Task, items: list[list[str]]) -> None:
+    """Screen a batch of [application id, event id] in one transaction; see screen_batch for how an
+    application that fails, or kills its worker, is kept from holding back the others."""
+    settings = self.app.conf.accrual_settings
+    outcomes = screen_batch(
+        database_for(settings),
+        [(application_id, event_id) for application_id, event_id in items],
+        settings.screening_max_deliveries,
+        also_transient=(SoftTimeLimitExceeded,),
+    )
+    tally = Counter(outcome.status for outcome in outcomes)
+    log.info(
+        "screening of a batch of %d: %s", len(items), ", ".join(f"{n} {s}" for s, n in sorted(tally.items()))
+    )
 
 
 @shared_task(
