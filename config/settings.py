@@ -101,6 +101,13 @@ class Settings(BaseSettings):
         description="Deliveries of one screening before it is dead-lettered: after a task killed its worker "
         "this many times, the next delivery sends the application to review instead of evaluating it.",
     )
+    worker_heartbeat_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often a worker writes its heartbeat; the scheduler takes one silent for 5 of them "
+        "for dead and publishes the screenings in flight again at once.",
+    )
     screening_batch_size: int = Field(
         default=20,
         ge=1,

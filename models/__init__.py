@@ -4,7 +4,7 @@ from models.application import Application, ApplicationHistory, Screening
 from models.audit import AuditEntry, AuditHead
 from models.base import Base
 from models.enums import ApplicationStatus, CriterionKind, Decision, EventStatus, Outcome, Role, TrialStatus
-from models.event import Event, ProcessedMessage, SchedulerLease
+from models.event import Event, ProcessedMessage, SchedulerLease, WorkerHeartbeat
 from models.mail import EmailMessage
 from models.reporting import CountChange, CountedApplication, ScreenFailureCount, StatusCount, WeeklyCount
 from models.token import ApiToken, IdempotencyRecord
@@ -42,4 +42,5 @@ __all__ = [
     "WebhookDelivery",
     "WebhookSubscription",
     "WeeklyCount",
+    "WorkerHeartbeat",
 ]

@@ -1,4 +1,5 @@
-"""The event log doubling as the transactional outbox, consumers' dedupe records, scheduler leases."""
+"""The event log doubling as the transactional outbox, consumers' dedupe records, scheduler leases,
+workers' heartbeats."""
 
 from __future__ import annotations
 
@@ -65,3 +66,13 @@ class SchedulerLease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str | None] = mapped_column(String(80))
     lease_until: Mapped[datetime]
+
+
+class WorkerHeartbeat(Base):
+    """A running worker's last sign of life: the scheduler hands out again at once the work of a worker
+    that stopped beating (services.events.heartbeats)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    beat_at: Mapped[datetime]

@@ -26,6 +26,7 @@ from workers.maintenance import (
     fold_count_changes,
     purge_consumed_broker_messages,
     purge_expired_idempotency,
+    recover_from_dead_workers,
     sweep_undecided,
 )
 from workers.relay import relay_once
@@ -87,6 +88,13 @@ def periodic_jobs(db: Database, settings: Settings, app: Celery, woken: bool = F
             leased=False,
         ),
         Periodic("sweep-undecided", settings.sweep_interval_seconds, lambda: sweep_undecided(db, settings)),
+        # Each death is reaped by one scheduler (DELETE ... RETURNING): no lease needed.
+        Periodic(
+            "recover-dead-workers",
+            settings.worker_heartbeat_seconds,
+            lambda: recover_from_dead_workers(db, settings),
+            leased=False,
+        ),
         Periodic(
             "purge-broker",
             settings.broker_purge_interval_seconds,

@@ -20,6 +20,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 import services.audit  # noqa: F401  registers the audit trail's unit-of-work hooks in every worker
+import workers.heartbeat  # noqa: F401  every worker beats while it runs
 from config import Settings, get_settings, queues
 from services.events.wakeup import Listener, can_wake, signal
 

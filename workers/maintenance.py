@@ -1,5 +1,6 @@
-"""Periodic jobs: publish undecided applications again, fold the counters' changes and count what they
-missed, drop consumed broker rows and expired replays."""
+"""Periodic jobs: publish undecided applications again (after a while, or at once when a worker
+died), fold the counters' changes and count what they missed, drop consumed broker rows and expired
+replays."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from models import IdempotencyRecord
 from models.base import utcnow
 from models.db import Database, make_engine
 from services.applications.rescreening import republish_unfinished_amendments
-from services.events.outbox import republish_undecided
+from services.events.heartbeats import DEAD_AFTER_BEATS, reap_silent
+from services.events.outbox import republish_in_flight, republish_undecided
 from services.reporting.counts import FOLD_BATCH, count_uncounted, fold_changes
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,27 @@ def sweep_undecided(db: Database, settings: Settings) -> int:
         log.warning("re-published %d undecided applications", len(ids))
     if trials:
         log.warning("re-published the unfinished amendments of %s", ", ".join(trials))
+    return len(ids) + len(trials)
+
+
+def recover_from_dead_workers(db: Database, settings: Settings) -> int:
+    """When a worker has stopped beating, publish again at once every screening in flight (it may have
+    held any of them) and every unfinished amendment; how many were published again."""
+    now = utcnow()
+    silent_since = now - timedelta(seconds=settings.worker_heartbeat_seconds * DEAD_AFTER_BEATS)
+    with db.transaction() as session:
+        dead = reap_silent(session, silent_since)
+        if not dead:
+            return 0
+        ids = republish_in_flight(session, now)
+        trials = republish_unfinished_amendments(session, now)
+    log.warning(
+        "%d workers stopped beating (%s); re-published %d undecided applications and %d amendments",
+        len(dead),
+        ", ".join(dead),
+        len(ids),
+        len(trials),
+    )
     return len(ids) + len(trials)
 
 

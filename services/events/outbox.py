@@ -157,6 +157,21 @@ def republish_undecided(session: Session, older_than: datetime, limit: int = 500
     return republish(session, Event.seq.in_(latest_submission), older_than, Event.application_id)
 
 
+def republish_in_flight(session: Session, now: datetime) -> list[str]:
+    """Publish again the latest screening request of every undecided application whose request has left
+    the outbox: what a worker that died may have held, sent before `now`. The ids of the applications.
+
+    Unbounded, unlike the sweep: it runs when a worker dies, and what it publishes is what is in flight
+    (the broker's queue and the workers' hands), which a healthy pipeline keeps short."""
+    undecided = select(Application.id).where(Application.status == ApplicationStatus.SUBMITTED.value)
+    latest_request = (
+        select(func.max(Event.seq))
+        .where(Event.application_id.in_(undecided), Event.type.in_(SCREENING_REQUESTS))
+        .group_by(Event.application_id)
+    )
+    return republish(session, Event.seq.in_(latest_request), now, Event.application_id)
+
+
 def republish(
     session: Session,
     which: ColumnElement[bool],
