@@ -1,7 +1,7 @@
 """Persistence: typed SQLAlchemy 2.x models, the engine and session factory, Alembic migrations."""
 
 from models.application import Application, ApplicationHistory, Screening
-from models.audit import AuditEntry, AuditHead
+from models.audit import AuditEntry, AuditHead, AuditPending
 from models.base import Base
 from models.enums import ApplicationStatus, CriterionKind, Decision, EventStatus, Outcome, Role, TrialStatus
 from models.event import Event, ProcessedMessage, SchedulerLease, WorkerHeartbeat
@@ -18,6 +18,7 @@ __all__ = [
     "ApplicationStatus",
     "AuditEntry",
     "AuditHead",
+    "AuditPending",
     "Base",
     "CountChange",
     "CountedApplication",

@@ -15,9 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, String
+from sqlalchemy import (
+    BigInteger,
+    Index,
+    Integer,
+    String,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import Base, JSONType
 from models.key_lists import KeyListRules, new_key_entry, parse_key_list
@@ -26,16 +35,32 @@ GENESIS = "0" * 64
 CHAINED_FIELDS = (
     "seq", "at", "actor", "actor_role", "entity", "entity_id", "action", "changes", "prev_hash", "key_id",
 )  # fmt: skip
-# Distinct prefixes, so that no entry's HMAC can ever be passed off as a checkpoint's signature.
+# What a pending entry's writer signs: its content, before the chain gives it a place.
+PENDING_FIELDS = ("at", "actor", "actor_role", "entity", "entity_id", "action", "changes", "key_id")
+# Distinct prefixes, so that no entry's HMAC can ever be passed off as a checkpoint's signature, or a
+# pending entry's as a chained one's.
 ENTRY_PURPOSE = b"accrual audit entry\x00"
 CHECKPOINT_PURPOSE = b"accrual audit checkpoint\x00"
+PENDING_PURPOSE = b"accrual audit pending entry\x00"
 # HMAC takes keys of 32 bytes or more; an entry keeps its key's id in a 16-character column.
 AUDIT_KEYS = KeyListRules(
     "ACCRUAL_AUDIT_KEYS", key_bytes=32, longer_keys=True, max_id_length=16, repeated_id_keeps="first"
 )
 
 
-class AuditEntry(Base):
+class _EntryContent:
+    """What an entry says, chained or pending: when, who, what, and the values that changed."""
+
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(40))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class AuditEntry(_EntryContent, Base):
     """Who did what to which record, when, with the previous and new values of what changed.
 
     Rows are never updated or deleted (database triggers refuse it); `hash` is an HMAC, under the key
@@ -46,22 +71,33 @@ class AuditEntry(Base):
     __tablename__ = "audit_entries"
     __table_args__ = (Index("ix_audit_entries_entity", "entity", "entity_id", "seq"),)
 
-    # Given by the appender from the chain's head (under its lock), so seq order is the chain's order.
+    # Given by the chainer from the chain's head (under its lock), so seq order is the chain's order.
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    at: Mapped[datetime]
-    actor: Mapped[str] = mapped_column(String(40))
-    actor_role: Mapped[str] = mapped_column(String(16))
-    entity: Mapped[str] = mapped_column(String(32))
-    entity_id: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(32))
-    changes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     key_id: Mapped[str] = mapped_column(String(16))
 
 
+class AuditPending(_EntryContent, Base):
+    """An entry written by the transaction that made it, waiting for the chainer to give it its place.
+
+    Writers append here and lock nothing of each other's; the chainer (chain_pending) moves entries into
+    the chain in commit order. `mac` is the writer's HMAC of the content under `key_id`, checked before
+    chaining, so an entry edited while it waits is refused.
+    """
+
+    __tablename__ = "audit_pending"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    key_id: Mapped[str] = mapped_column(String(16))
+    mac: Mapped[str] = mapped_column(String(64))
+
+
 class AuditHead(Base):
-    """The chain's newest hash, in one row: appending locks it, so appends form a single chain."""
+    """The chain's newest hash, in one row: the chainer locks it, so what it chains forms a single chain
+    (writers never touch it)."""
 
     __tablename__ = "audit_head"
 
@@ -74,11 +110,9 @@ class AuditKeyError(RuntimeError):
     """No audit key to chain with, or an entry or checkpoint names a key the keyring does not hold."""
 
 
-def canonical_entry(entry: Mapping[Any, Any]) -> bytes:
-    """The chained fields as canonical JSON: what an entry's HMAC covers."""
-    content = {
-        k: entry[k].isoformat() if isinstance(entry[k], datetime) else entry[k] for k in CHAINED_FIELDS
-    }
+def canonical_entry(entry: Mapping[Any, Any], fields: tuple[str, ...] = CHAINED_FIELDS) -> bytes:
+    """The fields (by default the chained ones) as canonical JSON: what an entry's HMAC covers."""
+    content = {k: entry[k].isoformat() if isinstance(entry[k], datetime) else entry[k] for k in fields}
     return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -108,6 +142,10 @@ class AuditKeys:
         """The entry's chain hash, under the key its `key_id` names."""
         return self.digest(str(entry["key_id"]), ENTRY_PURPOSE, canonical_entry(entry))
 
+    def pending_mac(self, entry: Mapping[Any, Any]) -> str:
+        """A pending entry's writer's HMAC of its content, under the key its `key_id` names."""
+        return self.digest(str(entry["key_id"]), PENDING_PURPOSE, canonical_entry(entry, PENDING_FIELDS))
+
 
 def audit_keys_of(dialect: Dialect) -> AuditKeys:
     """The audit keys riding on a database handle's dialect (see models.db.Database)."""
@@ -115,3 +153,42 @@ def audit_keys_of(dialect: Dialect) -> AuditKeys:
     if keys is None:
         raise AuditKeyError("this database handle has no audit key (ACCRUAL_AUDIT_KEYS)")
     return keys
+
+
+class AuditTampered(RuntimeError):
+    """A pending entry's content no longer matches its writer's HMAC: it was edited while it waited."""
+
+
+CHAIN_BATCH = 5000
+
+
+def chain_pending(session: Session, limit: int = CHAIN_BATCH) -> int:
+    """Give up to `limit` pending entries their place in the chain; how many were chained.
+
+    In commit order, as the chainer sees it: what has committed since its last pass comes after all it
+    chained before (and, within a pass, in the order written). Each entry is deleted from the pending
+    ones in the transaction that chains it, and the head's lock makes chainers take turns (under READ
+    COMMITTED the next one's reads see what the last one chained), so an entry is chained exactly once.
+    AuditTampered, and nothing chained, if an entry's content no longer matches its writer's HMAC.
+    """
+    head = session.execute(
+        select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
+    ).one()
+    query = select(AuditPending.__table__).order_by(AuditPending.id).limit(limit)
+    pending = session.execute(query).mappings().all()
+    if not pending:
+        return 0
+    keys = audit_keys_of(session.get_bind().dialect)
+    seq, previous = int(head.last_seq), str(head.last_hash)
+    chained = []
+    for row in pending:
+        if not hmac.compare_digest(keys.pending_mac(row), row["mac"]):
+            raise AuditTampered(f"pending audit entry {row['id']} was altered while it waited to be chained")
+        seq += 1
+        entry = {name: row[name] for name in PENDING_FIELDS} | {"seq": seq, "prev_hash": previous}
+        entry["hash"] = previous = keys.entry_hash(entry)
+        chained.append(entry)
+    session.execute(insert(AuditEntry), chained)
+    session.execute(delete(AuditPending).where(AuditPending.id.in_([row["id"] for row in pending])))
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_seq=seq, last_hash=previous))
+    return len(pending)

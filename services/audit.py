@@ -2,8 +2,11 @@
 
 Changes to audited records are captured from the ORM's unit of work (before each flush), with the
 previous and new values of every changed column; reads of clinical data are noted by the API. On
-commit the entries are appended to one hash chain: the chain's head row is locked, each entry's hash
-is an HMAC, under the current audit key, of its content and the previous hash, and the head moves on.
+commit the entries are written, each with its writer's HMAC of its content under the current audit
+key, to `audit_pending`; after commit the chainer (models.audit.chain_pending, run by the scheduler and
+by every reader of the trail) appends them to one hash chain in commit order:
+each entry's hash is an HMAC of its content and the previous hash, and the head moves on. Only the
+chainer locks the chain's head, so writers never queue on it.
 Clinical values never enter the trail: for observations only the names of the changed fields are
 kept; secrets and hashes are omitted.
 
@@ -25,7 +28,7 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import RowMapping, event, insert, inspect, select, update
+from sqlalchemy import RowMapping, event, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from models import (
@@ -33,13 +36,24 @@ from models import (
     Application,
     AuditEntry,
     AuditHead,
+    AuditPending,
     CriteriaVersion,
     Site,
     Trial,
     WebhookSubscription,
 )
-from models.audit import CHECKPOINT_PURPOSE, GENESIS, AuditKeyError, AuditKeys, audit_keys_of
+from models.audit import (
+    CHAIN_BATCH,
+    CHECKPOINT_PURPOSE,
+    GENESIS,
+    AuditKeyError,
+    AuditKeys,
+    AuditTampered,
+    audit_keys_of,
+    chain_pending,
+)
 from models.base import utcnow
+from models.db import Database
 
 AUDITED: dict[type[Any], str] = {
     Trial: "trial",
@@ -170,29 +184,36 @@ def _capture(session: Session, _context: Any, _instances: Any) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _append(session: Session) -> None:
-    session.flush()  # capture the last changes before the chain is written
+    """Write the transaction's entries, each signed by its writer, for the chainer to chain after
+    commit: no writer locks the chain's head, so writers never wait for one another here."""
+    session.flush()  # capture the last changes before the entries are written
     pending: list[dict[str, Any]] = session.info.pop(PENDING, [])
     if not pending:
         return
-    keys = audit_keys_of(session.get_bind().dialect)  # no key, no commit: never an unkeyed entry
-    head = session.execute(
-        select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
-    ).one()
-    seq, previous = int(head.last_seq), str(head.last_hash)
+    keys = audit_keys_of(session.get_bind().dialect)  # no key, no commit: never an unsigned entry
     rows = []
     for entry in pending:
-        seq += 1
-        row = {
-            **entry,
-            "seq": seq,
-            "prev_hash": previous,
-            "key_id": keys.current,
-            "changes": _jsonable(entry["changes"]),
-        }
-        row["hash"] = previous = keys.entry_hash(row)
+        row = {**entry, "key_id": keys.current, "changes": _jsonable(entry["changes"])}
+        row["mac"] = keys.pending_mac(row)
         rows.append(row)
-    session.execute(insert(AuditEntry), rows)
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_seq=seq, last_hash=previous))
+    session.execute(insert(AuditPending), rows)
+
+
+def chain_pending_entries(db: Database) -> int:
+    """Chain every committed pending entry, a batch per transaction; how many.
+
+    Run by the scheduler after each relay pass, and by every reader of the trail before it reads, so
+    the trail it shows holds its own writes."""
+    total = 0
+    while True:
+        with db.reading() as session:
+            if session.scalar(select(AuditPending.id).limit(1)) is None:
+                return total
+        with db.transaction() as session:
+            chained = chain_pending(session)
+        total += chained
+        if chained < CHAIN_BATCH:
+            return total
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -307,6 +328,21 @@ def verify_chain(session: Session, checkpoint: Checkpoint | None = None, batch: 
         # What deleting the tail and moving the head back looks like: only a checkpoint can tell.
         ending = f"the trail ends at entry {count}, before the checkpoint's entry {checkpoint.seq}: cut off"
     return Verdict(count, ending, previous, dict(by_key))
+
+
+def verify_trail(db: Database, checkpoint: Checkpoint | None = None) -> Verdict:
+    """Chain what is pending, then verify the whole trail (verify_chain). A pending entry altered while
+    it waited stops the chaining, and is reported as the trail's problem."""
+    try:
+        chain_pending_entries(db)
+        tampered = None
+    except AuditTampered as exc:
+        tampered = str(exc)
+    with db.reading() as session:
+        verdict = verify_chain(session, checkpoint)
+    if verdict.intact and tampered is not None:
+        return Verdict(verdict.entries, tampered, verdict.last_hash, verdict.by_key)
+    return verdict
 
 
 def sign_checkpoint(session: Session) -> Checkpoint:

@@ -27,7 +27,7 @@ from config import Settings, get_settings
 from config.queues import ALL as ALL_QUEUES
 from config.settings import redact_url
 from models import ApiToken, Role, Site, Trial, TrialStatus
-from models.audit import AUDIT_KEYS, audit_keys_of
+from models.audit import AUDIT_KEYS, AuditTampered, audit_keys_of
 from models.base import utcnow
 from models.db import Database
 from models.key_lists import new_key_entry
@@ -38,9 +38,10 @@ from services.audit import (
     Checkpoint,
     CheckpointError,
     acting_as,
+    chain_pending_entries,
     read_checkpoint,
     sign_checkpoint,
-    verify_chain,
+    verify_trail,
 )
 from services.data_keys import reseal_observations, reseal_screening_results, reseal_webhook_secrets
 from services.errors import DomainError
@@ -267,8 +268,7 @@ def audit_verify(checkpoint_source: str | None) -> None:
     database = _database(get_settings())
     try:
         checkpoint = None if checkpoint_source is None else _checkpoint(database, checkpoint_source)
-        with database.reading() as session:
-            verdict = verify_chain(session, checkpoint)
+        verdict = verify_trail(database, checkpoint)
     finally:
         database.dispose()
     if not verdict.intact:
@@ -298,9 +298,10 @@ def audit_checkpoint() -> None:
     Store it away from the database; `accrual audit verify --checkpoint` later proves the trail extends it."""
     database = _database(get_settings())
     try:
+        chain_pending_entries(database)
         with database.reading() as session:
             made = sign_checkpoint(session)
-    except CheckpointError as exc:
+    except (CheckpointError, AuditTampered) as exc:
         click.echo(f"accrual: {exc}", err=True)
         sys.exit(1)
     finally:

@@ -7,7 +7,7 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from models import Role
 from services.api.context import caller, database
-from services.audit import audit_page
+from services.audit import audit_page, chain_pending_entries
 from services.schemas.api import AuditEntryOut, AuditPage, AuditQuery, ProblemOut
 
 tag = Tag(name="audit", description="Who created, changed or read what, as a hash chain")
@@ -19,6 +19,7 @@ blueprint = APIBlueprint("audit", __name__, url_prefix="/api/v1/audit", abp_tags
 def entries(query: AuditQuery) -> Response:
     """Audit entries oldest first, optionally for one entity (`entity`, `id`); continue with `after`."""
     caller(Role.ADMIN)
+    chain_pending_entries(database())  # the trail shown holds every write that has committed
     with database().reading() as session:
         rows = audit_page(session, query.entity, query.id, query.after, query.limit)
         items = [AuditEntryOut.model_validate(row, from_attributes=True) for row in rows]

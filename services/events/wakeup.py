@@ -3,8 +3,11 @@
 A transaction that writes to the outbox, or schedules a webhook delivery or an e-mail, says so
 (`wake(session, channel)`); once it commits, a `Listener` waiting on the channel wakes:
 
-- on PostgreSQL by NOTIFY, sent inside the transaction, so that listeners in any process hear it
-  exactly when it commits (and never when it rolls back);
+- on PostgreSQL by NOTIFY, sent after the commit by a thread of the process from a connection of its
+  own (`Notifier`), never inside the transaction: PostgreSQL takes one lock for the whole database
+  while it commits a transaction that notifies, so notifying writers would commit one at a time, each
+  waiting for the others' WAL flush. The thread coalesces: the commits made while it sends are
+  announced by its next NOTIFY;
 - on SQLite by a byte written, after the commit, to a named pipe beside the database file: the
   processes of one SQLite database share a machine, and `accrual serve` runs the API, the worker and
   the relay as separate processes. Without a listener the write is skipped (nobody holds the pipe).
@@ -22,12 +25,13 @@ import logging
 import os
 import select
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
@@ -44,14 +48,6 @@ def wake(session: Session, channel: str) -> None:
     session.info.setdefault(_PENDING, set()).add(channel)
 
 
-@event.listens_for(Session, "before_commit")
-def _notify_in_transaction(session: Session) -> None:
-    channels = session.info.get(_PENDING)
-    if channels and session.get_bind().dialect.name == "postgresql":
-        for channel in sorted(channels):  # PostgreSQL delivers each (channel, payload) once per commit
-            session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
-
-
 @event.listens_for(Session, "after_commit")
 def _signal_after_commit(session: Session) -> None:
     for channel in session.info.pop(_PENDING, None) or ():
@@ -59,11 +55,72 @@ def _signal_after_commit(session: Session) -> None:
 
 
 def signal(url: URL, channel: str) -> None:
-    """Wake the listeners of `channel` on the SQLite file `url` now (for writes outside a Session:
-    the embedded broker's). Elsewhere nothing: PostgreSQL listeners hear NOTIFY from transactions."""
+    """Wake the listeners of `channel` of the database at `url` now: on PostgreSQL by this process's
+    notifier, on a SQLite file through its named pipe (also for writes outside a Session: the embedded
+    broker's); nothing for any other database."""
+    if url.get_backend_name() == "postgresql":
+        notifier_for(url).notify(channel)
+        return
     database = _sqlite_file(url)
     if database is not None:
         _write_byte(pipe_path(database, channel))
+
+
+class Notifier:
+    """Sends NOTIFY for the channels it is asked to, from a thread and a connection of its own.
+
+    Asked while it sends, it sends once more when done, for every channel asked meanwhile: a burst of
+    commits costs a NOTIFY per round trip, not one each. A failure drops that NOTIFY (the listeners'
+    slow poll finds the work) and connects again at the next one."""
+
+    def __init__(self, url: URL) -> None:
+        self.conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._asked: set[str] = set()
+        self._lock = threading.Condition()
+        self._connection: psycopg.Connection[Any] | None = None
+        self._thread = threading.Thread(target=self._run, name="accrual-notifier", daemon=True)
+        self._thread.start()
+
+    def notify(self, channel: str) -> None:
+        with self._lock:
+            self._asked.add(channel)
+            self._lock.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._asked:
+                    self._lock.wait()
+                channels, self._asked = sorted(self._asked), set()
+            self._send(channels)
+
+    def _send(self, channels: list[str]) -> None:
+        try:
+            if self._connection is None or self._connection.closed:
+                self._connection = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
+            statement = sql.SQL("SELECT {}").format(
+                sql.SQL(", ").join(sql.SQL("pg_notify({}, '')").format(sql.Literal(c)) for c in channels)
+            )
+            self._connection.execute(statement)
+        except psycopg.Error as exc:
+            log.warning("wake-up not sent (%s); the listeners' poll will find the work", type(exc).__name__)
+            with contextlib.suppress(psycopg.Error):
+                if self._connection is not None:
+                    self._connection.close()
+            self._connection = None
+
+
+_notifiers: dict[tuple[int, str], Notifier] = {}
+_notifiers_lock = threading.Lock()
+
+
+def notifier_for(url: URL) -> Notifier:
+    """This process's notifier for the database at `url` (one per process: a fork gets its own)."""
+    key = (os.getpid(), url.render_as_string(hide_password=False))
+    with _notifiers_lock:
+        if key not in _notifiers:
+            _notifiers[key] = Notifier(url)
+        return _notifiers[key]
 
 
 @event.listens_for(Session, "after_soft_rollback")

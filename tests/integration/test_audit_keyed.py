@@ -15,12 +15,19 @@ import sqlalchemy as sa
 from click.testing import Result
 from sqlalchemy import func, select, text
 
-from models import ApiToken, AuditEntry, AuditHead, Role
-from models.audit import GENESIS, AuditKeyError, AuditKeys, audit_keys_of, canonical_entry
+from models import ApiToken, AuditEntry, AuditHead, AuditPending, Role
+from models.audit import GENESIS, AuditKeyError, AuditKeys, AuditTampered, audit_keys_of, canonical_entry
 from models.base import JSONType, UTCDateTime
 from models.db import Database
 from models.migrate import upgrade
-from services.audit import Checkpoint, CheckpointError, read_checkpoint, sign_checkpoint, verify_chain
+from services.audit import (
+    Checkpoint,
+    CheckpointError,
+    chain_pending_entries,
+    read_checkpoint,
+    sign_checkpoint,
+    verify_trail,
+)
 from services.tokens import create_token
 from tests.support.applicants import eligible_applicant
 from tests.support.cli import invoke, stack_env
@@ -50,6 +57,7 @@ def lift_append_only(connection: sa.Connection) -> None:
 
 
 def rows(db: Database) -> list[dict[str, Any]]:
+    chain_pending_entries(db)  # what the scheduler does after each pass
     with db.engine.connect() as connection:
         result = connection.execute(select(AuditEntry.__table__).order_by(AuditEntry.seq)).mappings()
         return [dict(row) for row in result]
@@ -81,11 +89,11 @@ def cut_tail(db: Database, keep: int) -> None:
 
 
 def verify(db: Database, checkpoint: Checkpoint | None = None) -> Any:
-    with db.reading() as session:
-        return verify_chain(session, checkpoint)
+    return verify_trail(db, checkpoint)
 
 
 def checkpoint_of(db: Database) -> Checkpoint:
+    chain_pending_entries(db)
     with db.reading() as session:
         return sign_checkpoint(session)
 
@@ -344,3 +352,58 @@ def test_each_page_of_the_application_list_is_audited_as_a_read(stack: Stack) ->
         "/api/v1/audit", query_string={"entity": "application", "id": "*"}, headers=auth(stack.admin)
     ).get_json()["items"]
     assert len(after) == 2  # a page that showed nothing read nothing
+
+
+# --- chained after commit -------------------------------------------------------------------------
+
+
+def test_entries_wait_unchained_until_the_chainer_gives_them_their_place(stack: Stack) -> None:
+    chain_pending_entries(stack.db)
+    more_entries(stack, 3)  # committed, each with its writer's HMAC, no lock on the chain's head taken
+    with stack.db.sessions() as session:
+        waiting = session.scalar(select(sa.func.count()).select_from(AuditPending))
+        head = session.get_one(AuditHead, 1).last_seq
+    assert waiting == 3
+    assert chain_pending_entries(stack.db) == 3
+    assert chain_pending_entries(stack.db) == 0
+    verdict = verify(stack.db)
+    assert verdict.intact and verdict.entries == head + 3
+
+
+def test_a_pending_entry_altered_before_it_is_chained_is_refused_and_reported(stack: Stack) -> None:
+    chain_pending_entries(stack.db)
+    more_entries(stack, 2)
+    with stack.db.engine.begin() as connection:
+        connection.execute(sa.update(AuditPending).values(actor="mallory"))
+    with pytest.raises(AuditTampered):
+        chain_pending_entries(stack.db)
+    verdict = verify(stack.db)
+    assert not verdict.intact and "altered while it waited" in str(verdict.problem)
+    with stack.db.sessions() as session:  # nothing of the altered batch entered the chain
+        assert session.scalar(select(sa.func.count()).select_from(AuditPending)) == 2
+
+
+def test_chainers_running_at_once_chain_each_entry_exactly_once(stack: Stack) -> None:
+    import threading
+
+    before = len(rows(stack.db))
+    more_entries(stack, 40)
+    errors: list[BaseException] = []
+
+    def chain() -> None:
+        try:
+            chain_pending_entries(stack.db)
+        except BaseException as exc:
+            errors.append(exc)
+
+    chainers = [threading.Thread(target=chain) for _ in range(4)]
+    for chainer in chainers:
+        chainer.start()
+    for chainer in chainers:
+        chainer.join()
+    assert errors == []
+    with stack.db.sessions() as session:
+        assert session.scalar(select(sa.func.count()).select_from(AuditPending)) == 0
+    trail = rows(stack.db)
+    assert [row["seq"] for row in trail] == list(range(1, before + 41))  # each once, no gap
+    assert verify(stack.db).intact
