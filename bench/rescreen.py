@@ -26,12 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from sqlalchemy import func, insert, select
 
 from bench.harness import bench_on, header, options, run, verdict
-from models import Application, Event, Screening
+from models import Application, CountedApplication, Event, Screening
 from models.application import observations_binding
 from models.base import utcnow
 from models.sealing import Sealed, keyring_of
 from services.applications.rescreening import rescreen_trial
 from services.ids import new_id
+from services.reporting.counts import week_start
 from services.trials.criteria import amend_criteria, bundled_document, compile_document
 from services.trials.queries import find_trial
 from tests.support.applicants import eligible_applicant
@@ -55,9 +56,11 @@ def populate(stack: Stack, count: int) -> list[dict[str, Any]]:
     """`count` applications decided under version 1, inserted in bulk; their observations."""
     compiled = compile_document(bundled_document(CRITERIA))
     today, now, keyring = date.today(), utcnow(), keyring_of(stack.db.engine.dialect)
-    rows, profiles = [], [observations(n) for n in range(count)]
+    rows, profiles, failed = [], [observations(n) for n in range(count)], []
     for n, profile in enumerate(profiles):
-        decision, application_id = compiled.evaluate(profile, today).decision, new_id("app")
+        evaluation, application_id = compiled.evaluate(profile, today), new_id("app")
+        decision = evaluation.decision
+        failed.append(list(evaluation.deciding) if decision == "ineligible" else [])
         # Core bypasses the ORM's sealing hook: seal each value bound to its own row, as the ORM would.
         sealed = Sealed(profile, keyring.seal(profile, observations_binding(application_id)))
         rows.append(
@@ -68,9 +71,19 @@ def populate(stack: Stack, count: int) -> list[dict[str, Any]]:
                 "version": 2,
             }
         )  # fmt: skip
+    # What the counters hold for each, as intake and screening would have left it: a re-screening that
+    # moves a status moves its counts in the same transaction.
+    counted = [
+        {
+            "application_id": row["id"], "trial_id": TRIAL, "site_id": stack.site_id, "status": row["status"],
+            "applied_week": week_start(today), "enrolled_week": None, "failed_criteria": excluded,
+        }
+        for row, excluded in zip(rows, failed, strict=True)
+    ]  # fmt: skip
     with stack.db.transaction() as session:
         for start in range(0, count, 2000):
             session.execute(insert(Application), rows[start : start + 2000])
+            session.execute(insert(CountedApplication), counted[start : start + 2000])
     return profiles
 
 

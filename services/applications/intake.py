@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,13 +24,11 @@ from services.errors import (
     InvalidIdempotencyKey,
     InvalidInput,
     NotAllowed,
-    NotFound,
     NotRecruiting,
 )
 from services.ids import new_id
 from services.schemas.api import SubmitApplication
 from services.tokens import Caller
-from services.trials.queries import find_trial
 
 MAX_IDEMPOTENCY_KEY = 255
 
@@ -74,13 +72,17 @@ def submit_application(
     body_fingerprint: str,
     ttl_hours: int,
 ) -> Submission:
-    """Store the application and `application.submitted` together, or replay the first answer to this key."""
-    for _ in range(2):
+    """Store the application and `application.submitted` together, or replay the first answer to this key.
+
+    The first pass does not look for the applicant first: the unique (trial, site, screening id) refuses
+    a second submission, and the next pass, which looks, answers it (or replays it, for a retry under the
+    same key), so a new applicant costs no query for it."""
+    for looks_first in (False, True):
         try:
             with db.transaction() as session:
-                return _submit(session, caller, request, key, body_fingerprint, ttl_hours)
+                return _submit(session, caller, request, key, body_fingerprint, ttl_hours, looks_first)
         except IntegrityError:
-            # A concurrent request committed the same key or applicant first; the next pass sees it.
+            # The same key or applicant was committed first, concurrently or before: the next pass sees it.
             continue
     raise AlreadySubmitted("a concurrent request is submitting this applicant; retry")
 
@@ -98,13 +100,22 @@ def _replay(session: Session, caller: Caller, key: str, body_fingerprint: str) -
     return Submission(record.body["id"], record.body, replayed=True)
 
 
-def _site_for(session: Session, caller: Caller, trial_id: str, site_id: str) -> Site:
-    site = session.get(Site, site_id)
-    if site is None or site.trial_id != trial_id:
-        raise InvalidInput.of("site_id", f"no site {site_id} in trial {trial_id}")
+def _trial_and_site(session: Session, caller: Caller, trial_id: str, site_id: str) -> tuple[Trial, Site]:
+    """The trial (by registry id, case-insensitively) and its site, in one query; 422 naming the field
+    for either that does not exist, 403 for a site the token may not submit to."""
+    row = session.execute(
+        select(Trial, Site)
+        .outerjoin(Site, and_(Site.trial_id == Trial.trial_id, Site.site_id == site_id))
+        .where(Trial.trial_id == trial_id.strip().upper())
+    ).first()
+    if row is None:
+        raise InvalidInput.of("trial_id", f"no trial {trial_id}")
+    trial, site = row
+    if site is None:
+        raise InvalidInput.of("site_id", f"no site {site_id} in trial {trial.trial_id}")
     if not caller.can_use_site(site_id):
         raise NotAllowed(f"this token may not submit to site {site_id}")
-    return site
+    return trial, site
 
 
 def _check_recruiting(trial_status: str, site: Site) -> None:
@@ -131,24 +142,23 @@ def _submit(
     key: str | None,
     body_fingerprint: str,
     ttl_hours: int,
+    looks_first: bool,
 ) -> Submission:
     if key is not None and (replayed := _replay(session, caller, key, body_fingerprint)) is not None:
         return replayed
-    try:
-        trial = find_trial(session, request.trial_id)
-    except NotFound:
-        raise InvalidInput.of("trial_id", f"no trial {request.trial_id}") from None
-    site = _site_for(session, caller, trial.trial_id, request.site_id)
+    trial, site = _trial_and_site(session, caller, request.trial_id, request.site_id)
     _check_recruiting(trial.overall_status, site)
     _check_has_criteria(trial)
     screening_id = request.applicant.screening_id
-    existing = session.scalar(
-        select(Application.id).where(
-            Application.trial_id == trial.trial_id,
-            Application.site_id == site.site_id,
-            Application.screening_id == screening_id,
+    existing = None
+    if looks_first:
+        existing = session.scalar(
+            select(Application.id).where(
+                Application.trial_id == trial.trial_id,
+                Application.site_id == site.site_id,
+                Application.screening_id == screening_id,
+            )
         )
-    )
     if existing is not None:
         # Under READ COMMITTED each statement sees the latest commits: a retry with our key may have
         # committed between the replay lookup above and this query. Its record is visible now.

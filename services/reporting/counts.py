@@ -23,9 +23,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, insert, or_, select, union_all
+from sqlalchemy import Table, and_, delete, event, func, insert, or_, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -118,7 +118,9 @@ class Changes:
     def write(self, session: Session) -> None:
         rows = self.rows()
         if rows:
-            session.execute(insert(CountChange), rows)
+            # The table, not the mapped class: an ORM bulk insert leaves out the None keys and splits
+            # the rows into a statement per shape.
+            session.execute(insert(cast(Table, CountChange.__table__)), rows)
         self.by_key.clear()
 
 
@@ -187,12 +189,29 @@ def count_change(
         pending.write(session)
 
 
+_PRELOADED = "accrual.counts.preloaded"
+
+
 def preload_counted(session: Session, application_ids: Sequence[str]) -> None:
-    """Load what is counted for a batch of applications in one query, for `count_change` to find."""
+    """Load what is counted for a batch of applications in one query, for `count_change` to find in the
+    session's identity map instead of a query each (which would also flush the session each time)."""
     if application_ids:
-        session.scalars(
+        rows = session.scalars(
             select(CountedApplication).where(CountedApplication.application_id.in_(application_ids))
         ).all()
+        # The identity map holds objects weakly: keep them for the transaction, or they are gone by the
+        # time they are asked for.
+        session.info.setdefault(_PRELOADED, []).extend(rows)
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_preloaded(session: Session) -> None:
+    session.info.pop(_PRELOADED, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_preloaded_on_rollback(session: Session, _previous: Any) -> None:
+    session.info.pop(_PRELOADED, None)
 
 
 # --- folding ------------------------------------------------------------------------------------------
