@@ -59,6 +59,7 @@ def rescreen_trial(
     before a time limit stops it.
     """
     tally = RescreenTally()
+    after = ""  # the last application of the last batch: each batch starts past it, not at the start
     while deadline is None or time.monotonic() < deadline:
         with db.transaction() as session:
             if session.get(ProcessedMessage, (CONSUMER, message_id)) is not None:
@@ -72,7 +73,7 @@ def rescreen_trial(
             # A newer amendment has committed: its own message re-screens under the newer version, and
             # screening under this one now would only move applicants to a superseded decision.
             superseded = current is not None and current > version
-            batch = [] if superseded else _due(session, trial_id, version, batch_size)
+            batch = [] if superseded else _due(session, trial_id, version, batch_size, after)
             if not batch:
                 session.add(ProcessedMessage(consumer=CONSUMER, message_id=message_id))
                 tally.finished = True
@@ -80,15 +81,19 @@ def rescreen_trial(
             compiled = compiled_version(session, trial_id, version)
             tally.changed += _rescreen(session, compiled, version, batch)
             tally.screened += len(batch)
+            after = batch[-1].id
         log.info("re-screened %d applications of %s under version %d", tally.screened, trial_id, version)
     return tally
 
 
-def _due(session: Session, trial_id: str, version: int, limit: int) -> list[Application]:
+def _due(session: Session, trial_id: str, version: int, limit: int, after: str) -> list[Application]:
+    """The next applications still below `version`, in id order from past `after`: a walk along the
+    primary key, where finding them from the start again would read every one already screened."""
     return list(
         session.scalars(
             select(Application)
             .where(
+                Application.id > after,
                 Application.trial_id == trial_id,
                 Application.status.in_(RESCREENED),
                 Application.criteria_version < version,
