@@ -97,6 +97,12 @@ class Database:
             self.engine.dialect.accrual_audit_keys = audit_keys  # type: ignore[attr-defined]
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         read_only_engine = self.engine.execution_options(**{READ_ONLY: True})
+        if self.engine.dialect.name == "postgresql":
+            # Reads need no transaction of their own: under READ COMMITTED each statement sees its own
+            # snapshot either way (a reader wanting one snapshot asks for REPEATABLE READ itself). And
+            # the ROLLBACK that ended each read made psycopg drop every prepared statement of the
+            # connection (DEALLOCATE ALL), so statements were parsed and planned afresh on each request.
+            read_only_engine = read_only_engine.execution_options(isolation_level="AUTOCOMMIT")
         self._readers = sessionmaker(read_only_engine, expire_on_commit=False)
 
     @classmethod
