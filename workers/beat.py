@@ -34,9 +34,9 @@ from workers.relay import relay_once
 
 log = logging.getLogger(__name__)
 RELAY_BATCH = 100
-STOP_CHECK_SECONDS = 0.5
+STOP_CHECK_SECONDS = 0.5  # an idle loop notices a stop this soon, however long it may sleep
 # How often the counters' pending changes are folded: a report adds up at most this long's changes.
-COUNT_FOLD_SECONDS = 2.0  # an idle loop notices a stop this soon, however long it may sleep
+COUNT_FOLD_SECONDS = 2.0
 
 
 class Periodic:

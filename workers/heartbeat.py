@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import uuid
 from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
@@ -27,8 +28,9 @@ class Heartbeat:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # The pid as well: a worker restarted on the same host must not renew its dead predecessor's row.
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        # Unique per start: a worker restarted on the same host, or in a container that keeps its
+        # hostname and runs it as pid 1 again, must not renew its dead predecessor's row.
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="accrual-heartbeat", daemon=True)
 
@@ -36,13 +38,10 @@ class Heartbeat:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop beating and remove the row (the thread does, after its last beat, so no late beat can
+        write it back); waits a few seconds at most: a row left behind is reaped by the scheduler."""
         self._stop.set()
-        self._thread.join(timeout=self.settings.worker_heartbeat_seconds * 2)
-        try:
-            with database_for(self.settings).transaction() as session:
-                forget(session, self.name)
-        except Exception as exc:  # the database may be away: the scheduler will reap the row
-            log.warning("could not remove the heartbeat of %s: %s", self.name, type(exc).__name__)
+        self._thread.join(timeout=max(5.0, self.settings.worker_heartbeat_seconds * 2))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -52,6 +51,11 @@ class Heartbeat:
             except Exception as exc:  # a database away: beat again later, never stop the worker
                 log.warning("heartbeat of %s failed: %s", self.name, type(exc).__name__)
             self._stop.wait(self.settings.worker_heartbeat_seconds)
+        try:
+            with database_for(self.settings).transaction() as session:
+                forget(session, self.name)
+        except Exception as exc:  # the database may be away: the scheduler will reap the row
+            log.warning("could not remove the heartbeat of %s: %s", self.name, type(exc).__name__)
 
 
 _running: list[Heartbeat] = []

@@ -38,9 +38,9 @@ def recover_from_dead_workers(db: Database, settings: Settings) -> int:
     """When a worker has stopped beating, publish again at once every screening in flight (it may have
     held any of them) and every unfinished amendment; how many were published again."""
     now = utcnow()
-    silent_since = now - timedelta(seconds=settings.worker_heartbeat_seconds * DEAD_AFTER_BEATS)
+    silent_for = timedelta(seconds=settings.worker_heartbeat_seconds * DEAD_AFTER_BEATS)
     with db.transaction() as session:
-        dead = reap_silent(session, silent_since)
+        dead = reap_silent(session, silent_for)
         if not dead:
             return 0
         ids = republish_in_flight(session, now)

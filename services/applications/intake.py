@@ -74,15 +74,14 @@ def submit_application(
 ) -> Submission:
     """Store the application and `application.submitted` together, or replay the first answer to this key.
 
-    The first pass does not look for the applicant first: the unique (trial, site, screening id) refuses
-    a second submission, and the next pass, which looks, answers it (or replays it, for a retry under the
-    same key), so a new applicant costs no query for it."""
-    for looks_first in (False, True):
+    The applicant is looked for before inserting, not left to the unique (trial, site, screening id): a
+    unique violation puts the key's values, the screening id among them, in PostgreSQL's server log."""
+    for _ in range(2):
         try:
             with db.transaction() as session:
-                return _submit(session, caller, request, key, body_fingerprint, ttl_hours, looks_first)
+                return _submit(session, caller, request, key, body_fingerprint, ttl_hours)
         except IntegrityError:
-            # The same key or applicant was committed first, concurrently or before: the next pass sees it.
+            # A concurrent request committed the same key or applicant first; the next pass sees it.
             continue
     raise AlreadySubmitted("a concurrent request is submitting this applicant; retry")
 
@@ -142,7 +141,6 @@ def _submit(
     key: str | None,
     body_fingerprint: str,
     ttl_hours: int,
-    looks_first: bool,
 ) -> Submission:
     if key is not None and (replayed := _replay(session, caller, key, body_fingerprint)) is not None:
         return replayed
@@ -150,15 +148,13 @@ def _submit(
     _check_recruiting(trial.overall_status, site)
     _check_has_criteria(trial)
     screening_id = request.applicant.screening_id
-    existing = None
-    if looks_first:
-        existing = session.scalar(
-            select(Application.id).where(
-                Application.trial_id == trial.trial_id,
-                Application.site_id == site.site_id,
-                Application.screening_id == screening_id,
-            )
+    existing = session.scalar(
+        select(Application.id).where(
+            Application.trial_id == trial.trial_id,
+            Application.site_id == site.site_id,
+            Application.screening_id == screening_id,
         )
+    )
     if existing is not None:
         # Under READ COMMITTED each statement sees the latest commits: a retry with our key may have
         # committed between the replay lookup above and this query. Its record is visible now.

@@ -65,13 +65,15 @@ def screen_application(
     message_id: str,
     max_deliveries: int,
     also_transient: tuple[type[Exception], ...] = (),
+    counted: int | None = None,
 ) -> ScreeningOutcome:
     """Evaluate the application against its trial's current criteria and record the decision once.
 
     A failure that is not transient (TRANSIENT, `also_transient`) sets the application aside in
     review, dead-lettered, rather than leaving it `submitted` for the sweep to redeliver for ever.
+    `counted`: this delivery was already counted (by its batch), as the delivery count it made.
     """
-    deliveries = count_delivery(db, application_id)
+    deliveries = count_delivery(db, application_id) if counted is None else counted
     if deliveries is None:
         return ScreeningOutcome(application_id, "duplicate")
     try:
@@ -249,7 +251,8 @@ def screen_batch(
         log.warning(
             "screening a batch of %d failed (%s); one at a time instead", len(items), type(exc).__name__
         )
-        return _one_at_a_time(db, items, max_deliveries, also_transient)
+        # This delivery is counted already: counting it again would dead-letter a killer one death early.
+        return _one_at_a_time(db, items, max_deliveries, also_transient, deliveries)
 
 
 def _one_at_a_time(
@@ -257,8 +260,12 @@ def _one_at_a_time(
     items: Sequence[tuple[str, str]],
     max_deliveries: int,
     also_transient: tuple[type[Exception], ...],
+    counted: dict[str, int] | None = None,
 ) -> list[ScreeningOutcome]:
-    return [screen_application(db, a, m, max_deliveries, also_transient) for a, m in items]
+    counted = counted or {}
+    return [
+        screen_application(db, a, m, max_deliveries, also_transient, counted=counted.get(a)) for a, m in items
+    ]
 
 
 def _delivered_before(db: Database, application_ids: Sequence[str]) -> bool:

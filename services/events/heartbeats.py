@@ -12,9 +12,10 @@ guards of screening make the second delivery change nothing.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -26,10 +27,15 @@ from models.base import utcnow
 DEAD_AFTER_BEATS = 5
 
 
+def _postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def beat(session: Session, name: str) -> None:
-    """Record that the worker `name` is alive now."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    now = utcnow()
+    """Record that the worker `name` is alive now, by the database's clock on PostgreSQL (workers and
+    schedulers on several machines need not agree on the time; on SQLite they share one machine)."""
+    insert = pg_insert if _postgresql(session) else sqlite_insert
+    now: Any = func.now() if _postgresql(session) else utcnow()
     statement = insert(WorkerHeartbeat).values(name=name, beat_at=now)
     session.execute(statement.on_conflict_do_update(index_elements=["name"], set_={"beat_at": now}))
 
@@ -39,10 +45,11 @@ def forget(session: Session, name: str) -> None:
     session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.name == name))
 
 
-def reap_silent(session: Session, silent_since: datetime) -> list[str]:
-    """Remove the workers that have not beaten since `silent_since`; their names. A row is removed by
-    one scheduler only, so a death is acted on once however many schedulers run."""
+def reap_silent(session: Session, silent_for: timedelta) -> list[str]:
+    """Remove the workers that have not beaten for `silent_for` (by the same clock as `beat`); their
+    names. A row is removed by one scheduler only, so a death is acted on once however many run."""
+    since: Any = func.now() - silent_for if _postgresql(session) else utcnow() - silent_for
     result = session.execute(
-        delete(WorkerHeartbeat).where(WorkerHeartbeat.beat_at < silent_since).returning(WorkerHeartbeat.name)
+        delete(WorkerHeartbeat).where(WorkerHeartbeat.beat_at < since).returning(WorkerHeartbeat.name)
     )
     return [name for (name,) in result]

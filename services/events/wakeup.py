@@ -19,6 +19,7 @@ has come are picked up at the next poll.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import logging
@@ -70,12 +71,14 @@ class Notifier:
     """Sends NOTIFY for the channels it is asked to, from a thread and a connection of its own.
 
     Asked while it sends, it sends once more when done, for every channel asked meanwhile: a burst of
-    commits costs a NOTIFY per round trip, not one each. A failure drops that NOTIFY (the listeners'
-    slow poll finds the work) and connects again at the next one."""
+    commits costs a NOTIFY per round trip, not one each. A send that fails on a connection the server
+    dropped is tried once more on a new one; one that fails again is dropped (the listeners' slow poll
+    finds the work). A process that exits waits a moment for what it was asked to send (`flush`)."""
 
     def __init__(self, url: URL) -> None:
         self.conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._asked: set[str] = set()
+        self._sending = False
         self._lock = threading.Condition()
         self._connection: psycopg.Connection[Any] | None = None
         self._thread = threading.Thread(target=self._run, name="accrual-notifier", daemon=True)
@@ -84,34 +87,57 @@ class Notifier:
     def notify(self, channel: str) -> None:
         with self._lock:
             self._asked.add(channel)
-            self._lock.notify()
+            self._lock.notify_all()
+
+    def flush(self, timeout: float) -> None:
+        """Wait until everything asked so far is sent (or `timeout` seconds)."""
+        with self._lock:
+            self._lock.wait_for(lambda: not self._asked and not self._sending, timeout)
 
     def _run(self) -> None:
         while True:
             with self._lock:
-                while not self._asked:
-                    self._lock.wait()
-                channels, self._asked = sorted(self._asked), set()
-            self._send(channels)
+                self._lock.wait_for(lambda: bool(self._asked))
+                channels, self._asked, self._sending = sorted(self._asked), set(), True
+            try:
+                self._send(channels)
+            except Exception as exc:  # never let the thread die: later commits still need waking
+                log.error("wake-up not sent: %s", type(exc).__name__, exc_info=exc)
+            finally:
+                with self._lock:
+                    self._sending = False
+                    self._lock.notify_all()
 
     def _send(self, channels: list[str]) -> None:
-        try:
-            if self._connection is None or self._connection.closed:
-                self._connection = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
-            statement = sql.SQL("SELECT {}").format(
-                sql.SQL(", ").join(sql.SQL("pg_notify({}, '')").format(sql.Literal(c)) for c in channels)
-            )
-            self._connection.execute(statement)
-        except psycopg.Error as exc:
-            log.warning("wake-up not sent (%s); the listeners' poll will find the work", type(exc).__name__)
-            with contextlib.suppress(psycopg.Error):
-                if self._connection is not None:
-                    self._connection.close()
-            self._connection = None
+        statement = sql.SQL("SELECT {}").format(
+            sql.SQL(", ").join(sql.SQL("pg_notify({}, '')").format(sql.Literal(c)) for c in channels)
+        )
+        for attempt in (1, 2):
+            try:
+                if self._connection is None or self._connection.closed:
+                    self._connection = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
+                self._connection.execute(statement)
+                return
+            except psycopg.Error as exc:
+                with contextlib.suppress(psycopg.Error):
+                    if self._connection is not None:
+                        self._connection.close()
+                self._connection = None
+                if attempt == 2:
+                    log.warning(
+                        "wake-up not sent (%s); the listeners' poll will find the work", type(exc).__name__
+                    )
 
 
 _notifiers: dict[tuple[int, str], Notifier] = {}
 _notifiers_lock = threading.Lock()
+
+
+@atexit.register
+def _flush_notifiers() -> None:
+    # A command that commits and exits (`accrual screening retry`) would otherwise take its wake-up along.
+    for notifier in list(_notifiers.values()):
+        notifier.flush(timeout=2.0)
 
 
 def notifier_for(url: URL) -> Notifier:

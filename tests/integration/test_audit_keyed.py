@@ -379,6 +379,9 @@ def test_a_pending_entry_altered_before_it_is_chained_is_refused_and_reported(st
         chain_pending_entries(stack.db)
     verdict = verify(stack.db)
     assert not verdict.intact and "altered while it waited" in str(verdict.problem)
+    # The API still shows what was chained before it (and logs the fault).
+    shown = stack.client.get("/api/v1/audit", headers={"Authorization": f"Bearer {stack.admin}"})
+    assert shown.status_code == 200 and shown.get_json()["items"]
     with stack.db.sessions() as session:  # nothing of the altered batch entered the chain
         assert session.scalar(select(sa.func.count()).select_from(AuditPending)) == 2
 

@@ -148,6 +148,8 @@ def test_a_batch_that_fails_to_write_is_decided_one_at_a_time_each_once(
     assert [o.status for o in screen_batch(stack.db, items, max_deliveries=3)] == ["decided", "decided"]
     assert statuses(stack, items) == ["eligible", "eligible"]
     assert histories(stack, items) == [2, 2]
+    with stack.db.sessions() as session:  # the batch's count of this delivery stands: not counted twice
+        assert [session.get_one(Application, a).screening_deliveries for a, _ in items] == [1, 1]
 
 
 def test_a_transient_failure_is_retried_with_nothing_of_the_batch_kept(
