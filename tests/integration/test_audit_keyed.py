@@ -373,7 +373,13 @@ def test_entries_wait_unchained_until_the_chainer_gives_them_their_place(stack: 
 def test_a_pending_entry_altered_before_it_is_chained_is_refused_and_reported(stack: Stack) -> None:
     chain_pending_entries(stack.db)
     more_entries(stack, 2)
-    with stack.db.engine.begin() as connection:
+    with pytest.raises(sa.exc.DBAPIError, match="never changed"), stack.db.engine.begin() as connection:
+        connection.execute(sa.update(AuditPending).values(actor="mallory"))
+    with stack.db.engine.begin() as connection:  # what only the table's owner can do
+        if connection.dialect.name == "sqlite":
+            connection.execute(text("DROP TRIGGER audit_pending_no_update"))
+        else:
+            connection.execute(text("ALTER TABLE audit_pending DISABLE TRIGGER USER"))
         connection.execute(sa.update(AuditPending).values(actor="mallory"))
     with pytest.raises(AuditTampered):
         chain_pending_entries(stack.db)

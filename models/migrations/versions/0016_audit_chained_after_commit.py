@@ -25,6 +25,21 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
+# A pending entry is written once and deleted once chained, never changed: as for audit_entries, only
+# the table's owner, dropping the trigger, can edit one (and the chainer then refuses it by its HMAC).
+POSTGRES_NO_UPDATE = (
+    """CREATE FUNCTION audit_pending_unchanged() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_pending entries are never changed: UPDATE refused' USING ERRCODE = 'insufficient_privilege';
+END;
+$$""",
+    """CREATE TRIGGER audit_pending_no_update BEFORE UPDATE ON audit_pending
+    FOR EACH ROW EXECUTE FUNCTION audit_pending_unchanged()""",
+)
+SQLITE_NO_UPDATE = (
+    "CREATE TRIGGER audit_pending_no_update BEFORE UPDATE ON audit_pending "
+    "BEGIN SELECT RAISE(ABORT, 'audit_pending entries are never changed: UPDATE refused'); END",
+)
 
 
 def upgrade() -> None:
@@ -44,10 +59,15 @@ def upgrade() -> None:
         sa.Column("mac", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_pending")),
     )
+    postgres = op.get_bind().dialect.name == "postgresql"
+    for statement in POSTGRES_NO_UPDATE if postgres else SQLITE_NO_UPDATE:
+        op.execute(statement)
 
 
 def downgrade() -> None:
     with Session(bind=op.get_bind()) as session:
         while chain_pending(session):
             pass
-    op.drop_table("audit_pending")
+    op.drop_table("audit_pending")  # its trigger with it
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION audit_pending_unchanged()")
