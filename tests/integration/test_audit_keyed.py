@@ -33,6 +33,7 @@ from tests.support.applicants import eligible_applicant
 from tests.support.cli import invoke, stack_env
 from tests.support.http import assert_problem, auth
 from tests.support.stack import Stack, make_settings
+from tests.support.threads import at_once
 
 Digest = Callable[[dict[str, Any]], str]
 CANARY = "AUDIT-CANARY-0815"
@@ -393,24 +394,9 @@ def test_a_pending_entry_altered_before_it_is_chained_is_refused_and_reported(st
 
 
 def test_chainers_running_at_once_chain_each_entry_exactly_once(stack: Stack) -> None:
-    import threading
-
     before = len(rows(stack.db))
     more_entries(stack, 40)
-    errors: list[BaseException] = []
-
-    def chain() -> None:
-        try:
-            chain_pending_entries(stack.db)
-        except BaseException as exc:
-            errors.append(exc)
-
-    chainers = [threading.Thread(target=chain) for _ in range(4)]
-    for chainer in chainers:
-        chainer.start()
-    for chainer in chainers:
-        chainer.join()
-    assert errors == []
+    assert at_once(lambda: chain_pending_entries(stack.db), threads=4) == []
     with stack.db.sessions() as session:
         assert session.scalar(select(sa.func.count()).select_from(AuditPending)) == 0
     trail = rows(stack.db)

@@ -3,7 +3,6 @@ folded into the counters exactly once, and no counter row for concurrent writers
 
 from __future__ import annotations
 
-import threading
 from datetime import date
 
 import pytest
@@ -20,6 +19,7 @@ from services.reporting.counts import fold_changes
 from tests.support.reporting import a_lifecycle, fresh_counts, kept_counts, report
 from tests.support.screening import decide
 from tests.support.stack import TRIAL, Stack
+from tests.support.threads import at_once
 from workers.maintenance import fold_count_changes
 
 
@@ -65,21 +65,12 @@ def test_folders_running_at_once_fold_each_change_exactly_once(stack: Stack) -> 
            "status": "submitted", "count": 1, "applied": 0, "enrolled": 0}  # fmt: skip
     with stack.db.transaction() as session:
         session.execute(insert(CountChange), [row] * total)
-    errors: list[BaseException] = []
 
     def fold_until_none_left() -> None:
-        try:
-            while fold_changes(stack.db, limit=250):
-                pass
-        except BaseException as exc:
-            errors.append(exc)
+        while fold_changes(stack.db, limit=250):
+            pass
 
-    folders = [threading.Thread(target=fold_until_none_left) for _ in range(4)]
-    for folder in folders:
-        folder.start()
-    for folder in folders:
-        folder.join()
-    assert errors == []
+    assert at_once(fold_until_none_left, threads=4) == []
     assert pending_changes(stack) == 0
     assert folded_counts(stack) == {(stack.site_id, "submitted"): total}
 
