@@ -15,7 +15,7 @@ from models.base import utcnow
 from models.db import Database, make_engine
 from services.applications.rescreening import republish_unfinished_amendments
 from services.events.heartbeats import DEAD_AFTER_BEATS, reap_silent
-from services.events.outbox import republish_in_flight, republish_undecided
+from services.events.outbox import republish_undecided
 from services.reporting.counts import FOLD_BATCH, count_uncounted, fold_changes
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def recover_from_dead_workers(db: Database, settings: Settings) -> int:
         dead = reap_silent(session, silent_for)
         if not dead:
             return 0
-        ids = republish_in_flight(session, now)
+        ids = republish_undecided(session, now, limit=None)  # every one the dead worker may have held
         trials = republish_unfinished_amendments(session, now)
     log.warning(
         "%d workers stopped beating (%s); re-published %d undecided applications and %d amendments",

@@ -1,13 +1,13 @@
 """Workers' heartbeats: a worker that stops beating is taken for dead, and its work handed out again.
 
 A worker may die holding messages it took from the broker, started or only reserved. Redis gives such a
-message back after its visibility timeout (15 minutes by default) and the embedded broker never does; the
-sweep republishes what stayed undecided after ACCRUAL_SWEEP_AFTER_SECONDS. Both are long to wait when a
-worker was killed. Each worker writes a heartbeat every ACCRUAL_WORKER_HEARTBEAT_SECONDS; the scheduler
-takes a worker silent for DEAD_AFTER_BEATS beats for dead and publishes again at once every screening
-left undecided (services.events.outbox.republish_in_flight). Which of those the dead worker held is not
-recorded (that would cost a write per message); the others are delivered twice, and the exactly-once
-guards of screening make the second delivery change nothing.
+message back after its visibility timeout (15 minutes by default) and the embedded broker never does;
+the sweep republishes what stayed undecided after ACCRUAL_SWEEP_AFTER_SECONDS. Both are long to wait
+when a worker was killed. Each worker writes a heartbeat every ACCRUAL_WORKER_HEARTBEAT_SECONDS; the
+scheduler takes a worker silent for DEAD_AFTER_BEATS beats for dead and publishes again at once every
+screening left undecided (services.events.outbox.republish_undecided, unbounded). Which of those the
+dead worker held is not recorded (that would cost a write per message); the others are delivered twice,
+and the exactly-once guards of screening make the second delivery change nothing.
 """
 
 from __future__ import annotations

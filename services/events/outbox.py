@@ -139,11 +139,13 @@ def release_unsent(session: Session, event_ids: Sequence[str], holder: str, retr
     )
 
 
-def republish_undecided(session: Session, older_than: datetime, limit: int = 500) -> list[str]:
-    """Publish again the submission event of applications still undecided since `older_than`.
+def republish_undecided(session: Session, older_than: datetime, limit: int | None = 500) -> list[str]:
+    """Publish again the submission event of applications still undecided since `older_than`; their ids.
 
     The safety net for a message lost by the broker or a killed worker: consumers are idempotent, so a
-    duplicate costs nothing, while a lost message would leave an applicant undecided forever.
+    duplicate costs nothing, while a lost message would leave an applicant undecided forever. The sweep
+    takes `limit` at a time; when a worker has died, every one in flight at once (`limit` None): the
+    broker's queue and the workers' hands, which a healthy pipeline keeps short.
     """
     stuck = select(Application.id).where(
         Application.status == ApplicationStatus.SUBMITTED.value, Application.submitted_at < older_than
@@ -155,21 +157,6 @@ def republish_undecided(session: Session, older_than: datetime, limit: int = 500
         .limit(limit)
     )
     return republish(session, Event.seq.in_(latest_submission), older_than, Event.application_id)
-
-
-def republish_in_flight(session: Session, now: datetime) -> list[str]:
-    """Publish again the latest screening request of every undecided application whose request has left
-    the outbox: what a worker that died may have held, sent before `now`. The ids of the applications.
-
-    Unbounded, unlike the sweep: it runs when a worker dies, and what it publishes is what is in flight
-    (the broker's queue and the workers' hands), which a healthy pipeline keeps short."""
-    undecided = select(Application.id).where(Application.status == ApplicationStatus.SUBMITTED.value)
-    latest_request = (
-        select(func.max(Event.seq))
-        .where(Event.application_id.in_(undecided), Event.type.in_(SCREENING_REQUESTS))
-        .group_by(Event.application_id)
-    )
-    return republish(session, Event.seq.in_(latest_request), now, Event.application_id)
 
 
 def republish(
