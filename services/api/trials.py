@@ -41,6 +41,7 @@ from services.trials.queries import (
     get_trial,
     list_sites,
     list_trials,
+    registry_id,
     visible_trial,
 )
 from services.trials.registry_import import import_record
@@ -133,7 +134,7 @@ def amend(path: TrialPath, body: CriteriaDocument) -> Response:
     Sending the current criteria again changes nothing and answers 200.
     """
     who = caller(Role.ADMIN)
-    if body.trial_id.strip().upper() != path.trial_id.strip().upper():
+    if registry_id(body.trial_id) != registry_id(path.trial_id):
         raise invalid("trial_id", f"the document is for {body.trial_id}, not {path.trial_id}")
     with database().transaction() as session:
         trial = find_trial(session, path.trial_id)

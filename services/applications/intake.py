@@ -29,6 +29,7 @@ from services.errors import (
 from services.ids import new_id
 from services.schemas.api import SubmitApplication
 from services.tokens import Caller
+from services.trials.queries import registry_id
 
 MAX_IDEMPOTENCY_KEY = 255
 
@@ -105,7 +106,7 @@ def _trial_and_site(session: Session, caller: Caller, trial_id: str, site_id: st
     row = session.execute(
         select(Trial, Site)
         .outerjoin(Site, and_(Site.trial_id == Trial.trial_id, Site.site_id == site_id))
-        .where(Trial.trial_id == trial_id.strip().upper())
+        .where(Trial.trial_id == registry_id(trial_id))
     ).first()
     if row is None:
         raise InvalidInput.of("trial_id", f"no trial {trial_id}")

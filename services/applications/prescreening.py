@@ -12,6 +12,7 @@ from services.errors import InvalidInput
 from services.schemas.api import CriterionOut, PrescreenResult
 from services.tokens import Caller
 from services.trials.criteria import compiled_version
+from services.trials.queries import registry_id
 
 DECISION_ORDER = {"eligible": 0, "needs_review": 1, "ineligible": 2}
 
@@ -32,7 +33,7 @@ def _recruiting_trials(session: Session, caller: Caller) -> list[Trial]:
 
 def _listed_trials(session: Session, caller: Caller, trial_ids: list[str]) -> list[Trial]:
     trials = []
-    for trial_id in dict.fromkeys(t.strip().upper() for t in trial_ids):
+    for trial_id in dict.fromkeys(registry_id(t) for t in trial_ids):
         trial = session.get(Trial, trial_id)
         if trial is None:
             raise InvalidInput.of("trial_ids", f"no trial {trial_id}")

@@ -17,6 +17,7 @@ from services.errors import Conflict, FieldError, InvalidInput, NotFound
 from services.events.catalogue import SiteStatusChanged
 from services.events.outbox import add_event
 from services.ids import new_id
+from services.trials.queries import registry_id
 from services.trials.recruitment_status import (
     RECRUITING,
     can_reopen,
@@ -68,7 +69,7 @@ def _check_site_may_open(trial: Trial) -> None:
 
 def _locked_trial(session: Session, trial_id: str) -> Trial:
     # The trial's row is locked first, as enrolment locks it: its sites' statuses are read under it.
-    trial = session.get(Trial, trial_id.strip().upper(), with_for_update=True)
+    trial = session.get(Trial, registry_id(trial_id), with_for_update=True)
     if trial is None:
         raise NotFound(f"no trial {trial_id}")
     return trial

@@ -44,9 +44,14 @@ def _counts(
     return {key: (int(applied), int(enrolled_count or 0)) for key, applied, enrolled_count in rows}
 
 
+def registry_id(trial_id: str) -> str:
+    """A trial's registry id as trials are stored under it: case and surrounding spaces do not count."""
+    return trial_id.strip().upper()
+
+
 def find_trial(session: Session, trial_id: str) -> Trial:
     """A trial by its registry id, case-insensitively; 404 problem if there is none."""
-    trial = session.get(Trial, trial_id.strip().upper())
+    trial = session.get(Trial, registry_id(trial_id))
     if trial is None:
         raise NotFound(f"no trial {trial_id}")
     return trial
@@ -66,7 +71,7 @@ def _sees(caller: Caller, trial: Trial, site_trials: set[str]) -> bool:
 
 def visible_trial(session: Session, caller: Caller, trial_id: str) -> Trial:
     """The trial if the caller sees it; else 404, worded as for a trial that does not exist."""
-    trial = session.get(Trial, trial_id.strip().upper())
+    trial = session.get(Trial, registry_id(trial_id))
     if trial is None or not _sees(caller, trial, _site_trials(session, caller)):
         raise NotFound(f"no trial {trial_id} visible to this token")
     return trial
