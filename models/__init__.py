@@ -3,6 +3,7 @@
 from models.application import Application, ApplicationHistory, Screening
 from models.audit import AuditEntry, AuditHead, AuditPending
 from models.base import Base
+from models.catalog import CatalogKind, CatalogVersion
 from models.enums import ApplicationStatus, CriterionKind, Decision, EventStatus, Outcome, Role, TrialStatus
 from models.event import Event, ProcessedMessage, SchedulerLease, WorkerHeartbeat
 from models.mail import EmailMessage
@@ -20,6 +21,8 @@ __all__ = [
     "AuditHead",
     "AuditPending",
     "Base",
+    "CatalogKind",
+    "CatalogVersion",
     "CountChange",
     "CountedApplication",
     "CriteriaVersion",

@@ -33,6 +33,10 @@ class Caller:
     site_ids: frozenset[str]
     sponsor: str | None
 
+    @classmethod
+    def of(cls, row: ApiToken) -> Caller:
+        return cls(row.id, Role(row.role), frozenset(row.site_ids), row.sponsor)
+
     def can_use_site(self, site_id: str) -> bool:
         return self.role is Role.ADMIN or site_id in self.site_ids
 
@@ -94,10 +98,21 @@ def authenticate(session: Session, token: str) -> Caller | None:
     return _caller(_row_of(session, token))
 
 
-def _row_of(session: Session, token: str) -> ApiToken | None:
+def token_hash(token: str) -> str | None:
+    """How a token is stored; None for what cannot be one of ours."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    return session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(token)))
+    return _hash(token)
+
+
+def token_row(session: Session, hashed: str) -> ApiToken | None:
+    """The token stored with hash `hashed`, whatever its state."""
+    return session.scalar(select(ApiToken).where(ApiToken.token_hash == hashed))
+
+
+def _row_of(session: Session, token: str) -> ApiToken | None:
+    hashed = token_hash(token)
+    return None if hashed is None else token_row(session, hashed)
 
 
 def start_session(session: Session, token: str) -> tuple[Caller, int] | None:
@@ -132,7 +147,7 @@ def _caller(row: ApiToken | None) -> Caller | None:
         return None
     if row.expires_at is not None and row.expires_at <= utcnow():
         return None
-    return Caller(row.id, Role(row.role), frozenset(row.site_ids), row.sponsor)
+    return Caller.of(row)
 
 
 def list_tokens(session: Session) -> list[ApiToken]:

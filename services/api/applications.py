@@ -6,7 +6,7 @@ from flask import Response, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from models import Application, ApplicationStatus, Role
-from services.api.context import caller, cursor_key, database, settings, wants_fhir
+from services.api.context import caller, catalog, cursor_key, database, settings, wants_fhir
 from services.applications.corrections import correct_observations, etag
 from services.applications.intake import (
     application_location,
@@ -62,7 +62,13 @@ def submit(body: SubmitApplication) -> Response:
     who = caller(Role.COORDINATOR)
     key = parse_idempotency_key(request.headers.get("Idempotency-Key"))
     answer = submit_application(
-        database(), who, body, key, fingerprint(request.get_json()), settings().idempotency_ttl_hours
+        database(),
+        who,
+        body,
+        key,
+        fingerprint(request.get_json()),
+        settings().idempotency_ttl_hours,
+        catalog(),
     )
     response = jsonify(answer.body)
     response.status_code = 202

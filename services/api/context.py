@@ -9,8 +9,9 @@ from models import Role
 from models.db import Database
 from services.api.rate_limits import count_failed_authentication
 from services.audit import reset_actor, set_actor
+from services.catalog import CatalogAt, catalog_at
 from services.problems import Problem
-from services.tokens import Caller, authenticate, caller_of_session
+from services.tokens import Caller, caller_of_session
 
 
 def settings() -> Settings:
@@ -78,6 +79,16 @@ def caller(*roles: Role) -> Caller:
     return found
 
 
+def catalog() -> CatalogAt:
+    """This process's copies of trials, sites and tokens, as of the versions this request read when it
+    authenticated (read now if it did not)."""
+    if "catalog" not in g:
+        with database().reading() as db_session:
+            g.catalog = catalog_at(db_session)
+    found: CatalogAt = g.catalog
+    return found
+
+
 def signed_in_caller() -> Caller | None:
     """The caller of this browser's dashboard session; None without one, or once it has ended (signed
     out, token revoked or expired)."""
@@ -115,7 +126,8 @@ def _authenticated() -> Caller:
     bearer = scheme.lower() == "bearer" and bool(token.strip())
     if bearer:
         with database().reading() as db_session:
-            found = authenticate(db_session, token.strip())
+            g.catalog = now = catalog_at(db_session)
+            found = now.caller(db_session, token.strip())
         if found is not None:
             return found
     count_failed_authentication()

@@ -8,15 +8,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import Application, IdempotencyRecord, Site, Trial, TrialStatus
+from models import Application, IdempotencyRecord, TrialStatus
 from models.base import utcnow
 from models.db import Database
 from services.applications import transitions
 from services.applications.queries import to_view
+from services.catalog import CatalogAt, SiteFacts, TrialFacts
 from services.errors import (
     AlreadySubmitted,
     FieldError,
@@ -72,15 +73,17 @@ def submit_application(
     key: str | None,
     body_fingerprint: str,
     ttl_hours: int,
+    catalog: CatalogAt,
 ) -> Submission:
     """Store the application and `application.submitted` together, or replay the first answer to this key.
 
+    The trial and site come from `catalog`, this process's copies as of the versions the request read.
     The applicant is looked for before inserting, not left to the unique (trial, site, screening id): a
     unique violation puts the key's values, the screening id among them, in PostgreSQL's server log."""
     for _ in range(2):
         try:
             with db.transaction() as session:
-                return _submit(session, caller, request, key, body_fingerprint, ttl_hours)
+                return _submit(session, caller, request, key, body_fingerprint, ttl_hours, catalog)
         except IntegrityError:
             # A concurrent request committed the same key or applicant first; the next pass sees it.
             continue
@@ -100,17 +103,15 @@ def _replay(session: Session, caller: Caller, key: str, body_fingerprint: str) -
     return Submission(record.body["id"], record.body, replayed=True)
 
 
-def _trial_and_site(session: Session, caller: Caller, trial_id: str, site_id: str) -> tuple[Trial, Site]:
-    """The trial (by registry id, case-insensitively) and its site, in one query; 422 naming the field
-    for either that does not exist, 403 for a site the token may not submit to."""
-    row = session.execute(
-        select(Trial, Site)
-        .outerjoin(Site, and_(Site.trial_id == Trial.trial_id, Site.site_id == site_id))
-        .where(Trial.trial_id == registry_id(trial_id))
-    ).first()
-    if row is None:
+def _trial_and_site(
+    session: Session, catalog: CatalogAt, caller: Caller, trial_id: str, site_id: str
+) -> tuple[TrialFacts, SiteFacts]:
+    """The trial (by registry id, case-insensitively) and its site; 422 naming the field for either that
+    does not exist, 403 for a site the token may not submit to."""
+    place = catalog.place(session, registry_id(trial_id), site_id)
+    if place is None:
         raise InvalidInput.of("trial_id", f"no trial {trial_id}")
-    trial, site = row
+    trial, site = place.trial, place.site
     if site is None:
         raise InvalidInput.of("site_id", f"no site {site_id} in trial {trial.trial_id}")
     if not caller.can_use_site(site_id):
@@ -118,14 +119,14 @@ def _trial_and_site(session: Session, caller: Caller, trial_id: str, site_id: st
     return trial, site
 
 
-def _check_recruiting(trial_status: str, site: Site) -> None:
+def _check_recruiting(trial_status: str, site: SiteFacts) -> None:
     if not TrialStatus(trial_status).accepts_applications:
         raise NotRecruiting(f"the trial is {trial_status} and accepts no new applications")
     if not TrialStatus(site.status).accepts_applications:
         raise NotRecruiting(f"site {site.site_id} is {site.status} and accepts no new applications")
 
 
-def _check_has_criteria(trial: Trial) -> None:
+def _check_has_criteria(trial: TrialFacts) -> None:
     # Nothing could screen the application: it would wait in `submitted` for ever.
     if trial.current_criteria_version is None:
         raise NotRecruiting(
@@ -142,10 +143,11 @@ def _submit(
     key: str | None,
     body_fingerprint: str,
     ttl_hours: int,
+    catalog: CatalogAt,
 ) -> Submission:
     if key is not None and (replayed := _replay(session, caller, key, body_fingerprint)) is not None:
         return replayed
-    trial, site = _trial_and_site(session, caller, request.trial_id, request.site_id)
+    trial, site = _trial_and_site(session, catalog, caller, request.trial_id, request.site_id)
     _check_recruiting(trial.overall_status, site)
     _check_has_criteria(trial)
     screening_id = request.applicant.screening_id

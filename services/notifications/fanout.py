@@ -10,7 +10,8 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import Trial, WebhookDelivery, WebhookSubscription
+from models import Trial, WebhookDelivery
+from services.catalog import Subscriber, catalog_at
 from services.events.wakeup import SENDS, wake
 from services.ids import new_id
 
@@ -39,12 +40,17 @@ def _same_organisation(subscriber: str, sponsor: str | None) -> bool:
     return sponsor is not None and subscriber.casefold() == sponsor.casefold()
 
 
-def for_admin(subscription: WebhookSubscription) -> bool:
+class Subscribed(Protocol):
+    @property
+    def sponsor(self) -> str | None: ...
+
+
+def for_admin(subscription: Subscribed) -> bool:
     """An admin's subscription (it has no sponsor) gets every trial's events, their data whole."""
     return subscription.sponsor is None
 
 
-def _owed(subscription: WebhookSubscription, event: Occurred, sponsor: str | None) -> bool:
+def _owed(subscription: Subscriber, event: Occurred, sponsor: str | None) -> bool:
     """It wants the type, may see the trial, and existed when the event occurred."""
     sees_trial = subscription.sponsor is None or _same_organisation(subscription.sponsor, sponsor)
     return (
@@ -68,13 +74,9 @@ def fan_out(session: Session, events: Sequence[Occurred]) -> int:
     disabled); how many were written."""
     if not events:
         return 0
-    live = session.scalars(
-        select(WebhookSubscription).where(
-            WebhookSubscription.deleted_at.is_(None), WebhookSubscription.disabled_at.is_(None)
-        )
-    )
+    live = catalog_at(session).subscribers(session)  # this process's copies, unless one changed
     types = {event.type for event in events}
-    subscriptions = [s for s in live if types & set(s.event_types)]
+    subscriptions = [s for s in live if types & s.event_types]
     if not subscriptions:
         return 0
     trials = {e.trial_id for e in events if e.trial_id is not None}

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from services.app import create_app
 from services.reporting.metrics import ScrapeCache
 from tests.support.applicants import eligible_applicant
+from tests.support.database import counting_statements
 from tests.support.stack import Stack, database_url_for, make_settings
 
 OUTSIDER = "10.1.2.3"
@@ -38,21 +37,6 @@ def build(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StackFacto
 
 def scrape(client: Any, address: str) -> Any:
     return client.get("/metrics", environ_base={"REMOTE_ADDR": address})
-
-
-@contextmanager
-def counting_statements(stack: Stack) -> Iterator[list[str]]:
-    """Every SQL statement sent to the stack's database while inside."""
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        statements.append(str(args[2]))
-
-    event.listen(stack.db.engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(stack.db.engine, "before_cursor_execute", record)
 
 
 def test_an_address_outside_the_allowed_networks_gets_a_plain_404_before_any_query(

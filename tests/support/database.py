@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from models import Application, ApplicationHistory, Event, Site, Trial
 from tests.support.stack import TRIAL, Stack
+
+
+@contextmanager
+def counting_statements(stack: Stack) -> Iterator[list[str]]:
+    """Every SQL statement sent to the stack's database while inside."""
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(stack.db.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(stack.db.engine, "before_cursor_execute", record)
 
 
 def stored(stack: Stack) -> tuple[int, int, int]:
