@@ -182,21 +182,35 @@ def _capture(session: Session, _context: Any, _instances: Any) -> None:
             note(session, AUDITED[type(instance)], _identity(instance), "delete")
 
 
-@event.listens_for(Session, "before_commit")
-def _append(session: Session) -> None:
-    """Write the transaction's entries, each signed by its writer, for the chainer to chain after
-    commit: no writer locks the chain's head, so writers never wait for one another here."""
-    session.flush()  # capture the last changes before the entries are written
+def note_created(session: Session, instance: Any) -> None:
+    """The entry of an audited record written with Core rather than by the unit of work, which would
+    have captured it: the same entry, from the same columns."""
+    note(session, AUDITED[type(instance)], _identity(instance), "create", _changes(instance, True))
+
+
+def take_signed_entries(session: Session) -> list[dict[str, Any]]:
+    """The rows of `audit_pending` for the entries noted so far, each signed by its writer, taken from
+    the session: the caller writes them in this transaction (intake, in its one statement)."""
     pending: list[dict[str, Any]] = session.info.pop(PENDING, [])
     if not pending:
-        return
+        return []
     keys = audit_keys_of(session.get_bind().dialect)  # no key, no commit: never an unsigned entry
     rows = []
     for entry in pending:
         row = {**entry, "key_id": keys.current, "changes": _jsonable(entry["changes"])}
         row["mac"] = keys.pending_mac(row)
         rows.append(row)
-    session.execute(insert(AuditPending), rows)
+    return rows
+
+
+@event.listens_for(Session, "before_commit")
+def _append(session: Session) -> None:
+    """Write the transaction's entries, each signed by its writer, for the chainer to chain after
+    commit: no writer locks the chain's head, so writers never wait for one another here."""
+    session.flush()  # capture the last changes before the entries are written
+    rows = take_signed_entries(session)
+    if rows:
+        session.execute(insert(AuditPending), rows)
 
 
 def chain_pending_entries(db: Database) -> int:

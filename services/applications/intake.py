@@ -6,9 +6,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -78,8 +78,9 @@ def submit_application(
     """Store the application and `application.submitted` together, or replay the first answer to this key.
 
     The trial and site come from `catalog`, this process's copies as of the versions the request read.
-    The applicant is looked for before inserting, not left to the unique (trial, site, screening id): a
-    unique violation puts the key's values, the screening id among them, in PostgreSQL's server log."""
+    An applicant submitted before is found by the insert itself (ON CONFLICT DO NOTHING on the unique
+    trial, site and screening id), never by a unique violation, which would put the key's values, the
+    screening id among them, in PostgreSQL's server log."""
     for _ in range(2):
         try:
             with db.transaction() as session:
@@ -150,48 +151,51 @@ def _submit(
     trial, site = _trial_and_site(session, catalog, caller, request.trial_id, request.site_id)
     _check_recruiting(trial.overall_status, site)
     _check_has_criteria(trial)
-    screening_id = request.applicant.screening_id
-    existing = session.scalar(
-        select(Application.id).where(
-            Application.trial_id == trial.trial_id,
-            Application.site_id == site.site_id,
-            Application.screening_id == screening_id,
-        )
-    )
-    if existing is not None:
-        # Under READ COMMITTED each statement sees the latest commits: a retry with our key may have
-        # committed between the replay lookup above and this query. Its record is visible now.
-        if key is not None and (replayed := _replay(session, caller, key, body_fingerprint)) is not None:
-            return replayed
-        raise AlreadySubmitted(
-            f"applicant {screening_id} was already submitted to this trial at this site",
-            existing_application=existing,
-        )
-    application = _store(session, caller, trial.trial_id, site.site_id, request)
+    application = _new_application(trial.trial_id, site.site_id, request)
+    if not transitions.submit(session, application, by=caller.token_id):
+        return _submitted_already(session, caller, application, key, body_fingerprint)
     view = to_view(session, application, [], with_observations=False)
     submission = Submission(application.id, view.model_dump(mode="json"))
     if key is not None:
-        session.add(
-            IdempotencyRecord(
-                scope=caller.token_id,
-                key=key,
-                fingerprint=body_fingerprint,
-                # The record keeps the whole first answer (202 and its headers), the shape processes of
-                # earlier versions replay from during a rolling upgrade; this version rebuilds the
-                # headers from the application id.
-                status_code=202,
-                body=submission.body,
-                headers={"Location": application_location(application.id), "Retry-After": "1"},
-                expires_at=utcnow() + timedelta(hours=ttl_hours),
-            )
-        )
+        record = {
+            "scope": caller.token_id,
+            "key": key,
+            "fingerprint": body_fingerprint,
+            # The record keeps the whole first answer (202 and its headers), the shape processes of
+            # earlier versions replay from during a rolling upgrade; this version rebuilds the headers
+            # from the application id.
+            "status_code": 202,
+            "body": submission.body,
+            "headers": {"Location": application_location(application.id), "Retry-After": "1"},
+            "created_at": utcnow(),
+            "expires_at": utcnow() + timedelta(hours=ttl_hours),
+        }
+        session.execute(insert(cast(Table, IdempotencyRecord.__table__)), record)
     return submission
 
 
-def _store(
-    session: Session, caller: Caller, trial_id: str, site_id: str, request: SubmitApplication
-) -> Application:
-    application = Application(
+def _submitted_already(
+    session: Session, caller: Caller, application: Application, key: str | None, body_fingerprint: str
+) -> Submission:
+    """The applicant was stored before: a retry with our key (it may have committed since the replay
+    lookup, and under READ COMMITTED this statement sees it) replays its answer; anything else is 409."""
+    if key is not None and (replayed := _replay(session, caller, key, body_fingerprint)) is not None:
+        return replayed
+    existing = session.scalar(
+        select(Application.id).where(
+            Application.trial_id == application.trial_id,
+            Application.site_id == application.site_id,
+            Application.screening_id == application.screening_id,
+        )
+    )
+    raise AlreadySubmitted(
+        f"applicant {application.screening_id} was already submitted to this trial at this site",
+        existing_application=existing,
+    )
+
+
+def _new_application(trial_id: str, site_id: str, request: SubmitApplication) -> Application:
+    return Application(
         id=new_id("app"),
         trial_id=trial_id,
         site_id=site_id,
@@ -202,6 +206,3 @@ def _store(
         screening_deliveries=0,
         version=1,
     )
-    transitions.submit(session, application, by=caller.token_id)
-    session.flush()
-    return application

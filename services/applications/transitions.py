@@ -6,7 +6,8 @@ allows; every other action has exactly one end. Every path that changes an appli
 (intake, screening and its dead letters, re-screening after an amendment, corrections, an investigator's
 review, enrolment, withdrawal, an operator's retry), and only this module writes an application's status
 and decision, its history row, the `application.*` event that announces the change, the audit note of
-screening's guarded Core UPDATE (services.audit notes ORM changes itself on flush) and the change to the
+screening's guarded Core UPDATE and of intake's Core INSERT (services.audit notes ORM changes itself
+on flush) and the change to the
 recruitment counts (services.reporting.counts). The paths keep their own SQL guards (row locks, the
 conditional UPDATE that makes a decision exactly-once, the batch queries of re-screening) and hand this
 module the rows they hold.
@@ -17,14 +18,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from models import Application, ApplicationHistory, ApplicationStatus
+from models import (
+    Application,
+    ApplicationHistory,
+    ApplicationStatus,
+    AuditPending,
+    CountChange,
+    CountedApplication,
+    Event,
+)
+from models.application import observations_binding
 from models.base import utcnow
-from services.audit import note
+from models.dependent_inserts import Dependents, insert_unless_present
+from models.sealing import Sealed, keyring_of
+from services.audit import note, note_created, take_signed_entries
 from services.eligibility import Evaluation
 from services.errors import Conflict
 from services.events.catalogue import (
@@ -36,7 +49,8 @@ from services.events.catalogue import (
     ApplicationUpdated,
     ApplicationWithdrawn,
 )
-from services.events.outbox import add_event
+from services.events.outbox import add_event, event_row
+from services.events.wakeup import OUTBOX, wake
 from services.reporting import counts
 from services.reporting.counts import Changes
 
@@ -171,16 +185,73 @@ def next_status(status: str | None, action: Action, decision: str | None = None)
 # --- the writers ------------------------------------------------------------------------------------
 
 
-def submit(session: Session, application: Application, by: str) -> None:
-    """Add a new application as `submitted`, with its first history row and `application.submitted`."""
+def submit(session: Session, application: Application, by: str) -> bool:
+    """Add a new application as `submitted`, with its first history row, `application.submitted`, its
+    counts and its audit entry; False, and nothing written, if the applicant (trial, site, screening id)
+    was submitted already.
+
+    Written with Core, not by the unit of work (which adds nothing here but its cost): on PostgreSQL in
+    one statement (models.dependent_inserts). `application` stays out of the session, its status and
+    history set in memory for the answer."""
     status = next_status(None, Action.SUBMIT)
     application.status = status.value
-    application.history = [
-        ApplicationHistory(status=status.value, at=application.submitted_at, by=by, reason=None)
-    ]
-    session.add(application)
-    _announce(session, application, Action.SUBMIT)
-    counts.count_submitted(session, application)
+    first = {"status": status.value, "at": application.submitted_at, "by": by, "reason": None}
+    set_committed_value(application, "history", [ApplicationHistory(application_id=application.id, **first)])
+    note_created(session, application)
+    counted, changes = counts.submitted_counts(application)
+    event = event_row(
+        EVENTS[Action.SUBMIT].model_validate({}),
+        trial_id=application.trial_id,
+        site_id=application.site_id,
+        application_id=application.id,
+    )
+    inserted = insert_unless_present(
+        session,
+        _table(Application),
+        _application_row(session, application),
+        APPLICANT_KEY,
+        [
+            Dependents(_table(ApplicationHistory), [{"application_id": application.id, **first}]),
+            Dependents(_table(Event), [event]),
+            Dependents(_table(CountedApplication), [counted]),
+            Dependents(_table(CountChange), changes),
+            Dependents(_table(AuditPending), take_signed_entries(session)),
+        ],
+    )
+    if inserted:
+        wake(session, OUTBOX)
+    return inserted
+
+
+APPLICANT_KEY = ("trial_id", "site_id", "screening_id")
+
+
+def _table(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _application_row(session: Session, application: Application) -> dict[str, Any]:
+    """Every column of a new application, its observations sealed to its row as the mapper would."""
+    keyring = keyring_of(session.get_bind().dialect)
+    observations = application.observations
+    return {
+        "id": application.id,
+        "trial_id": application.trial_id,
+        "site_id": application.site_id,
+        "screening_id": application.screening_id,
+        "status": application.status,
+        "decision": None,
+        "observations": Sealed(
+            observations, keyring.seal(observations, observations_binding(application.id))
+        ),
+        "criteria_version": None,
+        "screening_round": application.screening_round,
+        "screening_deliveries": application.screening_deliveries,
+        "submitted_at": application.submitted_at,
+        "decided_at": None,
+        "dead_lettered_at": None,
+        "version": application.version,
+    }
 
 
 def decide(

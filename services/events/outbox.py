@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
@@ -39,25 +40,35 @@ def add_event(
     The payload's class names the type (services.events.catalogue). Its consumers (screening, counts,
     e-mail, webhooks) are the relay's business: nothing else is written here.
     """
+    event = Event(**event_row(payload, trial_id=trial_id, site_id=site_id, application_id=application_id))
+    session.add(event)
+    wake(session, OUTBOX)
+    return event
+
+
+def event_row(
+    payload: EventPayload, *, trial_id: str | None, site_id: str | None, application_id: str | None
+) -> dict[str, Any]:
+    """The outbox row of a new event, for add_event or for Core code writing it (which then calls
+    `wake(session, OUTBOX)`, as add_event does)."""
     if type(payload) not in payloads():
         raise TypeError(f"{type(payload).__name__} is not an event payload of the catalogue")
     if isinstance(payload, ApplicationEvent) != (application_id is not None):
         # The feed and webhooks keep an applicant's facts from sponsors by the event's application_id.
         raise ValueError(f"{payload.event_type} events name an application, and only they do")
     now = utcnow()
-    event = Event(
-        id=new_id("evt"),
-        type=payload.event_type,
-        trial_id=trial_id,
-        site_id=site_id,
-        application_id=application_id,
-        data=payload.stored(),
-        occurred_at=now,
-        next_attempt_at=now,
-    )
-    session.add(event)
-    wake(session, OUTBOX)
-    return event
+    return {
+        "id": new_id("evt"),
+        "type": payload.event_type,
+        "trial_id": trial_id,
+        "site_id": site_id,
+        "application_id": application_id,
+        "data": payload.stored(),
+        "status": EventStatus.PENDING.value,
+        "attempts": 0,
+        "occurred_at": now,
+        "next_attempt_at": now,
+    }
 
 
 def claim_batch(session: Session, holder: str, limit: int = 100, lease: timedelta = LEASE) -> list[Event]:

@@ -134,25 +134,29 @@ def _remember(counted: CountedApplication, state: Counted) -> None:
     counted.failed_criteria = list(state.failed_criteria)
 
 
-def _first_count(session: Session, application: Application, state: Counted, changes: Changes) -> None:
-    """Count an application the counters never held: its state, and applied in its submission week."""
-    counted = CountedApplication(
-        application_id=application.id,
-        trial_id=application.trial_id,
-        site_id=application.site_id,
-        applied_week=week_start(application.submitted_at.date()),
-    )
-    _remember(counted, state)
-    session.add(counted)
-    changes.add(("weekly", counted.trial_id, counted.site_id, counted.applied_week), 1)
-    changes.move(counted.trial_id, counted.site_id, None, state)
+def _first_count(application: Application, state: Counted, changes: Changes) -> dict[str, Any]:
+    """Count an application the counters never held: its state, and applied in its submission week;
+    the row of `counted_applications` that remembers it."""
+    applied_week = week_start(application.submitted_at.date())
+    changes.add(("weekly", application.trial_id, application.site_id, applied_week), 1)
+    changes.move(application.trial_id, application.site_id, None, state)
+    return {
+        "application_id": application.id,
+        "trial_id": application.trial_id,
+        "site_id": application.site_id,
+        "applied_week": applied_week,
+        "status": state.status,
+        "enrolled_week": state.enrolled_week,
+        "failed_criteria": list(state.failed_criteria),
+    }
 
 
-def count_submitted(session: Session, application: Application) -> None:
-    """Count a new application: `submitted`, and applied in the week it was submitted."""
+def submitted_counts(application: Application) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A new application's counts, for its writer to insert with it: the row of `counted_applications`
+    (`submitted`) and the rows of `count_changes` (submitted, and applied in its submission week)."""
     changes = Changes()
-    _first_count(session, application, Counted(ApplicationStatus.SUBMITTED.value), changes)
-    changes.write(session)
+    counted = _first_count(application, Counted(ApplicationStatus.SUBMITTED.value), changes)
+    return counted, changes.rows()
 
 
 def count_change(
@@ -403,7 +407,7 @@ def _recount(session: Session, application_id: str) -> bool:
     )
     changes = Changes()
     if counted is None:
-        _first_count(session, application, present, changes)
+        session.add(CountedApplication(**_first_count(application, present, changes)))
     else:
         before = _state(counted)
         if before == present:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from models import Application, Event, Site, Trial
 from services.tokens import Role, create_token
@@ -164,10 +164,24 @@ def test_a_coordinator_cannot_submit_to_another_site(stack: Stack) -> None:
 
 def test_a_second_submission_of_the_same_applicant_is_409_pointing_at_the_first(stack: Stack) -> None:
     first = stack.submit(eligible_applicant()).get_json()
+    written = _rows_written_with_an_application(stack)
     body = assert_problem(stack.submit(eligible_applicant(abi=0.4)), 409)
     assert body["existing_application"] == first["id"]
     assert body["existing_application_url"] == f"/api/v1/applications/{first['id']}"
-    assert stored(stack)[0] == 1
+    assert stored(stack) == (1, 1, 1)
+    assert _rows_written_with_an_application(stack) == written  # none of its dependent rows either
+
+
+def _rows_written_with_an_application(stack: Stack) -> dict[str, int]:
+    tables = (
+        "counted_applications",
+        "count_changes",
+        "audit_pending",
+        "audit_entries",
+        "idempotency_records",
+    )
+    with stack.db.sessions() as session:
+        return {table: session.scalar(text(f"SELECT count(*) FROM {table}")) or 0 for table in tables}  # noqa: S608
 
 
 def test_a_trial_that_is_not_recruiting_refuses_applications(stack: Stack) -> None:
