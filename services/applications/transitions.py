@@ -7,10 +7,9 @@ allows; every other action has exactly one end. Every path that changes an appli
 review, enrolment, withdrawal, an operator's retry), and only this module writes an application's status
 and decision, its history row, the `application.*` event that announces the change, the audit note of
 screening's guarded Core UPDATE and of intake's Core INSERT (services.audit notes ORM changes itself
-on flush) and the change to the
-recruitment counts (services.reporting.counts). The paths keep their own SQL guards (row locks, the
-conditional UPDATE that makes a decision exactly-once, the batch queries of re-screening) and hand this
-module the rows they hold.
+on flush) and the change to the recruitment counts (services.reporting.counts). The paths keep their
+own SQL guards (row locks, the conditional UPDATE that makes a decision exactly-once, the batch queries
+of re-screening) and hand this module the rows they hold.
 """
 
 from __future__ import annotations
