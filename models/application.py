@@ -19,6 +19,8 @@ class Application(Base):
         UniqueConstraint("trial_id", "site_id", "screening_id"),
         Index("ix_applications_trial_status", "trial_id", "status"),
         Index("ix_applications_listing", "submitted_at", "id"),
+        # A coordinator finds an application by its screening id across trials (?screening_id=).
+        Index("ix_applications_screening_id", "screening_id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -26,7 +26,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         prescreen,
         public,
         trials,
+        vocabulary,
         webhooks,
+        worklist,
     )
     from services.api.context import authenticate_request, forget_caller
     from services.api.errors import (
@@ -47,7 +49,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         info=Info(
             title="Accrual",
             version="1",
-            description="Recruitment into clinical trials: intake and screening.",
+            description=(
+                "Recruitment into clinical trials: intake and screening. The observations an applicant "
+                "may carry, with their units and ranges: "
+                "[GET /api/v1/vocabulary](/api/v1/vocabulary) (any token)."
+            ),
         ),
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
         validation_error_status=422,
@@ -71,7 +77,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.teardown_request(forget_caller)
     app.before_request(parse_json_body)
     register_error_handlers(app)
-    for module in (health, metrics, trials, applications, prescreen, public, events, webhooks, audit):
+    for module in (
+        health, metrics, trials, applications, prescreen, public, events, webhooks, audit, vocabulary,
+        worklist,
+    ):  # fmt: skip
         app.register_api(module.blueprint)
     configure_sessions(app, settings)
     app.register_blueprint(dashboard)

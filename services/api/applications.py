@@ -7,7 +7,7 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from models import Application, ApplicationStatus, Role
 from services.api.context import caller, catalog, cursor_key, database, settings, wants_fhir
-from services.applications.corrections import correct_observations, etag
+from services.applications.corrections import correct_application, etag
 from services.applications.intake import (
     application_location,
     fingerprint,
@@ -114,13 +114,19 @@ def read(path: ApplicationPath, query: FormatQuery) -> Response:
 )
 def correct(path: ApplicationPath, body: CorrectApplication) -> Response:
     """Add or correct observations (null removes one); the application is screened again (202).
+    Correct a mistyped `screening_id` (200; 409 when another application of the trial and site has it).
 
     Send `If-Match` with the ETag of your last read to refuse (412) a change made meanwhile.
     """
     who = caller(Role.COORDINATOR)
     with database().transaction() as session:
-        application = correct_observations(
-            session, who, path.application_id, body.applicant, request.headers.get("If-Match")
+        application = correct_application(
+            session,
+            who,
+            path.application_id,
+            body.applicant,
+            body.screening_id,
+            request.headers.get("If-Match"),
         )
         rescreening = application.status == ApplicationStatus.SUBMITTED and application.decision is None
         application_id = application.id

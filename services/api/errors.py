@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from services.errors import DomainError
 from services.problems import Problem, field_error, invalid, problem_for
+from services.schemas.vocabulary import closest_names
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -40,11 +41,20 @@ def _message(error: ErrorDetails) -> str:
     return message.removeprefix("Value error, ")
 
 
+def _unknown_observation(error: ErrorDetails) -> str:
+    """An applicant field outside the vocabulary: what it most likely meant."""
+    suggestions = closest_names(str(error["loc"][-1]))
+    meant = f"; did you mean {' or '.join(suggestions)}?" if suggestions else ""
+    return f"is not in the applicant vocabulary (GET /api/v1/vocabulary){meant}"
+
+
 def validation_problem(exc: ValidationError) -> Problem:
     """422 naming each bad field; the rejected values themselves are never echoed back."""
     errors = []
     for error in exc.errors(include_url=False, include_input=False):
-        errors.append(field_error(tuple(error["loc"]), _message(error)))
+        loc = tuple(error["loc"])
+        unknown = error["type"] == "extra_forbidden" and len(loc) >= 2 and loc[-2] == "applicant"
+        errors.append(field_error(loc, _unknown_observation(error) if unknown else _message(error)))
     fields = ", ".join(dict.fromkeys(e["field"] for e in errors))
     return Problem(422, "validation-error", f"invalid fields: {fields}", errors=errors)
 

@@ -14,9 +14,10 @@ from models import Role, Site
 from services.api.context import caller, database, wants_fhir
 from services.eligibility.document import CriteriaDocument
 from services.problems import invalid
-from services.reporting.report import recruitment_report
+from services.reporting.report import recruitment_report, visible_report_trial
 from services.schemas.api import (
     CriteriaOut,
+    CriteriaPreview,
     FormatQuery,
     NewSite,
     ProblemOut,
@@ -35,6 +36,7 @@ from services.schemas.fhir import FHIR_JSON, research_study
 from services.tokens import Caller
 from services.trials.admin import add_site, change_site, change_trial
 from services.trials.criteria import amend_criteria
+from services.trials.preview import preview_amendment
 from services.trials.queries import (
     find_trial,
     get_criteria,
@@ -143,6 +145,24 @@ def amend(path: TrialPath, body: CriteriaDocument) -> Response:
         response = jsonify(get_criteria(session, who, path.trial_id).model_dump(mode="json"))
     response.status_code = 201 if amendment.created else 200
     return response
+
+
+@blueprint.post(
+    "/<trial_id>/criteria/preview",
+    responses={200: CriteriaPreview, 401: ProblemOut, 403: ProblemOut, 404: ProblemOut, 422: ProblemOut},
+)
+def preview(path: TrialPath, body: CriteriaDocument) -> Response:
+    """How a draft criteria set (the body PUT .../criteria takes) would move every decision of the trial:
+    each application it ever screened evaluated under the current version and under the draft. Counts
+    per decision, per site and per criterion, the applications that would change, and the forecast
+    before and after. Nothing is stored and no event is written (admin, or the trial's sponsor)."""
+    who = caller(Role.ADMIN, Role.SPONSOR)
+    if registry_id(body.trial_id) != registry_id(path.trial_id):
+        raise invalid("trial_id", f"the document is for {body.trial_id}, not {path.trial_id}")
+    with database().reading() as session:
+        trial = visible_report_trial(session, who, path.trial_id)
+        answer = preview_amendment(session, trial, request.get_json())
+    return jsonify(answer.model_dump(mode="json"))
 
 
 ADMIN_RESPONSES = {401: ProblemOut, 403: ProblemOut, 404: ProblemOut, 409: ProblemOut, 422: ProblemOut}

@@ -1,14 +1,17 @@
-"""Correcting an application's observations: the application is screened again."""
+"""Correcting an application: its observations (the application is screened again) or a mistyped
+screening id (nothing to screen again)."""
 
 from __future__ import annotations
 
 from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import Application
 from services.applications import transitions
 from services.applications.transitions import Action
-from services.errors import FieldError, InvalidInput, NotFound, StaleVersion
+from services.errors import AlreadySubmitted, FieldError, InvalidInput, NotFound, StaleVersion
 from services.schemas.observations import ChangesBase, Observations
 from services.tokens import Caller
 
@@ -33,19 +36,58 @@ def _merged(application: Application, changes: ChangesBase) -> dict[str, object]
         raise InvalidInput(f"the corrected observations are invalid: {names}", fields=errors) from None
 
 
-def correct_observations(
-    session: Session, caller: Caller, application_id: str, changes: ChangesBase, if_match: str | None
+def correct_application(
+    session: Session,
+    caller: Caller,
+    application_id: str,
+    changes: ChangesBase | None,
+    screening_id: str | None,
+    if_match: str | None,
 ) -> Application:
-    """Apply added or corrected observations and queue a new screening; unchanged data change nothing."""
+    """Apply corrected observations (queuing a new screening) and a corrected screening id; what is
+    unchanged changes nothing. Both in the caller's transaction, or neither."""
     application = session.get(Application, application_id, with_for_update=True)
     if application is None or not caller.can_use_site(application.site_id):
         raise NotFound(f"no application {application_id} visible to this token")
     if if_match is not None and if_match.strip() not in (etag(application), "*"):
         raise StaleVersion("the application changed since it was read; read it again")
+    if screening_id is not None and screening_id != application.screening_id:
+        _rename(session, application, screening_id)
+    if changes is not None:
+        _correct_observations(session, caller, application, changes)
+    return application
+
+
+def _rename(session: Session, application: Application, screening_id: str) -> None:
+    """A mistyped screening id corrected, in any status: the trail notes the change (the id itself
+    redacted, services.audit), and the application's version moves so ETags change."""
+    taken = session.scalar(
+        select(Application.id).where(
+            Application.trial_id == application.trial_id,
+            Application.site_id == application.site_id,
+            Application.screening_id == screening_id,
+        )
+    )
+    if taken is not None:
+        raise AlreadySubmitted(
+            "another application of this trial and site has that screening id", existing_application=taken
+        )
+    application.screening_id = screening_id
+    application.version += 1
+    try:
+        session.flush()
+    except IntegrityError:
+        # Taken meanwhile by a concurrent submission or correction: refused like the check above.
+        raise AlreadySubmitted("another application of this trial and site has that screening id") from None
+
+
+def _correct_observations(
+    session: Session, caller: Caller, application: Application, changes: ChangesBase
+) -> None:
     transitions.require(application.status, Action.CORRECT)
     observations = _merged(application, changes)
     if observations == application.observations:
-        return application
+        return
     changed = sorted(
         k for k in observations.keys() | application.observations.keys()
         if observations.get(k) != application.observations.get(k)
@@ -58,4 +100,3 @@ def correct_observations(
         by=caller.token_id,
         reason="observations corrected: " + ", ".join(changed),
     )
-    return application

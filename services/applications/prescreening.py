@@ -8,8 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Role, Site, Trial, TrialStatus
+from services.applications.explanations import Outcome, criteria_view, reasons, remedies_of
 from services.errors import InvalidInput
-from services.schemas.api import CriterionOut, PrescreenResult
+from services.schemas.api import PrescreenResult
 from services.tokens import Caller
 from services.trials.criteria import compiled_version
 from services.trials.queries import registry_id
@@ -54,6 +55,8 @@ def prescreen(
         compiled = compiled_version(session, trial.trial_id, trial.current_criteria_version)
         evaluation = compiled.evaluate(observations, today)
         missing = sorted({name for r in evaluation.results if r.outcome == "unknown" for name in r.missing})
+        outcomes = [Outcome(r.id, r.kind, r.outcome, r.missing, r.note) for r in evaluation.results]
+        found = remedies_of(compiled, observations, today)
         results.append(
             PrescreenResult(
                 trial_id=trial.trial_id,
@@ -63,17 +66,10 @@ def prescreen(
                 criteria_version=trial.current_criteria_version,
                 deciding=list(evaluation.deciding),
                 missing=missing,
-                criteria=[
-                    CriterionOut(
-                        id=r.id,
-                        kind=r.kind,  # type: ignore[arg-type]
-                        text=r.text,
-                        outcome=r.outcome,  # type: ignore[arg-type]
-                        missing=list(r.missing),
-                        note=r.note,
-                    )
-                    for r in evaluation.results
-                ],
+                criteria=criteria_view(compiled, outcomes),
+                reasons=reasons(compiled, outcomes),
+                eligible_from=found.eligible_from,
+                renew=list(found.renew),
             )
         )
     return sorted(results, key=lambda r: (DECISION_ORDER[r.decision], r.trial_id))

@@ -8,10 +8,19 @@ from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from models import Application, Role, Screening
+from services.applications.explanations import Outcome, criteria_view, reasons, remedies_of
 from services.applications.results import StoredResult, read_results
+from services.eligibility.remedies import Remedies
 from services.errors import NotFound
 from services.pagination import decode_cursor, encode_cursor
-from services.schemas.api import ApplicationOut, ApplicationPage, ApplicationQuery, CriterionOut, HistoryOut
+from services.schemas.api import (
+    ApplicationOut,
+    ApplicationPage,
+    ApplicationQuery,
+    CriterionOut,
+    HistoryOut,
+    ReasonOut,
+)
 from services.tokens import Caller
 from services.trials.criteria import compiled_version
 
@@ -36,30 +45,26 @@ def _results_of(session: Session, application_ids: list[str]) -> dict[str, list[
     return {screening.application_id: read_results(screening.results) for screening in screenings}
 
 
-def _criteria_view(
-    session: Session, application: Application, results: list[StoredResult]
-) -> list[CriterionOut]:
-    """Results with their texts, taken from the criteria version the decision was made under."""
-    if not results or application.criteria_version is None:
-        return []
-    compiled = compiled_version(session, application.trial_id, application.criteria_version)
-    texts = {c.id: c.text for c in compiled.criteria}
-    return [
-        CriterionOut(
-            id=r.criterion_id,
-            kind=r.kind,  # type: ignore[arg-type]
-            text=texts.get(r.criterion_id, ""),
-            outcome=r.outcome,  # type: ignore[arg-type]
-            missing=list(r.missing),
-            note=r.note,
-        )
-        for r in results
-    ]
+def _outcomes(results: list[StoredResult]) -> list[Outcome]:
+    return [Outcome(r.criterion_id, r.kind, r.outcome, tuple(r.missing), r.note) for r in results]
 
 
 def to_view(
     session: Session, application: Application, results: list[StoredResult], with_observations: bool
 ) -> ApplicationOut:
+    """The application as answered, its decision explained from the criteria version it was made under:
+    each criterion with its text and reading, the reasons, and an ineligible applicant's remedies."""
+    criteria: list[CriterionOut] = []
+    reasons_: list[ReasonOut] = []
+    found = Remedies()
+    if results and application.criteria_version is not None:
+        compiled = compiled_version(session, application.trial_id, application.criteria_version)
+        outcomes = _outcomes(results)
+        criteria = criteria_view(compiled, outcomes)
+        if application.decision is not None:
+            reasons_ = reasons(compiled, outcomes)
+        if application.decision == "ineligible":
+            found = remedies_of(compiled, application.observations, application.submitted_at.date())
     return ApplicationOut(
         id=application.id,
         trial_id=application.trial_id,
@@ -67,7 +72,10 @@ def to_view(
         screening_id=application.screening_id,
         status=application.status,  # type: ignore[arg-type]
         decision=application.decision,  # type: ignore[arg-type]
-        criteria=_criteria_view(session, application, results),
+        criteria=criteria,
+        reasons=reasons_,
+        eligible_from=found.eligible_from,
+        renew=list(found.renew),
         criteria_version=application.criteria_version,
         submitted_at=application.submitted_at,
         decided_at=application.decided_at,
@@ -91,6 +99,8 @@ def _visible(caller: Caller, query: ApplicationQuery) -> Select[Application]:
         statement = statement.where(Application.site_id.in_(caller.site_ids))
     if query.site_id is not None:
         statement = statement.where(Application.site_id == query.site_id)
+    if query.screening_id is not None:
+        statement = statement.where(Application.screening_id == query.screening_id)
     if query.trial_id is not None:
         statement = statement.where(Application.trial_id == query.trial_id.upper())
     if query.status is not None:
@@ -103,6 +113,8 @@ def list_applications(
 ) -> ApplicationPage:
     """Newest first, keyset-paginated on (submitted_at, id) so pages stay stable while rows arrive."""
     scope = f"{caller.token_id}|{query.trial_id}|{query.site_id}|{query.status}"
+    if query.screening_id is not None:  # added only when used: cursors made before it stay valid
+        scope += f"|{query.screening_id}"
     statement = _visible(caller, query)
     if query.cursor:
         position = decode_cursor(query.cursor, scope, key)

@@ -2,6 +2,9 @@
 
 Expressions, each a mapping with one operator:
   {all: [...]}  {any: [...]}  {not: expr}  {if: expr, then: expr}  {review: expr, note: "..."}
+  {reflex: expr, indicated_by: expr}   a confirmatory test's result, done only when a routine test calls
+      for it (HBV DNA after a positive HBsAg): its value when known; when absent, false if the routine
+      test did not call for it (`indicated_by` false: nothing to confirm), else unknown
   {var: NAME, eq|ne|lt|le|gt|ge: VALUE}  {var: NAME, in|not_in: [VALUES]}  {var: NAME, between: [LO, HI]}
   {var: DATE, within: {days|weeks|months|years: N}}   the date is no earlier than N before the reference date
   {var: DATE, older_than: {days|weeks|months|years: N}}   the date is more than N before the reference date
@@ -33,11 +36,13 @@ from services.eligibility.logic import (
     as_rule,
     explain_each,
     explain_missing,
+    explain_reflex,
     explain_review,
     kleene_and,
     kleene_implies,
     kleene_not,
     kleene_or,
+    kleene_reflex,
     kleene_review,
     review_answer,
 )
@@ -292,6 +297,11 @@ class _Compiler:
             condition, consequence = self.compile(node["if"]), self.compile(node["then"])
             # any_of([negation(if), then]); negation(if) is unknown exactly when `if` is
             return kleene_implies(condition[0], consequence[0]), explain_each([condition, consequence])
+        if keys == {"reflex", "indicated_by"}:
+            result, indication = self.compile(node["reflex"]), self.compile(node["indicated_by"])
+            return kleene_reflex(result[0], indication[0]), explain_reflex(
+                indication[0], indication[1], result[1]
+            )
         if keys == {"review", "note"}:
             note = self._note(node)
             test, explain = self.compile(node["review"])

@@ -200,6 +200,31 @@ def kleene_implies(condition: Test, consequence: Test) -> Test:
     return implies
 
 
+def kleene_reflex(result: Test, indication: Test) -> Test:
+    """A confirmatory (reflex) test's result: its value when known; when it was not done, false if the
+    routine test that would have called for it did not (nothing to confirm), else unknown."""
+
+    def reflex(get: Getter, reference: Any, age: Any) -> Value:
+        value = result(get, reference, age)
+        if value is not None:
+            return value
+        return False if indication(get, reference, age) is False else None
+
+    return reflex
+
+
+def explain_reflex(indication: Test, indication_explain: Explain, result_explain: Explain) -> Explain:
+    """Why a reflex is unknown: the routine test, when it is missing; else (it called for the reflex
+    test) the reflex test's own result."""
+
+    def why(get: Getter, reference: Any, age: Any) -> Why:
+        if indication(get, reference, age) is None:
+            return indication_explain(get, reference, age)
+        return result_explain(get, reference, age)
+
+    return why
+
+
 def kleene_review(condition: Test) -> Test:
     """The value of review_when: false when the condition is false, otherwise unknown."""
 

@@ -48,12 +48,17 @@ def report_trials(session: Session, caller: Caller) -> list[Trial]:
     return visible_trials(session, caller) if caller.role in REPORT_ROLES else []
 
 
-def forecast(enrolled: int, target: int | None, first_week: date | None, today: date) -> Forecast:
-    """Posterior mean rate per week and the date the target is reached: median and 80% interval."""
-    if first_week is None:
+def forecast(
+    enrolled: int, target: int | None, first_week: date | None, today: date, rate_scale: float = 1.0
+) -> Forecast:
+    """Posterior mean rate per week and the date the target is reached: median and 80% interval.
+
+    `rate_scale` multiplies the enrolment rate (a criteria amendment that makes a share more or fewer
+    applicants eligible): a Gamma(shape, rate) rate scaled by f is Gamma(shape, rate / f)."""
+    if first_week is None or rate_scale <= 0:
         return _without_projection(0.0)
     weeks = max((today - first_week).days / 7, 1.0)
-    shape, rate = PRIOR_SHAPE + enrolled, PRIOR_RATE_WEEKS + weeks
+    shape, rate = PRIOR_SHAPE + enrolled, (PRIOR_RATE_WEEKS + weeks) / rate_scale
     mean = shape / rate
     remaining = None if target is None else target - enrolled
     if remaining is None or remaining <= 0 or enrolled == 0:
@@ -106,6 +111,14 @@ def status_counts(session: Session, trial_id: str) -> StatusCounts:
         site = counts.per_site.setdefault(site_id, {})
         site[status] = site.get(status, 0) + count
     return counts
+
+
+def trial_forecast(session: Session, trial: Trial, rate_scale: float = 1.0) -> Forecast:
+    """The trial's forecast from its counters, its enrolment rate scaled by `rate_scale`."""
+    weekly = weekly_rows(session, trial.trial_id)
+    enrolled = status_counts(session, trial.trial_id).total[ApplicationStatus.ENROLLED]
+    first_week = weekly[0][0] if weekly else None
+    return forecast(enrolled, trial.enrollment_target, first_week, datetime.now(UTC).date(), rate_scale)
 
 
 def recruitment_report(session: Session, caller: Caller, trial_id: str) -> RecruitmentReport:

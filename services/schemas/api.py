@@ -6,7 +6,7 @@ import re
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from services.schemas.events import EventOut, EventTypeName
 from services.schemas.observations import (
@@ -16,6 +16,7 @@ from services.schemas.observations import (
     ObservationChanges,
     Observations,
     ObservationsBase,
+    ScreeningId,
 )
 
 # Server-made and registry ids alike: letters, digits, dot, dash and underscore only.
@@ -48,9 +49,29 @@ class CriterionOut(BaseModel):
     id: str
     kind: Literal["inclusion", "exclusion"]
     text: str
-    outcome: Literal["met", "not_met", "unknown", "judgment"]
+    outcome: Literal["met", "not_met", "unknown", "judgment"] = Field(
+        description="met, not_met, unknown (data missing: see `missing`), or judgment: no rule can "
+        "decide this criterion, only the investigator"
+    )
     missing: list[str] = Field(description="Observations whose absence left the criterion unknown")
     note: str | None = Field(default=None, description="For the reviewer, when a rule asks for review")
+    reading: str | None = Field(
+        default=None, description="How the protocol text was encoded, where it needed reading"
+    )
+
+
+class ReasonOut(BaseModel):
+    """A criterion that decided, and its effect in plain terms."""
+
+    criterion_id: str
+    kind: Literal["inclusion", "exclusion"]
+    effect: Literal["excludes", "not_met", "unknown", "judgment"] = Field(
+        description="excludes: an exclusion criterion is met; not_met: an inclusion criterion is not met; "
+        "unknown: data is missing (see `missing`); judgment: the investigator's call"
+    )
+    text: str
+    reading: str | None
+    missing: list[str]
 
 
 class HistoryOut(BaseModel):
@@ -68,6 +89,21 @@ class ApplicationOut(BaseModel):
     status: ApplicationStatusName
     decision: Literal["eligible", "ineligible", "needs_review"] | None
     criteria: list[CriterionOut]
+    reasons: list[ReasonOut] = Field(
+        default_factory=list,
+        description="The criteria that decided (every excluding one; else every unknown one and every "
+        "criterion left to the investigator's judgment); empty before a decision",
+    )
+    eligible_from: date | None = Field(
+        default=None,
+        description="For an ineligible applicant whom only time windows exclude (an event too recent, a "
+        "symptom too short): the earliest consent date from which every excluding criterion passes; "
+        "re-consent then and PATCH consent_date to screen again",
+    )
+    renew: list[str] = Field(
+        default_factory=list,
+        description="Dated observations that were too old at consent and must be repeated",
+    )
     criteria_version: int | None
     submitted_at: datetime
     decided_at: datetime | None
@@ -92,6 +128,9 @@ class ApplicationQuery(BaseModel):
     trial_id: Identifier | None = None
     site_id: Identifier | None = None
     status: ApplicationStatusName | None = None
+    screening_id: ScreeningId | None = Field(
+        default=None, description="exact match, within the caller's sites"
+    )
     cursor: str | None = Field(default=None, max_length=1000)
     limit: int = Field(default=50, ge=1, le=200)
 
@@ -179,20 +218,83 @@ class ProblemOut(BaseModel):
     errors: list[FieldError] | None = None
 
 
+class MissingOut(BaseModel):
+    variable: str
+    settles_criteria: list[str] = Field(description="Criteria that become known whatever its value")
+    settles_decision: bool = Field(
+        description="Whether knowing it, whatever its value, decides the application"
+    )
+
+
+class WorkItemOut(BaseModel):
+    application_id: str
+    trial_id: str
+    site_id: str
+    screening_id: str
+    submitted_at: datetime
+    places_left: int | None = Field(description="Places left at the site or in the trial, whichever is fewer")
+    missing: list[MissingOut] = Field(
+        description="The observations that would settle it, most valuable first"
+    )
+
+
+class Worklist(BaseModel):
+    """The needs_review applications a coordinator can settle, most valuable first."""
+
+    items: list[WorkItemOut]
+
+
+class WorklistQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    trial_id: Identifier | None = None
+    site_id: Identifier | None = None
+
+
+class VariableOut(BaseModel):
+    """One variable of the applicant vocabulary."""
+
+    name: str
+    type: str = Field(description="bool, int, float, date, enum, or string (the screening id)")
+    unit: str = Field(description="the canonical unit numbers are stored in; empty for unitless ones")
+    units_accepted: list[str] = Field(description='units a value may be sent in as {"value", "unit"}')
+    minimum: float | None
+    maximum: float | None
+    values: list[str] = Field(description="the allowed values of an enum")
+    description: str
+
+
+class VocabularyOut(BaseModel):
+    """Every variable an applicant may carry, in the vocabulary's order; docs/observations.md in full."""
+
+    variables: list[VariableOut]
+
+
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = Field(default_factory=dict)
 
 
 class CorrectApplication(BaseModel):
-    """Observations to add or correct (null removes one); the application is screened again."""
+    """Observations to add or correct (null removes one), after which the application is screened
+    again; and/or a mistyped screening id corrected (not screened again)."""
 
     model_config = ConfigDict(extra="forbid")
 
     if TYPE_CHECKING:
-        applicant: ChangesBase
+        applicant: ChangesBase | None = None
     else:
-        applicant: ObservationChanges
+        applicant: ObservationChanges | None = None
+    screening_id: ScreeningId | None = Field(
+        default=None,
+        description="the corrected screening id; 409 if another application of the trial and site has it",
+    )
+
+    @model_validator(mode="after")
+    def _something_to_correct(self) -> CorrectApplication:
+        if self.applicant is None and self.screening_id is None:
+            raise ValueError("send applicant (observations to correct), screening_id, or both")
+        return self
 
 
 class PrescreenRequest(BaseModel):
@@ -216,6 +318,9 @@ class PrescreenResult(BaseModel):
     deciding: list[str] = Field(description="Criteria that excluded, or that are unknown for needs_review")
     missing: list[str] = Field(description="Observations whose absence left criteria unknown")
     criteria: list[CriterionOut]
+    reasons: list[ReasonOut] = Field(default_factory=list, description="As an application's `reasons`")
+    eligible_from: date | None = Field(default=None, description="As an application's `eligible_from`")
+    renew: list[str] = Field(default_factory=list, description="As an application's `renew`")
 
 
 class PrescreenResponse(BaseModel):
@@ -424,6 +529,44 @@ class Forecast(BaseModel):
     projected_target_date: date | None = Field(description="Median projected date the target is reached")
     interval_80: list[date] | None = Field(description="10th and 90th percentile of that date")
     model: Literal["poisson-gamma"]
+
+
+class DecisionCounts(BaseModel):
+    eligible: int = 0
+    ineligible: int = 0
+    needs_review: int = 0
+
+
+class SitePreview(BaseModel):
+    site_id: str
+    before: DecisionCounts
+    after: DecisionCounts
+
+
+class CriterionPreview(BaseModel):
+    criterion_id: str
+    excluded_before: int = Field(description="Applications this criterion excludes under the current version")
+    excluded_after: int = Field(description="Applications it would exclude under the draft")
+
+
+class ForecastPreview(BaseModel):
+    projected_target_date_before: date | None
+    projected_target_date_after: date | None = Field(
+        description="With the enrolment rate scaled by the share of eligible applicants the draft would give"
+    )
+
+
+class CriteriaPreview(BaseModel):
+    """How a draft criteria set would move every decision of the trial; nothing is stored."""
+
+    current_version: int | None
+    applications_considered: int
+    before: DecisionCounts
+    after: DecisionCounts
+    by_site: list[SitePreview]
+    by_criterion: list[CriterionPreview]
+    changed: list[str] = Field(description="Applications whose decision would change")
+    forecast: ForecastPreview
 
 
 class RecruitmentReport(BaseModel):

@@ -20,7 +20,7 @@ from pydantic import (
     field_validator,
 )
 
-from services.schemas.vocabulary import VOCABULARY, Variable
+from services.schemas.vocabulary import VOCABULARY, Variable, canonical_unit
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 EARLIEST_DATE = date(1900, 1, 1)
@@ -62,28 +62,104 @@ def _unit_key(unit: str) -> str:
     return unit.strip().lower().replace("\u00b5", "u").replace("\u03bc", "u")
 
 
+# A refused value is never echoed back (nor logged): a message names the field's unit, its limits and the
+# form to send instead, with `number` where the value goes.
+
+
+def _unit_form(unit: str) -> str:
+    return f'{{"value": number, "unit": "{unit}"}}'
+
+
+def _limit(value: float | None, unit: str) -> str:
+    return f"{value:g} {unit}" if unit else f"{value:g}"
+
+
+def _fraction_for_percentage(variable: Variable, value: float) -> None:
+    """A percentage at or below 1 is most often a fraction (0.9 for 90 %): refused unless the unit says
+    it is meant (docs/observations.md, "Plausibility rules")."""
+    if variable.name.endswith("_pct") and 0 < value <= 1:
+        raise ValueError(
+            f"looks like a fraction, but {variable.name} is a percentage: send 90, not 0.9, for 90 %; "
+            f"or {_unit_form('%')} when a percentage at or below 1 is meant"
+        )
+
+
+def _range_hint(variable: Variable, value: float) -> str:
+    """For a bare number out of range: the units in which it would be in range, else those accepted."""
+    fitting: dict[tuple[float, float], list[str]] = {}  # units that convert alike, named together
+    for unit, factors in variable.units.items():
+        factor, offset = factors
+        if factors != (1.0, 0.0) and _in_range(variable, value * factor + offset):
+            fitting.setdefault(factors, []).append(unit)
+    if fitting:
+        return "; in " + "; in ".join(
+            f"{' or '.join(units)} it would be in range: send {_unit_form(units[0])}"
+            for units in fitting.values()
+        )
+    if len(variable.units) > 1:
+        return "; units accepted: " + ", ".join(variable.units)
+    return ""
+
+
+def _in_range(variable: Variable, value: float) -> bool:
+    low = -LARGEST_NUMBER if variable.low is None else variable.low
+    high = LARGEST_NUMBER if variable.high is None else variable.high
+    return low <= value <= high
+
+
+def _check_range(variable: Variable, value: float, sent_in: str | None = None) -> float:
+    """`value` (canonical) within the vocabulary's range, or a message naming the unit, the limits and
+    the way to send the value in another unit; `sent_in` is the unit it came in, when converted."""
+    if _in_range(variable, value):
+        return value
+    unit = canonical_unit(variable)
+    low, high = _limit(variable.low, unit), _limit(variable.high, unit)
+    below = variable.low is not None and value < variable.low
+    where = f"is below {low}" if below else f"is above {high}"
+    if sent_in is not None:
+        raise ValueError(f"{where} after conversion from {sent_in} (accepted: {low} to {high})")
+    raise ValueError(f"{where} (accepted: {low} to {high}){_range_hint(variable, value)}")
+
+
 def _unit_converter(variable: Variable) -> Any:
     units = {_unit_key(name): factors for name, factors in variable.units.items()}
     accepted = ", ".join(variable.units)
 
     def convert(value: Any) -> Any:
         if not isinstance(value, dict):
-            return _number_only(value)
+            number = _number_only(value)
+            _fraction_for_percentage(variable, number)
+            return _check_range(variable, number)
         if set(value) != {"value", "unit"}:
             raise ValueError('must be a number or {"value": number, "unit": string}')
         unit = value["unit"]
         if not isinstance(unit, str) or _unit_key(unit) not in units:
             raise ValueError(f"unit must be one of: {accepted}")
         factor, offset = units[_unit_key(unit)]
-        return round(_number_only(value["value"]) * factor + offset, 6)
+        number = _number_only(value["value"])
+        sent_in = unit.strip() if (factor, offset) != (1.0, 0.0) else None
+        return _check_range(variable, round(number * factor + offset, 6), sent_in)
 
     return convert
+
+
+def _plain_number(variable: Variable) -> Any:
+    def check(value: Any) -> Any:
+        number = _number_only(value)
+        _fraction_for_percentage(variable, number)
+        return _check_range(variable, number)
+
+    return check
+
+
+def _number_schema(variable: Variable) -> dict[str, Any]:
+    return {"type": "number", "minimum": variable.low, "maximum": variable.high}
 
 
 def _lab_schema(variable: Variable) -> dict[str, Any]:
     return {
         "oneOf": [
-            {"type": "number", "minimum": variable.low, "maximum": variable.high},
+            _number_schema(variable),
             {
                 "type": "object",
                 "required": ["value", "unit"],
@@ -91,25 +167,36 @@ def _lab_schema(variable: Variable) -> dict[str, Any]:
                 "properties": {"value": {"type": "number"}, "unit": {"enum": list(variable.units)}},
             },
         ],
-        "description": variable.doc,
+        "description": "; ".join(filter(None, (variable.doc, _plausibility(variable)))),
     }
 
 
+def _plausibility(variable: Variable) -> str:
+    if not variable.name.endswith("_pct"):
+        return ""
+    return (
+        'a bare number above 0 and at most 1 is refused as a likely fraction: send {"value": v, "unit": "%"}'
+    )
+
+
 def _field_type(variable: Variable) -> Any:
-    bounds = Field(ge=variable.low, le=variable.high)
     if variable.kind == "bool":
         return StrictBool
     if variable.kind == "int":
-        return Annotated[StrictInt, bounds]
+        return Annotated[StrictInt, Field(ge=variable.low, le=variable.high)]
     if variable.kind == "date":
         return Annotated[date, BeforeValidator(_iso_date_only), AfterValidator(_plausible_date)]
     if variable.kind == "enum":
         return Literal[variable.values]
+    # Numbers are range-checked by their own validators, whose messages name the unit and the
+    # {"value", "unit"} form (pydantic's would say only "greater than or equal to 20").
     if variable.units:
         return Annotated[
-            float, BeforeValidator(_unit_converter(variable)), bounds, WithJsonSchema(_lab_schema(variable))
+            float, BeforeValidator(_unit_converter(variable)), WithJsonSchema(_lab_schema(variable))
         ]
-    return Annotated[float, BeforeValidator(_number_only), bounds]
+    return Annotated[
+        float, BeforeValidator(_plain_number(variable)), WithJsonSchema(_number_schema(variable))
+    ]
 
 
 def _field_definition(variable: Variable) -> tuple[Any, Any]:
@@ -139,11 +226,17 @@ class ObservationsBase(BaseModel):
         return self.model_dump(mode="json", exclude_none=True, exclude={"screening_id"})
 
 
-class ApplicantBase(ObservationsBase):
-    screening_id: str = Field(
+ScreeningId = Annotated[
+    str,
+    Field(
         min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
         description="The site's own screening number; unique per (trial, site). No names or record numbers.",
-    )  # fmt: skip
+    ),
+]  # fmt: skip
+
+
+class ApplicantBase(ObservationsBase):
+    screening_id: ScreeningId
 
 
 class ChangesBase(BaseModel):

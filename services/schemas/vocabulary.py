@@ -6,6 +6,7 @@ and the variable types the eligibility compiler checks rules against.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 from services.eligibility import VariableSpec
@@ -19,6 +20,22 @@ COUNT_UNITS = {
 }  # fmt: skip
 # NGSP % = 0.09148 x IFCC mmol/mol + 2.152 (the IFCC-NGSP master equation)
 HBA1C_UNITS = {"%": (1.0, 0.0), "mmol/mol": (0.09148, 2.152)}
+
+PERCENT = {"%": (1.0, 0.0)}  # sent as {"value": 0.9, "unit": "%"}, a percentage at or below 1 is meant
+
+# A number's canonical unit is part of its name (observations.md: never change it), so the suffix is the
+# source; a lab value's conversions must agree with it (tests/unit/test_docs.py checks that).
+UNIT_SUFFIXES = (
+    ("_mmhg", "mmHg"),
+    ("_pct", "%"),
+    ("_cm2", "cm²"),
+    ("_g_l", "g/L"),
+    ("_10e9_l", "10^9/L"),
+    ("_x_uln", "x ULN"),
+    ("_units_per_week", "units/week"),
+    ("_years", "years"),
+    ("_months", "months"),
+)
 
 
 @dataclass(frozen=True)
@@ -76,10 +93,10 @@ VOCABULARY: tuple[Variable, ...] = (
     _b("rest_pain"),
     _d("rest_pain_onset_date"),
     _b("severe_claudication", "severe intermittent claudication"),
-    _f("infrainguinal_stenosis_pct", 0, 100, "worst infrainguinal stenosis; 100 = occlusion"),
+    _f("infrainguinal_stenosis_pct", 0, 100, "worst infrainguinal stenosis; 100 = occlusion", PERCENT),
     _e("infrainguinal_imaging", "dsa", "cta", "mra", "ultrasound"),
     _d("infrainguinal_imaging_date"),
-    _f("iliac_stenosis_pct", 0, 100, "main iliac artery"),
+    _f("iliac_stenosis_pct", 0, 100, "main iliac artery", PERCENT),
     _e("revascularization", "none", "surgical", "endovascular", doc="most recent prior revascularization"),
     _d("revascularization_date"),
     _b("revascularization_relieved_symptoms"),
@@ -122,7 +139,7 @@ VOCABULARY: tuple[Variable, ...] = (
     _d("unstable_angina_date"),
     _b("heart_failure"),
     _i("nyha_class", 1, 4),
-    _f("lvef_pct", 5, 90),
+    _f("lvef_pct", 5, 90, "", PERCENT),
     _b("severe_arrhythmia"),
     _b("severe_respiratory_disease"),
     # laboratory
@@ -175,7 +192,31 @@ VOCABULARY: tuple[Variable, ...] = (
     _b("consent_signed"),
     _d("consent_date", "reference date for windows and age"),
     _b("follow_up_agreed"),
-    _f("diary_compliance_pct", 0, 100),
+    _f("diary_compliance_pct", 0, 100, "", PERCENT),
 )  # fmt: skip
+
+
+def suffix_unit(name: str) -> str:
+    """The canonical unit a variable's name announces by its suffix, or "" for a unitless one."""
+    return next((unit for suffix, unit in UNIT_SUFFIXES if name.endswith(suffix)), "")
+
+
+def canonical_unit(variable: Variable) -> str:
+    """The unit a number is stored in: the identity conversion of a lab value, else its name's suffix."""
+    identity = [unit for unit, factors in variable.units.items() if factors == (1.0, 0.0)]
+    return identity[0] if identity else suffix_unit(variable.name)
+
+
+def closest_names(name: str, limit: int = 3) -> list[str]:
+    """Vocabulary names a mistyped or unknown field name most likely meant: the same name in another
+    case (`ABI`), a name it begins (`hemoglobin` for `hemoglobin_g_l`), then the closest spellings."""
+    wanted = name.strip().lower()
+    names = [variable.name for variable in VOCABULARY]
+    if wanted in names:
+        return [wanted]
+    starting = [known for known in names if wanted and known.startswith(wanted)]
+    close = difflib.get_close_matches(wanted, names, n=limit, cutoff=0.75)
+    return list(dict.fromkeys([*starting, *close]))[:limit]
+
 
 VARIABLES: dict[str, VariableSpec] = {v.name: v.spec for v in VOCABULARY}

@@ -13,26 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from services.schemas.observations import ApplicantBase
-from services.schemas.vocabulary import VOCABULARY, Variable
+from services.schemas.vocabulary import VOCABULARY, Variable, canonical_unit
 
 START = "<!-- vocabulary:start -->"
 END = "<!-- vocabulary:end -->"
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "observations.md"
 COLUMNS = ("name", "type", "unit", "units accepted", "minimum", "maximum", "values", "description")
-
-# A number's canonical unit is part of its name (observations.md: never change it), so the suffix is the
-# source; a lab value's conversions must agree with it (tests/unit/test_docs.py checks that).
-UNIT_SUFFIXES = (
-    ("_mmhg", "mmHg"),
-    ("_pct", "%"),
-    ("_cm2", "cm²"),
-    ("_g_l", "g/L"),
-    ("_10e9_l", "10^9/L"),
-    ("_x_uln", "x ULN"),
-    ("_units_per_week", "units/week"),
-    ("_years", "years"),
-    ("_months", "months"),
-)
 
 
 @dataclass(frozen=True)
@@ -47,17 +33,6 @@ class VocabularyRow:
     maximum: float | None = None
     values: tuple[str, ...] = ()
     description: str = ""
-
-
-def suffix_unit(name: str) -> str:
-    """The canonical unit a variable's name announces by its suffix, or "" for a unitless one."""
-    return next((unit for suffix, unit in UNIT_SUFFIXES if name.endswith(suffix)), "")
-
-
-def canonical_unit(variable: Variable) -> str:
-    """The unit a number is stored in: the identity conversion of a lab value, else its name's suffix."""
-    identity = [unit for unit, factors in variable.units.items() if factors == (1.0, 0.0)]
-    return identity[0] if identity else suffix_unit(variable.name)
 
 
 def _row(variable: Variable) -> VocabularyRow:

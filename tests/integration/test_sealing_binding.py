@@ -366,7 +366,7 @@ def test_screening_results_are_sealed_bound_to_their_screening_and_answered_as_b
     assert read(stack, ineligible).get_json()["criteria"] == criteria
 
 
-CRITERION_FIELDS = {"id", "kind", "text", "outcome", "missing", "note"}
+CRITERION_FIELDS = {"id", "kind", "text", "outcome", "missing", "note", "reading"}
 
 
 def test_keys_rotate_reseals_screening_results_under_the_new_key(stack: Stack) -> None:

@@ -360,7 +360,10 @@ def nct03239535(obs: Obs, submitted: date) -> Answer:
     t = (None if v is None else v == "female", either)
     e20 = False if False in t else None if None in t else True
     # E21 HIV, HCV, HBV; E22 consent not signed
-    t = (g("hiv_positive"), g("hcv_antibody_positive"), g("hbsag_positive"), g("hbv_dna_detectable"))
+    # HBV DNA, a reflex test after a positive HBsAg, is negative when not done after a negative HBsAg
+    dna = g("hbv_dna_detectable")
+    hbv_dna = dna if dna is not None else (False if g("hbsag_positive") is False else None)
+    t = (g("hiv_positive"), g("hcv_antibody_positive"), g("hbsag_positive"), hbv_dna)
     e21 = True if True in t else None if None in t else False
     e22 = None if signed is None else not signed
     inclusions = (i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11)

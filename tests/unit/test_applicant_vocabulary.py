@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError, create_model
 from services.api.errors import validation_problem
 from services.problems import Problem
 from services.schemas.observations import Applicant
-from services.schemas.vocabulary import VOCABULARY, Variable
+from services.schemas.vocabulary import VOCABULARY, Variable, closest_names
 
 BASE: dict[str, Any] = {"screening_id": "SCR-001", "sex": "female", "age_years": 60}
 CANARY = "Jane Roe CANARY-4242"
@@ -235,6 +235,10 @@ EXPECTED_CONVERSIONS: dict[tuple[str, str], tuple[float, float, float]] = {
     **{("platelets_10e9_l", unit): (250000, 250.0, 0) for unit in COUNT_UNITS_PER_MICROLITRE},
     ("hba1c_pct", "%"): (7.0, 7.0, 0),
     ("hba1c_pct", "mmol/mol"): (53, 7.0, 0.01),
+    ("infrainguinal_stenosis_pct", "%"): (0.9, 0.9, 0),
+    ("iliac_stenosis_pct", "%"): (70, 70.0, 0),
+    ("lvef_pct", "%"): (55, 55.0, 0),
+    ("diary_compliance_pct", "%"): (1, 1.0, 0),
 }
 
 
@@ -612,3 +616,70 @@ def test_observations_keep_every_date_field_as_an_iso_string(variable: Variable)
 @pytest.mark.parametrize("variable", BOOLS)
 def test_observations_keep_a_known_negative(variable: Variable) -> None:
     assert validate(applicant(**{variable.name: False})).observations()[variable.name] is False
+
+
+# --- input that helps (issue 14, part 3) -------------------------------------------------------------
+
+
+def refusal(**observations: Any) -> str:
+    """The one message a refused applicant gets."""
+    with pytest.raises(ValidationError) as refused:
+        validate(applicant(**observations))
+    [error] = refused.value.errors(include_url=False)
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def test_a_number_out_of_range_names_the_unit_and_the_unit_form_that_would_fit() -> None:
+    message = refusal(hemoglobin_g_l=12.1)
+    assert message.startswith("is below 20 g/L (accepted: 20 g/L to 250 g/L)")
+    assert 'in g/dL it would be in range: send {"value": number, "unit": "g/dL"}' in message
+    assert "12.1" not in message  # a refused value is never echoed
+
+
+def test_units_that_convert_alike_are_suggested_together() -> None:
+    message = refusal(wbc_10e9_l=7500)
+    assert 'in /uL or /mm3 or cells/uL it would be in range: send {"value": number, "unit": "/uL"}' in message
+    assert message.count("send") == 1
+
+
+def test_a_value_sent_with_a_unit_is_refused_naming_the_conversion() -> None:
+    assert (
+        refusal(hemoglobin_g_l={"value": 30, "unit": "g/dL"})
+        == "is above 250 g/L after conversion from g/dL (accepted: 20 g/L to 250 g/L)"
+    )
+
+
+def test_a_number_no_unit_brings_into_range_lists_the_units_accepted() -> None:
+    message = refusal(hemoglobin_g_l=5000)
+    assert message == "is above 250 g/L (accepted: 20 g/L to 250 g/L); units accepted: g/L, g/dL, mmol/L"
+    assert refusal(abi=4) == "is above 3 (accepted: 0 to 3)"  # unitless, no other unit
+
+
+@pytest.mark.parametrize("fraction", [0.9, 1, 0.05])
+def test_a_fraction_sent_for_a_percentage_is_refused_with_the_way_to_send_either(fraction: float) -> None:
+    message = refusal(infrainguinal_stenosis_pct=fraction)
+    assert message.startswith("looks like a fraction")
+    assert 'or {"value": number, "unit": "%"} when a percentage at or below 1 is meant' in message
+
+
+def test_a_small_percentage_sent_with_its_unit_and_zero_are_accepted() -> None:
+    assert (
+        validate(applicant(infrainguinal_stenosis_pct={"value": 0.9, "unit": "%"})).infrainguinal_stenosis_pct
+        == 0.9
+    )
+    assert validate(applicant(infrainguinal_stenosis_pct=0)).infrainguinal_stenosis_pct == 0
+    assert validate(applicant(iliac_stenosis_pct=1.5)).iliac_stenosis_pct == 1.5
+
+
+def test_every_percentage_of_the_vocabulary_takes_the_percent_unit() -> None:
+    percentages = [v for v in VOCABULARY if v.name.endswith("_pct")]
+    assert percentages and all("%" in v.units for v in percentages)
+
+
+@pytest.mark.parametrize(
+    ("sent", "meant"),
+    [("hemoglobin", ["hemoglobin_g_l"]), ("ABI", ["abi"]), ("hemoglobn_g_l", ["hemoglobin_g_l"]),
+     ("platelet", ["platelets_10e9_l"]), ("zzz_unknown", [])],
+)  # fmt: skip
+def test_an_unknown_name_gets_the_vocabulary_names_it_most_likely_meant(sent: str, meant: list[str]) -> None:
+    assert closest_names(sent) == meant

@@ -11,15 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from services.schemas.vocabulary import VOCABULARY, Variable
+from services.schemas.vocabulary import VOCABULARY, Variable, canonical_unit, suffix_unit
 from services.schemas.vocabulary_doc import (
     END,
     START,
-    canonical_unit,
     generated_part,
     main,
     markdown_table,
-    suffix_unit,
     vocabulary_rows,
     with_table,
 )

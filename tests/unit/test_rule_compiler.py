@@ -604,3 +604,39 @@ def test_applicants_with_the_same_outcomes_get_equal_evaluations_and_different_o
     unknown_both = compiled.evaluate({}, SUBMITTED)
     assert unknown_grade.results[0].missing == ("grade",)
     assert unknown_both.results[0].missing == ("flag", "grade")
+
+
+# ---- reflex tests: a confirmatory result counts when known, and is not needed when not indicated ----
+
+REFLEX = {"reflex": {"var": "other_flag", "eq": True}, "indicated_by": {"var": "flag", "eq": True}}
+
+
+@pytest.mark.parametrize(
+    ("observations", "outcome", "missing"),
+    [
+        ({"flag": False}, "not_met", ()),  # routine test negative, reflex not done: negative
+        ({"flag": False, "other_flag": True}, "met", ()),  # a reflex result sent anyway counts
+        ({"flag": True}, "unknown", ("other_flag",)),  # indicated and not done: ask for it
+        ({"flag": True, "other_flag": False}, "not_met", ()),
+        ({}, "unknown", ("flag",)),  # the routine test is what is missing
+    ],
+)
+def test_a_reflex_test_is_needed_only_when_its_routine_test_calls_for_it(
+    observations: dict, outcome: str, missing: tuple[str, ...]
+) -> None:
+    assert check(REFLEX, observations) == (outcome, missing)
+
+
+def test_a_reflex_runs_the_same_on_the_reference_path_as_compiled() -> None:
+    compiled = compile_criteria(document(criterion(REFLEX)), VARS)
+    [rule_criterion] = compiled.criteria
+    assert rule_criterion.rule is not None
+    for observations in ({"flag": False}, {"flag": True}, {}, {"flag": True, "other_flag": True}):
+        value, missing, _ = rule_criterion.rule(environment(observations, SUBMITTED))
+        expected = {"met": True, "not_met": False, "unknown": None}[check(REFLEX, observations)[0]]
+        assert value is expected and tuple(sorted(missing)) == check(REFLEX, observations)[1]
+
+
+def test_a_reflex_needs_both_parts() -> None:
+    with pytest.raises(CriteriaError):
+        compile_criteria(document(criterion({"reflex": {"var": "flag", "eq": True}})), VARS)

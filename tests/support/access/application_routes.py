@@ -105,6 +105,7 @@ APPLICATION_ROUTES = [
         check=_check_submitted,
     ),
     Route("GET", "/api/v1/applications", LISTS_OF_OWN_APPLICATIONS, query="?limit=200", check=_check_listing),
+    Route("GET", "/api/v1/worklist", LISTS_OF_OWN_APPLICATIONS),
     Route(
         "GET",
         "/api/v1/applications/<application_id>",

@@ -108,8 +108,17 @@ def _check_site_a(world: World, role: str, response: Any, params: Params) -> Non
     assert _site_a_status(world, params)[0] == "RECRUITING"
 
 
+def _check_vocabulary(world: World, role: str, response: Any, params: Params) -> None:
+    assert any(v["name"] == "hemoglobin_g_l" for v in response.get_json()["variables"])
+
+
+def _check_preview(world: World, role: str, response: Any, params: Params) -> None:
+    assert response.get_json()["current_version"] == _criteria_version(world, params)
+
+
 TRIAL_ROUTES = [
     Route("GET", "/api/v1/trials", ANY_ROLE, check=_check_trial_list),
+    Route("GET", "/api/v1/vocabulary", ANY_ROLE, check=_check_vocabulary),
     Route(
         "POST",
         "/api/v1/trials",
@@ -158,6 +167,14 @@ TRIAL_ROUTES = [
         SPONSORS_TRIAL,
         check=_check_report,
         hides_like_missing=True,
+    ),
+    Route(
+        "POST",
+        "/api/v1/trials/<trial_id>/criteria/preview",
+        SPONSORS_TRIAL,
+        body=lambda w, role, p: amended(),
+        snapshot=_criteria_version,  # nothing stored: the version stays
+        check=_check_preview,
     ),
     Route("GET", "/api/v1/trials/<trial_id>/sites", TRIAL_READ, check=_check_sites, hides_like_missing=True),
     Route(

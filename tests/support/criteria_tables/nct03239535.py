@@ -349,6 +349,15 @@ CASES = [
     variant("E21", {"hcv_antibody_positive": True}, "met", label="HCV antibody positive"),
     variant("E21", {"hbsag_positive": True}, "met", label="HBsAg positive"),
     variant("E21", {"hbv_dna_detectable": True}, "met", label="HBV DNA detectable"),
+    # HBV DNA is a reflex test after a positive HBsAg: not done after a negative one, it is not missing
+    only("E21", {"hbv_dna_detectable": None}, "not_met", label="HBsAg negative, no HBV DNA: HBV-negative"),
+    only(
+        "E21",
+        {"hbsag_positive": None, "hbv_dna_detectable": None},
+        "unknown",
+        missing=("hbsag_positive",),
+        label="no HBsAg: the routine test is what is missing",
+    ),
     # windows and age count from the submission date without a consent date: 81 at submission, and the
     # stroke is more than 3 months before 2026-11-01
     variant(
@@ -448,7 +457,7 @@ CASES = [
     *unknown_without("E18", "angiography_contraindicated"),
     *unknown_without("E19", "substance_abuse_date"),
     *unknown_without("E20", "pregnant", "lactating"),
-    *unknown_without("E21", "hiv_positive", "hcv_antibody_positive", "hbsag_positive", "hbv_dna_detectable"),
+    *unknown_without("E21", "hiv_positive", "hcv_antibody_positive", "hbsag_positive"),
     *unknown_without("E22", "consent_signed"),
     # ---- where the baseline made a variable irrelevant, a changed applicant makes it matter again ----
     # (label, changes, removed, criterion, outcome); an unknown outcome lists exactly the removed variables
@@ -561,7 +570,7 @@ TRIAL = Trial(
     never_met=("E19",),
     nothing_recorded_missing={
         "I7": ("abi", "ankle_systolic_pressure_mmhg"),
-        "E21": ("hbsag_positive", "hbv_dna_detectable", "hcv_antibody_positive", "hiv_positive"),
+        "E21": ("hbsag_positive", "hcv_antibody_positive", "hiv_positive"),
     },
     registry={
         "trial_id": "NCT03239535",
