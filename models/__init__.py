@@ -4,6 +4,7 @@ from models.application import Application, ApplicationHistory, Screening
 from models.audit import AuditEntry, AuditHead, AuditPending
 from models.base import Base
 from models.catalog import CatalogKind, CatalogVersion
+from models.dose import DoseAssignment, DoseEscalation
 from models.enums import ApplicationStatus, CriterionKind, Decision, EventStatus, Outcome, Role, TrialStatus
 from models.event import Event, ProcessedMessage, SchedulerLease, WorkerHeartbeat
 from models.mail import EmailMessage
@@ -28,6 +29,8 @@ __all__ = [
     "CriteriaVersion",
     "CriterionKind",
     "Decision",
+    "DoseAssignment",
+    "DoseEscalation",
     "EmailMessage",
     "Event",
     "EventStatus",

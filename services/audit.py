@@ -38,6 +38,8 @@ from models import (
     AuditHead,
     AuditPending,
     CriteriaVersion,
+    DoseAssignment,
+    DoseEscalation,
     Site,
     Trial,
     WebhookSubscription,
@@ -62,6 +64,8 @@ AUDITED: dict[type[Any], str] = {
     Application: "application",
     ApiToken: "token",
     WebhookSubscription: "webhook",
+    DoseEscalation: "dose_escalation",
+    DoseAssignment: "dose_assignment",
 }
 OMITTED = frozenset({"token_hash", "secret_sealed", "updated_at"})
 # Columns whose content is clinical or bulky: the trail says which keys changed, not their values.

@@ -30,6 +30,7 @@ from services.events.catalogue import (
     ApplicationSubmitted,
     ApplicationUpdated,
     ApplicationWithdrawn,
+    DoseEscalationDecided,
     SiteStatusChanged,
     TrialCriteriaChanged,
     TrialStatusChanged,
@@ -129,6 +130,7 @@ CONSUMERS: dict[str, list[Consumer]] = {
     TrialCriteriaChanged.event_type: [RESCREEN, WEBHOOKS],
     SiteStatusChanged.event_type: [MAIL, WEBHOOKS],
     WebhookDisabled.event_type: [WEBHOOKS],
+    DoseEscalationDecided.event_type: [WEBHOOKS],
 }
 
 

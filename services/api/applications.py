@@ -23,6 +23,7 @@ from services.schemas.api import (
     ApplicationPath,
     ApplicationQuery,
     CorrectApplication,
+    DltIn,
     EnrollApplication,
     FormatQuery,
     ProblemOut,
@@ -32,6 +33,7 @@ from services.schemas.api import (
 )
 from services.schemas.fhir import FHIR_JSON, research_subject
 from services.tokens import Caller
+from services.trials.dose_escalation import record_dlt
 
 tag = Tag(name="applications", description="Applicants submitted by site coordinators and their decisions")
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -189,6 +191,16 @@ def enroll_application(path: ApplicationPath) -> Response:
     body = EnrollApplication.model_validate(request.get_json(silent=True) or {})
     with database().transaction() as session:
         enroll(session, who, path.application_id, body.reason)
+    return _transition_answer(who, path.application_id)
+
+
+@blueprint.post("/<application_id>/dlt", responses=TRANSITION_RESPONSES)
+def record_dose_limiting_toxicity(path: ApplicationPath, body: DltIn) -> Response:
+    """A dose-escalation participant's DLT outcome (coordinator of its site): `dlt`, `evaluable` (an
+    unevaluable participant is replaced in the cohort) and `observed_on`. 409 if it was never dosed."""
+    who = caller(Role.COORDINATOR)
+    with database().transaction() as session:
+        record_dlt(session, who, path.application_id, body)
     return _transition_answer(who, path.application_id)
 
 

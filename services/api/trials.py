@@ -18,6 +18,9 @@ from services.reporting.report import recruitment_report, visible_report_trial
 from services.schemas.api import (
     CriteriaOut,
     CriteriaPreview,
+    DoseDecisionIn,
+    DoseEscalationIn,
+    DoseEscalationOut,
     FormatQuery,
     NewSite,
     ProblemOut,
@@ -36,6 +39,7 @@ from services.schemas.fhir import FHIR_JSON, research_study
 from services.tokens import Caller
 from services.trials.admin import add_site, change_site, change_trial
 from services.trials.criteria import amend_criteria
+from services.trials.dose_escalation import configure, decide, escalation_view
 from services.trials.preview import preview_amendment
 from services.trials.queries import (
     find_trial,
@@ -163,6 +167,48 @@ def preview(path: TrialPath, body: CriteriaDocument) -> Response:
         trial = visible_report_trial(session, who, path.trial_id)
         answer = preview_amendment(session, trial, request.get_json())
     return jsonify(answer.model_dump(mode="json"))
+
+
+DOSE_RESPONSES = {
+    200: DoseEscalationOut,
+    401: ProblemOut,
+    403: ProblemOut,
+    404: ProblemOut,
+    409: ProblemOut,
+    422: ProblemOut,
+}
+
+
+@blueprint.put("/<trial_id>/dose-escalation", responses=DOSE_RESPONSES)
+def set_dose_escalation(path: TrialPath, body: DoseEscalationIn) -> Response:
+    """A 3+3 design (admin): dose levels, cohort size, expansion, DLT window. Enrolment then goes only
+    into the open level while its cohort has a place. Refused (409) once a participant was dosed."""
+    caller(Role.ADMIN)
+    with database().transaction() as session:
+        configure(session, find_trial(session, path.trial_id), body)
+    with database().reading() as session:
+        return jsonify(escalation_view(session, registry_id(path.trial_id)).model_dump(mode="json"))
+
+
+@blueprint.get("/<trial_id>/dose-escalation", responses=DOSE_RESPONSES)
+def dose_escalation(path: TrialPath) -> Response:
+    """Each level's enrolled, evaluable and DLT counts and state, the open level, the 3+3 table's
+    recommendation and the MTD once named (anyone who sees the trial)."""
+    who = caller()
+    with database().reading() as session:
+        trial = visible_trial(session, who, path.trial_id)
+        return jsonify(escalation_view(session, trial.trial_id).model_dump(mode="json"))
+
+
+@blueprint.post("/<trial_id>/dose-escalation/decisions", responses=DOSE_RESPONSES)
+def confirm_dose_decision(path: TrialPath, body: DoseDecisionIn) -> Response:
+    """The safety review confirms the recommendation (admin), with its reason: audited, and
+    `dose_escalation.decided`; the next level opens only then. 409 if the table recommends otherwise."""
+    who = caller(Role.ADMIN)
+    with database().transaction() as session:
+        decide(session, who, find_trial(session, path.trial_id).trial_id, body)
+    with database().reading() as session:
+        return jsonify(escalation_view(session, registry_id(path.trial_id)).model_dump(mode="json"))
 
 
 ADMIN_RESPONSES = {401: ProblemOut, 403: ProblemOut, 404: ProblemOut, 409: ProblemOut, 422: ProblemOut}

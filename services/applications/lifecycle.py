@@ -24,6 +24,7 @@ from services.errors import NotFound, TargetReached
 from services.events.catalogue import TrialTargetReached
 from services.events.outbox import add_event
 from services.tokens import Caller
+from services.trials.dose_escalation import assign_dose
 from services.trials.recruitment_status import (
     NOT_RECRUITING,
     set_site_status,
@@ -73,6 +74,7 @@ def withdraw(session: Session, caller: Caller, application_id: str, reason: str)
 def enroll(session: Session, caller: Caller, application_id: str, reason: str | None) -> Application:
     """Enrol an eligible applicant into a place under both the trial's and the site's target."""
     application = _application(session, caller, application_id, Action.ENROLL)
+    assign_dose(session, application)  # a dose-escalation trial: the open level, if it has a place
     trial = _take_place(session, Trial, Trial.trial_id == application.trial_id, "the trial")
     site = _take_place(session, Site, Site.site_id == application.site_id, "the site")
     transitions.advance(session, application, Action.ENROLL, by=caller.token_id, reason=reason)

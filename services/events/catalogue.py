@@ -204,6 +204,19 @@ class WebhookDisabled(EventPayload):
     reason: str
 
 
+class DoseEscalationDecided(EventPayload):
+    """The safety review confirmed the 3+3 recommendation: a level opened, expanded, or escalation stopped."""
+
+    event_type = "dose_escalation.decided"
+
+    action: Literal["escalate", "expand", "stop"]
+    level: int | None = Field(
+        description="The level opened or expanded, or the MTD when stopping (null: none)"
+    )
+    reason: str
+    by: str
+
+
 # --- the catalogue ---------------------------------------------------------------------------------
 
 

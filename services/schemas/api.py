@@ -531,6 +531,73 @@ class Forecast(BaseModel):
     model: Literal["poisson-gamma"]
 
 
+class DoseLevelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    level: int = Field(ge=1, le=100)
+    dose: str = Field(min_length=1, max_length=200)
+
+
+class DoseEscalationIn(BaseModel):
+    """A 3+3 design: the dose levels in ascending order, the cohort, its expansion, the DLT window."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    levels: list[DoseLevelIn] = Field(min_length=1, max_length=50)
+    cohort_size: int = Field(default=3, ge=1, le=20)
+    max_per_level: int = Field(default=6, ge=1, le=40)
+    dlt_window_days: int = Field(ge=1, le=3650)
+
+    @model_validator(mode="after")
+    def _ascending_and_expandable(self) -> DoseEscalationIn:
+        numbers = [level.level for level in self.levels]
+        if numbers != sorted(set(numbers)):
+            raise ValueError("levels must be numbered in ascending order, each once")
+        if self.max_per_level < self.cohort_size:
+            raise ValueError("max_per_level must be at least cohort_size")
+        return self
+
+
+class DoseLevelOut(BaseModel):
+    level: int
+    dose: str
+    enrolled: int
+    evaluable: int
+    dlts: int
+    state: Literal["pending", "open", "closed", "expanded", "too_toxic"]
+
+
+class DoseRecommendationOut(BaseModel):
+    action: Literal["escalate", "expand", "stop", "wait"]
+    level: int | None
+    reason: str
+
+
+class DoseEscalationOut(BaseModel):
+    open_level: int | None = Field(description="The level enrolment goes to; null once escalation stopped")
+    levels: list[DoseLevelOut]
+    recommendation: DoseRecommendationOut
+    mtd_level: int | None
+    cohort_size: int
+    max_per_level: int
+    dlt_window_days: int
+
+
+class DltIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dlt: bool
+    evaluable: bool
+    observed_on: date
+
+
+class DoseDecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["escalate", "expand", "stop"]
+    reason: str = Field(min_length=1, max_length=2000)
+
+
 class DecisionCounts(BaseModel):
     eligible: int = 0
     ineligible: int = 0

@@ -8,8 +8,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from models import Trial
+from models import DoseEscalation, Trial
+from services.schemas.api import DoseEscalationIn
 from services.trials.criteria import add_version, bundled_document, current_document
+from services.trials.dose_escalation import configure
 from services.trials.registry_import import import_record
 
 # (registry record, criteria file) of each bundled trial, in services/trials/seed_data.
@@ -19,6 +21,10 @@ BUNDLED_TRIALS: tuple[tuple[str, str], ...] = (
     ("NL003-CLI-III-2.json", "NL003-CLI-III-2.criteria.yaml"),
     ("ADMSCC-CLI-P1-2A.json", "ADMSCC-CLI-P1-2A.criteria.yaml"),
 )
+
+
+# Trials bundled with a dose-escalation design (services/trials/seed_data/<trial>.dose-escalation.yaml).
+DOSE_ESCALATIONS: tuple[str, ...] = ("ADMSCC-CLI-P1-2A",)
 
 
 def _record(filename: str) -> dict[str, Any]:
@@ -44,5 +50,8 @@ def seed(session: Session) -> list[str]:
         # An existing trial keeps its state: its status and targets may have moved on since seeding.
         trial, _ = import_record(session, record, replace=False)
         ensure_criteria(session, trial, bundled_document(criteria_file))
+        if trial.trial_id in DOSE_ESCALATIONS and session.get(DoseEscalation, trial.trial_id) is None:
+            design = bundled_document(f"{trial.trial_id}.dose-escalation.yaml")
+            configure(session, trial, DoseEscalationIn.model_validate(design))
         loaded.append(trial.trial_id)
     return loaded

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import jsonschema_rs
 import pytest
 from sqlalchemy import select
 
-from models import Event
+from models import Application, DoseAssignment, Event
 from services.events.catalogue import event_types, payload_model
 from tests.support.applications import post
 from tests.support.criteria import amended
@@ -48,7 +49,32 @@ def every_event_type(stack: Stack, receiver: Receiver) -> None:
     set_targets(stack, trial=2, site=None)
     enrolled = post(stack, eligible, "enroll")  # the second: trial.target_reached, its status and sites'
     assert enrolled.status_code == 200, enrolled.get_json()
+    two_dlts_at_the_lowest_level(stack)  # dose_escalation.decided
     pump(stack)  # the receiver's 410 disables the subscription: webhook.disabled
+
+
+def two_dlts_at_the_lowest_level(stack: Stack) -> None:
+    """A 3+3 design on the trial, its two enrolled participants dosed at level 1 with a DLT each (set
+    directly: they were enrolled before the design), then the safety review stops the escalation."""
+    admin = auth(stack.admin)
+    design = {"levels": [{"level": 1, "dose": "1e6 cells"}], "dlt_window_days": 28}
+    assert (
+        stack.client.put(f"/api/v1/trials/{TRIAL}/dose-escalation", json=design, headers=admin).status_code
+        == 200
+    )
+    with stack.db.transaction() as session:
+        enrolled = session.scalars(select(Application.id).where(Application.status == "enrolled")).all()
+        for application_id in enrolled[:2]:
+            session.add(
+                DoseAssignment(
+                    application_id=application_id, trial_id=TRIAL, level=1, dosed_on=date.today(), dlt=True
+                )
+            )
+    decision = {"action": "stop", "reason": "two DLTs at the lowest level"}
+    stopped = stack.client.post(
+        f"/api/v1/trials/{TRIAL}/dose-escalation/decisions", json=decision, headers=admin
+    )
+    assert stopped.status_code == 200, stopped.get_json()
 
 
 def stored(stack: Stack) -> list[Event]:

@@ -146,6 +146,15 @@ APPLICATION_ROUTES = [
     ),
     Route(
         "POST",
+        "/api/v1/applications/<application_id>/dlt",
+        APPLICATION_ACTION,
+        statuses=(409,),  # allowed, and refused: the application was never dosed
+        prepare=lambda w: {"application_id": w.fresh("eligible")},
+        body=lambda w, role, p: {"dlt": False, "evaluable": True, "observed_on": "2026-12-01"},
+        hides_like_missing=True,
+    ),
+    Route(
+        "POST",
         "/api/v1/applications/<application_id>/withdraw",
         APPLICATION_ACTION,
         prepare=lambda w: {"application_id": w.fresh("submitted")},

@@ -6,8 +6,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from models import Site, Trial
+from models import DoseEscalation, Site, Trial
+from services.schemas.api import DoseEscalationIn
 from services.trials.criteria import bundled_document
+from services.trials.dose_escalation import configure
 from tests.support.access.routes import (
     ADMIN_ONLY,
     ANY_ROLE,
@@ -112,6 +114,27 @@ def _check_vocabulary(world: World, role: str, response: Any, params: Params) ->
     assert any(v["name"] == "hemoglobin_g_l" for v in response.get_json()["variables"])
 
 
+DOSE_TRIAL = "ADMSCC-CLI-P1-2A"  # ships with a design; the matrix's trial keeps enrolling freely
+DESIGN = {
+    "levels": [{"level": 1, "dose": "1e6 cells"}],
+    "cohort_size": 20,
+    "max_per_level": 40,
+    "dlt_window_days": 28,
+}
+
+
+def _with_design(world: World) -> Params:
+    """The matrix's trial with a design whose cohort (20) its few enrolments never fill."""
+    with world.stack.db.transaction() as session:
+        if session.get(DoseEscalation, TRIAL) is None:
+            configure(session, session.get_one(Trial, TRIAL), DoseEscalationIn.model_validate(DESIGN))
+    return {}
+
+
+def _check_escalation(world: World, role: str, response: Any, params: Params) -> None:
+    assert response.get_json()["open_level"] == 1
+
+
 def _check_preview(world: World, role: str, response: Any, params: Params) -> None:
     assert response.get_json()["current_version"] == _criteria_version(world, params)
 
@@ -167,6 +190,29 @@ TRIAL_ROUTES = [
         SPONSORS_TRIAL,
         check=_check_report,
         hides_like_missing=True,
+    ),
+    Route(
+        "GET",
+        "/api/v1/trials/<trial_id>/dose-escalation",
+        TRIAL_READ,
+        prepare=_with_design,
+        check=_check_escalation,
+    ),
+    Route(
+        "PUT",
+        "/api/v1/trials/<trial_id>/dose-escalation",
+        ADMIN_ONLY,
+        prepare=lambda w: {"trial_id": DOSE_TRIAL},
+        body=lambda w, role, p: bundled_document(f"{DOSE_TRIAL}.dose-escalation.yaml"),
+        check=_check_escalation,
+    ),
+    Route(
+        "POST",
+        "/api/v1/trials/<trial_id>/dose-escalation/decisions",
+        ADMIN_ONLY,
+        statuses=(409,),  # allowed, and refused by the table: nobody dosed, nothing to decide
+        prepare=lambda w: {"trial_id": DOSE_TRIAL},
+        body=lambda w, role, p: {"action": "escalate", "reason": "matrix"},
     ),
     Route(
         "POST",
