@@ -5,7 +5,16 @@ from models.audit import AuditEntry, AuditHead, AuditPending
 from models.base import Base
 from models.catalog import CatalogKind, CatalogVersion
 from models.dose import DoseAssignment, DoseEscalation
-from models.enums import ApplicationStatus, CriterionKind, Decision, EventStatus, Outcome, Role, TrialStatus
+from models.enums import (
+    ApplicationStatus,
+    CriterionKind,
+    Decision,
+    EventStatus,
+    Outcome,
+    Role,
+    TrialStatus,
+    WithdrawalReason,
+)
 from models.event import Event, ProcessedMessage, SchedulerLease, WorkerHeartbeat
 from models.mail import EmailMessage
 from models.reporting import CountChange, CountedApplication, ScreenFailureCount, StatusCount, WeeklyCount
@@ -49,5 +58,6 @@ __all__ = [
     "WebhookDelivery",
     "WebhookSubscription",
     "WeeklyCount",
+    "WithdrawalReason",
     "WorkerHeartbeat",
 ]

@@ -61,6 +61,8 @@ class ApplicationHistory(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
     by: Mapped[str] = mapped_column(String(80))
     reason: Mapped[str | None] = mapped_column(Text)
+    # A withdrawal's coded reason (models.enums.WithdrawalReason); null for every other status.
+    reason_code: Mapped[str | None] = mapped_column(String(32))
 
 
 class Screening(Base):

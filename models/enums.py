@@ -28,6 +28,16 @@ class ApplicationStatus(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
+class WithdrawalReason(StrEnum):
+    """Why an application or a participant was withdrawn (contract v1.2); `other` comes with free text."""
+
+    DECLINED = "declined"
+    NOT_REACHABLE = "not_reachable"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    INVESTIGATOR_DECISION = "investigator_decision"
+    OTHER = "other"
+
+
 class Decision(StrEnum):
     ELIGIBLE = "eligible"
     INELIGIBLE = "ineligible"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 
-from models import Application, ApplicationStatus, Role
+from models import Application, ApplicationStatus, Role, WithdrawalReason
 from services.api.context import caller, catalog, cursor_key, database, settings, wants_fhir
 from services.applications.corrections import correct_application, etag
 from services.applications.intake import (
@@ -206,8 +206,11 @@ def record_dose_limiting_toxicity(path: ApplicationPath, body: DltIn) -> Respons
 
 @blueprint.post("/<application_id>/withdraw", responses=TRANSITION_RESPONSES)
 def withdraw_application(path: ApplicationPath, body: WithdrawApplication) -> Response:
-    """Any open status (submitted, eligible, needs_review), or `enrolled`, -> `withdrawn`, with a reason."""
+    """Any open status (submitted, eligible, needs_review), or `enrolled`, -> `withdrawn`, with a coded
+    reason (`code`: declined, not_reachable, consent_withdrawn, investigator_decision, other) and free
+    text (`reason`, required for `other`); a `reason` alone is read as its code when it is one, else as
+    `other`."""
     who = caller(Role.COORDINATOR)
     with database().transaction() as session:
-        withdraw(session, who, path.application_id, body.reason)
+        withdraw(session, who, path.application_id, body.reason, WithdrawalReason(body.reason_code))
     return _transition_answer(who, path.application_id)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from models import Application, Site, Trial, TrialStatus
+from models import Application, Site, Trial, TrialStatus, WithdrawalReason
 from services.applications import transitions
 from services.applications.transitions import Action
 from services.errors import NotFound, TargetReached
@@ -61,13 +61,18 @@ def review(
     return application
 
 
-def withdraw(session: Session, caller: Caller, application_id: str, reason: str) -> Application:
-    """Withdraw an open application (submitted, eligible, needs review) or an enrolled participant.
+def withdraw(
+    session: Session, caller: Caller, application_id: str, reason: str | None, code: WithdrawalReason
+) -> Application:
+    """Withdraw an open application (submitted, eligible, needs review) or an enrolled participant,
+    with its coded reason (and free text, required for `other`).
 
     A withdrawal after enrolment frees no place: the trial's and the site's enrolled counts stay.
     """
     application = _application(session, caller, application_id, Action.WITHDRAW)
-    transitions.advance(session, application, Action.WITHDRAW, by=caller.token_id, reason=reason)
+    transitions.advance(
+        session, application, Action.WITHDRAW, by=caller.token_id, reason=reason, reason_code=code.value
+    )
     return application
 
 

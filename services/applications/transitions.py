@@ -352,16 +352,19 @@ def advance(
     by: str,
     reason: str | None,
     decision: str | None = None,
+    reason_code: str | None = None,
 ) -> None:
-    """A person's step (REVIEW with its decision, ENROLL, WITHDRAW), in the history and announced."""
+    """A person's step (REVIEW with its decision, ENROLL, WITHDRAW with its coded reason), in the
+    history and announced."""
     status = next_status(application.status, action, decision)
     if action is Action.REVIEW:
         application.decision = status.value
     application.status = status.value
     application.version += 1
-    _add_history(session, application, status, by, reason, utcnow())
+    _add_history(session, application, status, by, reason, utcnow(), reason_code)
     _announce(session, application, action, {"status": status.value})
-    counts.count_change(session, application, status.value, counts.screened_out_by(session, application))
+    failed = counts.screened_out_by(session, application)
+    counts.count_change(session, application, status.value, failed, reason_code=reason_code)
 
 
 def reopen(session: Session, application: Application, action: Action, *, by: str, reason: str) -> None:
@@ -381,11 +384,24 @@ def reopen(session: Session, application: Application, action: Action, *, by: st
 
 
 def _add_history(
-    session: Session, application: Application, status: Status, by: str, reason: str | None, at: datetime
+    session: Session,
+    application: Application,
+    status: Status,
+    by: str,
+    reason: str | None,
+    at: datetime,
+    reason_code: str | None = None,
 ) -> None:
     # Added to the session, not to `application.history`: appending would load the whole history first.
     session.add(
-        ApplicationHistory(application_id=application.id, status=status.value, at=at, by=by, reason=reason)
+        ApplicationHistory(
+            application_id=application.id,
+            status=status.value,
+            at=at,
+            by=by,
+            reason=reason,
+            reason_code=reason_code,
+        )
     )
 
 

@@ -179,5 +179,7 @@ def trial_page(trial_id: str) -> str:
         ),
         funnel=charts.funnel(report.counts),
         failures=charts.failure_bars(report.screen_failures),
+        consort=(boxes := charts.consort_diagram(report.consort)),
+        consort_height=charts.consort_height(boxes),
         signed_in=SESSION_KEY in session,
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from services.reporting.counts import week_start
-from services.schemas.api import Forecast, ScreenFailure, WeekCount
+from services.schemas.api import Consort, Forecast, ScreenFailure, WeekCount
 
 MAX_X_LABELS = 8
 MAX_BAR_WIDTH = 28.0
@@ -237,3 +237,59 @@ def failure_bars(failures: Sequence[ScreenFailure]) -> list[FailureBar]:
     top = list(failures)[:TOP_FAILURES]
     most = max((f.count for f in top), default=0)
     return [FailureBar(f.criterion_id, f.text, f.count, f.count / most if most else 0.0) for f in top]
+
+
+@dataclass(frozen=True)
+class ConsortBox:
+    key: str  # the data-testid suffix
+    title: str
+    count: int
+    lines: tuple[str, ...]  # the breakdown under the title
+    x: float
+    y: float
+    width: float
+
+    @property
+    def height(self) -> float:
+        return CONSORT_LINE * (2 + len(self.lines)) + 8
+
+
+CONSORT_LINE = 18
+TOP_EXCLUSIONS = 3
+REASON_LABELS = {
+    "declined": "declined", "not_reachable": "not reachable", "consent_withdrawn": "consent withdrawn",
+    "investigator_decision": "investigator's decision", "other": "other reasons",
+    "awaiting_screening": "awaiting screening", "awaiting_review": "awaiting review",
+    "awaiting_enrolment": "eligible, awaiting enrolment",
+}  # fmt: skip
+
+
+def consort_diagram(consort: Consort) -> list[ConsortBox]:
+    """The CONSORT flow as boxes: the main column (assessed, enrolled, allocated, withdrawn after
+    enrolment) and, beside the step from assessed to enrolled, the excluded with their reasons."""
+    excluded = consort.excluded
+    not_enrolled = sum(r.count for r in excluded.not_enrolled)
+    lines = [f"ineligible: {excluded.ineligible}"]
+    lines += [f"  excluded by {c.criterion_id}: {c.count}" for c in excluded.reasons[:TOP_EXCLUSIONS]]
+    lines += [f"{REASON_LABELS.get(r.reason, r.reason)}: {r.count}" for r in excluded.not_enrolled]
+    allocated = sum(arm.count for arm in consort.allocated)
+    arms = [f"{arm.arm_id or 'all arms'}: {arm.count}" for arm in consort.allocated] or ["no randomisation"]
+    column = [
+        ("assessed", "Assessed for eligibility", consort.assessed, ()),
+        ("enrolled", "Enrolled", consort.enrolled, ()),
+        ("allocated", "Allocated", allocated, tuple(arms)),
+        ("withdrawn", "Withdrawn after enrolment", consort.withdrawn_after_enrolment, ()),
+    ]
+    boxes, y = [], 4.0
+    for index, (key, title, count, its_lines) in enumerate(column):
+        box = ConsortBox(key, title, count, its_lines, 4, y, 300)
+        boxes.append(box)
+        y += box.height + (max(70.0, 24 + CONSORT_LINE * (2 + len(lines)) - box.height) if index == 0 else 40)
+    boxes.append(
+        ConsortBox("excluded", "Excluded", excluded.ineligible + not_enrolled, tuple(lines), 380, 40, 336)
+    )
+    return boxes
+
+
+def consort_height(boxes: Sequence[ConsortBox]) -> float:
+    return max(box.y + box.height for box in boxes) + 4

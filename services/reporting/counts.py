@@ -31,7 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import Application, ApplicationHistory, ApplicationStatus
+from models import Application, ApplicationHistory, ApplicationStatus, WithdrawalReason
 from models.base import utcnow
 from models.db import Database
 from models.reporting import CountChange, CountedApplication, ScreenFailureCount, StatusCount, WeeklyCount
@@ -50,11 +50,36 @@ def week_start(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def counted_status(status: str, enrolled: bool) -> str:
-    """The status an application is counted under: its own, or `withdrawn_after` once it was enrolled."""
+# A withdrawal before enrolment is counted under its coded reason, for the CONSORT flow's "eligible but
+# not enrolled" box: `wd:<reason>` (status_counts.status holds 16 characters, hence the short names).
+WITHDRAWN_BEFORE_ENROLMENT = "wd:"
+_REASON_KEYS = {
+    WithdrawalReason.DECLINED: "declined",
+    WithdrawalReason.NOT_REACHABLE: "unreachable",
+    WithdrawalReason.CONSENT_WITHDRAWN: "consent",
+    WithdrawalReason.INVESTIGATOR_DECISION: "investigator",
+    WithdrawalReason.OTHER: "other",
+}
+_KEY_REASONS = {key: reason.value for reason, key in _REASON_KEYS.items()}
+
+
+def counted_status(status: str, enrolled: bool, reason_code: str | None = None) -> str:
+    """The status an application is counted under: its own; `withdrawn_after` for a withdrawal after
+    enrolment; `wd:<reason>` for one before."""
     if status == ApplicationStatus.WITHDRAWN and enrolled:
         return WITHDRAWN_AFTER_ENROLMENT
+    if status == ApplicationStatus.WITHDRAWN:
+        return (
+            WITHDRAWN_BEFORE_ENROLMENT + _REASON_KEYS[WithdrawalReason(reason_code or WithdrawalReason.OTHER)]
+        )
     return status
+
+
+def withdrawal_reason(counted: str) -> str | None:
+    """The coded reason of a withdrawal before enrolment counted as `counted`; None for any other."""
+    if not counted.startswith(WITHDRAWN_BEFORE_ENROLMENT):
+        return None
+    return _KEY_REASONS.get(counted.removeprefix(WITHDRAWN_BEFORE_ENROLMENT), WithdrawalReason.OTHER.value)
 
 
 @dataclass(frozen=True)
@@ -165,6 +190,7 @@ def count_change(
     status: str,
     failed_criteria: Sequence[str] = (),
     changes: Changes | None = None,
+    reason_code: str | None = None,
 ) -> None:
     """Count the application's move to `status` (with the criteria that excluded it, if ineligible).
 
@@ -183,7 +209,7 @@ def count_change(
     elif status == ApplicationStatus.WITHDRAWN and before.status in _ENROLLED_COUNTS:
         enrolled_week = before.enrolled_week
     failed = tuple(failed_criteria) if status == ApplicationStatus.INELIGIBLE else ()
-    after = Counted(counted_status(status, enrolled_week is not None), enrolled_week, failed)
+    after = Counted(counted_status(status, enrolled_week is not None, reason_code), enrolled_week, failed)
     if after == before:
         return
     _remember(counted, after)
@@ -356,11 +382,29 @@ def _enrolled_week(session: Session, application: Application) -> date | None:
     return week_start(at.date()) if at is not None else None
 
 
+def _withdrawal_code(session: Session, application: Application) -> str | None:
+    """The coded reason of the application's latest withdrawal, if it is withdrawn."""
+    if application.status != ApplicationStatus.WITHDRAWN:
+        return None
+    return session.scalar(
+        select(ApplicationHistory.reason_code)
+        .where(
+            ApplicationHistory.application_id == application.id,
+            ApplicationHistory.status == ApplicationStatus.WITHDRAWN,
+        )
+        .order_by(ApplicationHistory.id.desc())
+        .limit(1)
+    )
+
+
 def uncounted(session: Session, limit: int) -> list[str]:
     """Applications whose present status the counters do not hold: never counted (submitted before the
     counters existed) or changed by hand in the database."""
     withdrawn_after = and_(
-        CountedApplication.status == WITHDRAWN_AFTER_ENROLMENT,
+        or_(
+            CountedApplication.status == WITHDRAWN_AFTER_ENROLMENT,
+            CountedApplication.status.startswith(WITHDRAWN_BEFORE_ENROLMENT),
+        ),
         Application.status == ApplicationStatus.WITHDRAWN,
     )
     query = (
@@ -401,7 +445,7 @@ def _recount(session: Session, application_id: str) -> bool:
     counted = session.get(CountedApplication, application_id)
     enrolled_week = _enrolled_week(session, application)
     present = Counted(
-        counted_status(application.status, enrolled_week is not None),
+        counted_status(application.status, enrolled_week is not None, _withdrawal_code(session, application)),
         enrolled_week,
         screened_out_by(session, application),
     )

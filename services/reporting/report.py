@@ -8,7 +8,7 @@ a million.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
@@ -16,8 +16,24 @@ from sqlalchemy.orm import Session
 
 from models import ApplicationStatus, Role, Site, Trial
 from services.errors import NotFound
-from services.reporting.counts import WITHDRAWN_AFTER_ENROLMENT, failure_rows, status_rows, weekly_rows
-from services.schemas.api import Forecast, RecruitmentReport, ReportSite, ScreenFailure, WeekCount
+from services.reporting.counts import (
+    WITHDRAWN_AFTER_ENROLMENT,
+    failure_rows,
+    status_rows,
+    weekly_rows,
+    withdrawal_reason,
+)
+from services.schemas.api import (
+    Consort,
+    ConsortCount,
+    ConsortExcluded,
+    ConsortReason,
+    Forecast,
+    RecruitmentReport,
+    ReportSite,
+    ScreenFailure,
+    WeekCount,
+)
 from services.tokens import Caller
 from services.trials.criteria import compiled_version
 from services.trials.queries import visible_trial, visible_trials
@@ -96,6 +112,7 @@ class StatusCounts:
     total: dict[str, int]
     per_site: dict[str, dict[str, int]]
     withdrawn_after_enrolment: int = 0
+    withdrawn_before_enrolment: dict[str, int] = field(default_factory=dict)  # by coded reason
 
 
 def status_counts(session: Session, trial_id: str) -> StatusCounts:
@@ -104,9 +121,14 @@ def status_counts(session: Session, trial_id: str) -> StatusCounts:
     counts = StatusCounts(dict.fromkeys((s.value for s in ApplicationStatus), 0), {})
     for _, site_id, counted, count in status_rows(session, trial_id):
         status = counted
+        reason = withdrawal_reason(counted)
         if counted == WITHDRAWN_AFTER_ENROLMENT:
             counts.withdrawn_after_enrolment += count
             status = ApplicationStatus.ENROLLED.value
+        elif reason is not None:
+            before = counts.withdrawn_before_enrolment
+            before[reason] = before.get(reason, 0) + count
+            status = ApplicationStatus.WITHDRAWN.value
         counts.total[status] += count
         site = counts.per_site.setdefault(site_id, {})
         site[status] = site.get(status, 0) + count
@@ -161,5 +183,40 @@ def recruitment_report(session: Session, caller: Caller, trial_id: str) -> Recru
             weekly[0][0] if weekly else None,
             today,
         ),
+        withdrawn_after_enrolment=by_status.withdrawn_after_enrolment,
+        consort=consort(by_status, failures),
+    )
+
+
+# Where the applicants neither ineligible nor enrolled stand, in the order of the flow.
+AWAITING = (
+    (ApplicationStatus.SUBMITTED, "awaiting_screening"),
+    (ApplicationStatus.NEEDS_REVIEW, "awaiting_review"),
+    (ApplicationStatus.ELIGIBLE, "awaiting_enrolment"),
+)
+
+
+def consort(by_status: StatusCounts, failures: list[tuple[str, int]]) -> Consort:
+    """The CONSORT flow from the counters: assessed, excluded (ineligible by criterion; not enrolled by
+    coded withdrawal reason or by where they wait), enrolled, withdrawn after enrolment. Nobody is
+    allocated until the trial randomises."""
+    counts = by_status.total
+    not_enrolled = [
+        ConsortReason(reason=reason, count=n)
+        for reason, n in sorted(by_status.withdrawn_before_enrolment.items())
+        if n
+    ]
+    not_enrolled += [
+        ConsortReason(reason=name, count=counts[status]) for status, name in AWAITING if counts[status]
+    ]
+    return Consort(
+        assessed=sum(counts.values()),
+        excluded=ConsortExcluded(
+            ineligible=counts[ApplicationStatus.INELIGIBLE],
+            reasons=[ConsortCount(criterion_id=c, count=n) for c, n in failures],
+            not_enrolled=not_enrolled,
+        ),
+        enrolled=counts[ApplicationStatus.ENROLLED],
+        allocated=[],
         withdrawn_after_enrolment=by_status.withdrawn_after_enrolment,
     )

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from services.schemas.events import EventOut, EventTypeName
 from services.schemas.observations import (
@@ -449,10 +457,43 @@ class ReviewApplication(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+WithdrawalCode = Literal["declined", "not_reachable", "consent_withdrawn", "investigator_decision", "other"]
+WITHDRAWAL_CODES: tuple[str, ...] = get_args(WithdrawalCode)
+
+
 class WithdrawApplication(BaseModel):
+    """A withdrawal's coded reason (contract v1.2) and free text. `reason` alone (the v1 body) is kept:
+    a `reason` that is one of the codes is that code, any other text is `other` with that text."""
+
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=2000)
+    code: WithdrawalCode | None = Field(
+        default=None, description="declined, not_reachable, consent_withdrawn, investigator_decision or other"
+    )
+    reason: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        description="free text; required for `other`",
+        validate_default=True,
+    )
+
+    @field_validator("reason", mode="after")
+    @classmethod
+    def _reason_or_code(cls, reason: str | None, info: ValidationInfo) -> str | None:
+        code = info.data.get("code")
+        if reason is None and code in (None, "other"):
+            raise ValueError(
+                "a free-text reason is needed without a `code` (declined, not_reachable, consent_withdrawn, "
+                "investigator_decision) and with `other`"
+            )
+        return reason
+
+    @property
+    def reason_code(self) -> str:
+        if self.code is not None:
+            return self.code
+        return self.reason if self.reason in WITHDRAWAL_CODES else "other"
 
 
 class EnrollApplication(BaseModel):
@@ -636,6 +677,43 @@ class CriteriaPreview(BaseModel):
     forecast: ForecastPreview
 
 
+class ConsortCount(BaseModel):
+    criterion_id: str
+    count: int
+
+
+class ConsortReason(BaseModel):
+    reason: str = Field(
+        description="A withdrawal's coded reason (declined, not_reachable, consent_withdrawn, "
+        "investigator_decision, other), or where the others stand: awaiting_screening, awaiting_review, "
+        "awaiting_enrolment"
+    )
+    count: int
+
+
+class ConsortArm(BaseModel):
+    arm_id: str | None = Field(description="The arm; null for blinded callers, who get the total only")
+    count: int
+
+
+class ConsortExcluded(BaseModel):
+    ineligible: int
+    reasons: list[ConsortCount] = Field(description="The criteria that excluded, most frequent first")
+    not_enrolled: list[ConsortReason] = Field(description="Not ineligible, and not enrolled: why")
+
+
+class Consort(BaseModel):
+    """The CONSORT flow of the trial's applicants, from its counters."""
+
+    assessed: int
+    excluded: ConsortExcluded
+    enrolled: int
+    allocated: list[ConsortArm] = Field(
+        description="Per arm for unblinded callers; a trial without randomisation allocates nobody"
+    )
+    withdrawn_after_enrolment: int
+
+
 class RecruitmentReport(BaseModel):
     trial_id: str
     overall_status: TrialStatusName
@@ -655,6 +733,7 @@ class RecruitmentReport(BaseModel):
         description="Participants withdrawn after enrolment, reported apart: still counted in "
         "`counts.enrolled`, since the place they took is not freed"
     )
+    consort: Consort
 
 
 # --- the event feed and webhooks ---------------------------------------------------------------------

@@ -92,7 +92,15 @@ def test_a_sponsor_signs_in_and_sees_the_trials_figures(chromium: Any, served: t
     assert text("funnel-applied") == "7" and text("funnel-eligible") == "2" and text("funnel-enrolled") == "1"
     assert page.get_by_test_id("failure-count").count() == len(expected["screen_failures"])
     assert text("projected") == expected["forecast"]["projected_target_date"]
-    for chart in ("weekly-chart", "forecast-chart", "funnel"):
+    consort = expected["consort"]
+    assert text("consort-assessed-count") == str(consort["assessed"]) == "7"
+    assert text("consort-enrolled-count") == str(consort["enrolled"])
+    excluded = consort["excluded"]
+    assert text("consort-excluded-count") == str(
+        excluded["ineligible"] + sum(reason["count"] for reason in excluded["not_enrolled"])
+    )
+    assert "no randomisation" in text("consort-allocated")
+    for chart in ("weekly-chart", "forecast-chart", "funnel", "consort"):
         box = page.get_by_test_id(chart).bounding_box()
         assert box is not None and box["width"] > 300 and box["height"] > 50, chart
     assert page.locator("link[rel=stylesheet]").count() == 1

@@ -7,7 +7,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from models import Application
-from services.reporting.counts import WITHDRAWN_AFTER_ENROLMENT, count_application, status_rows
+from services.reporting.counts import (
+    WITHDRAWN_AFTER_ENROLMENT,
+    count_application,
+    status_rows,
+    withdrawal_reason,
+)
 from tests.support.applications import patch, post
 from tests.support.screening import decide
 from tests.support.stack import TRIAL, Stack
@@ -37,11 +42,12 @@ def fresh_counts(stack: Stack) -> dict[tuple[str, str], int]:
 
 
 def kept_counts(stack: Stack) -> dict[tuple[str, str], int]:
-    """What the counters hold per (site, status), a withdrawal after enrolment under `withdrawn`."""
+    """What the counters hold per (site, status), a withdrawal before or after enrolment under `withdrawn`."""
     kept: dict[tuple[str, str], int] = {}
     with stack.db.sessions() as session:
         for _, site, status, n in status_rows(session):
-            key = (site, "withdrawn" if status == WITHDRAWN_AFTER_ENROLMENT else status)
+            withdrawn = status == WITHDRAWN_AFTER_ENROLMENT or withdrawal_reason(status) is not None
+            key = (site, "withdrawn" if withdrawn else status)
             kept[key] = kept.get(key, 0) + n
     return {key: n for key, n in kept.items() if n}
 
