@@ -366,35 +366,30 @@ def screened_out_by(session: Session, application: Application) -> tuple[str, ..
     return tuple(excluding_criteria(latest.results if latest is not None else None))
 
 
+def _latest_entry(session: Session, application: Application, status: str) -> ApplicationHistory | None:
+    """The application's latest history entry into `status`."""
+    return session.scalars(
+        select(ApplicationHistory)
+        .where(ApplicationHistory.application_id == application.id, ApplicationHistory.status == status)
+        .order_by(ApplicationHistory.id.desc())
+        .limit(1)
+    ).first()
+
+
 def _enrolled_week(session: Session, application: Application) -> date | None:
     """The week the application was enrolled in, if it ever was."""
     if application.status not in _ONCE_ENROLLED:
         return None
-    at = session.scalar(
-        select(ApplicationHistory.at)
-        .where(
-            ApplicationHistory.application_id == application.id,
-            ApplicationHistory.status == ApplicationStatus.ENROLLED,
-        )
-        .order_by(ApplicationHistory.id.desc())
-        .limit(1)
-    )
-    return week_start(at.date()) if at is not None else None
+    entry = _latest_entry(session, application, ApplicationStatus.ENROLLED)
+    return week_start(entry.at.date()) if entry is not None else None
 
 
 def _withdrawal_code(session: Session, application: Application) -> str | None:
     """The coded reason of the application's latest withdrawal, if it is withdrawn."""
     if application.status != ApplicationStatus.WITHDRAWN:
         return None
-    return session.scalar(
-        select(ApplicationHistory.reason_code)
-        .where(
-            ApplicationHistory.application_id == application.id,
-            ApplicationHistory.status == ApplicationStatus.WITHDRAWN,
-        )
-        .order_by(ApplicationHistory.id.desc())
-        .limit(1)
-    )
+    entry = _latest_entry(session, application, ApplicationStatus.WITHDRAWN)
+    return entry.reason_code if entry is not None else None
 
 
 def uncounted(session: Session, limit: int) -> list[str]:
