@@ -10,6 +10,7 @@ applications of the list (one request to the lab settles them all); then the old
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from datetime import date, timedelta
 from typing import Any
@@ -41,8 +42,10 @@ def _number_probes(variable: Variable) -> list[Any]:
     return [round(v) for v in values] if variable.kind == "int" else values
 
 
+@functools.lru_cache(maxsize=256)
 def probes(reference: date) -> dict[str, list[Any]]:
-    """The answers tried for each observation; dates counted back from the reference date."""
+    """The answers tried for each observation; dates counted back from the reference date. Kept per
+    date (the applications of a list share few consent dates); read-only for its users."""
     found: dict[str, list[Any]] = {}
     for variable in VOCABULARY:
         if variable.kind == "bool":

@@ -161,3 +161,25 @@ def test_one_relay_batch_owes_each_subscription_each_of_its_types_once(hooks: St
         (submissions["id"], e) for e, kind in events.items() if kind == "application.submitted"
     ]
     assert owed(hooks) == sorted(expected)
+
+
+def test_the_relays_copy_of_the_subscriptions_goes_stale_at_a_change_and_is_read_again(hooks: Stack) -> None:
+    """The relay keeps the live subscriptions per process (services.catalog): a subscription deleted,
+    disabled by hand in SQL, or added after the copy was made is seen at the next relay."""
+    kept = subscribe(hooks, NOWHERE, SUBMITTED)
+    dropped = subscribe(hooks, NOWHERE, SUBMITTED)
+    first = event_of(hooks, submit(hooks, "FIRST")).id
+    assert relay(hooks) == 1  # the copy is made here, with both
+    assert (
+        hooks.client.delete(f"/api/v1/webhooks/{dropped['id']}", headers=auth(hooks.admin)).status_code == 204
+    )
+    with hooks.db.engine.begin() as connection:  # by hand, past the service
+        connection.execute(
+            update(WebhookSubscription)
+            .where(WebhookSubscription.id == kept["id"])
+            .values(disabled_at=utcnow())
+        )
+    added = subscribe(hooks, NOWHERE, SUBMITTED)
+    second = event_of(hooks, submit(hooks, "SECOND")).id
+    assert relay(hooks) == 1
+    assert owed(hooks) == sorted([(kept["id"], first), (dropped["id"], first), (added["id"], second)])
