@@ -18,18 +18,13 @@ class CatalogKind(StrEnum):
     WEBHOOKS = "webhooks"
 
 
-# Every write to one of these tables moves its kind's version on, in the writing transaction, by a
-# trigger (migration 0017): a change made by any path, the API, the command line or SQL by hand, makes
-# every process's copies stale at its commit.
-CATALOG_TABLES: dict[CatalogKind, tuple[str, ...]] = {
-    CatalogKind.TRIALS: ("trials", "sites", "criteria_versions"),
-    CatalogKind.TOKENS: ("api_tokens",),
-    CatalogKind.WEBHOOKS: ("webhook_subscriptions",),
-}
-
-
 class CatalogVersion(Base):
-    """How many committed transactions have changed one kind of record."""
+    """How many committed transactions have changed one kind of record.
+
+    Every write to one of a kind's tables (trials: trials, sites, criteria_versions; tokens: api_tokens;
+    webhooks: webhook_subscriptions) moves its version on in the writing transaction, by a trigger
+    (migration 0017): a change made by any path, the API, the command line or SQL by hand, makes every
+    process's copies stale at its commit."""
 
     __tablename__ = "catalog_versions"
 

@@ -14,7 +14,7 @@ Pure: no I/O, only the compiled criteria's `evaluate`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -100,7 +100,7 @@ def _to_renew(
     return tuple(renew)
 
 
-def _earliest(still_excluded: Any, reference: date) -> date | None:
+def _earliest(still_excluded: Callable[[date], bool], reference: date) -> date | None:
     """The first day after `reference` on which nothing originally excluding excludes, if one comes
     within the horizon. A window that an event ages out of passes for good once it passes, so the
     answer is found by bisection."""

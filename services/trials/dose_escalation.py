@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import Application, ApplicationStatus, DoseAssignment, DoseEscalation, Trial
+from models import Application, DoseAssignment, DoseEscalation, Trial
 from services.errors import Conflict, NotFound
 from services.events.catalogue import DoseEscalationDecided
 from services.events.outbox import add_event
@@ -143,7 +143,7 @@ def record_dlt(session: Session, caller: Caller, application_id: str, body: DltI
     if application is None or not caller.can_use_site(application.site_id):
         raise NotFound(f"no application {application_id} visible to this token")
     row = session.get(DoseAssignment, application_id, with_for_update=True)
-    if row is None or application.status not in (ApplicationStatus.ENROLLED, ApplicationStatus.WITHDRAWN):
+    if row is None:  # written only by enrolment: every dosed application was enrolled
         raise Conflict("this application was not enrolled into a dose level")
     if body.observed_on < row.dosed_on:
         raise Conflict(f"observed_on is before the participant was dosed ({row.dosed_on.isoformat()})")
