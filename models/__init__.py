@@ -17,12 +17,14 @@ from models.enums import (
 )
 from models.event import Event, ProcessedMessage, SchedulerLease, WorkerHeartbeat
 from models.mail import EmailMessage
+from models.randomisation import Allocation, RandomisationScheme
 from models.reporting import CountChange, CountedApplication, ScreenFailureCount, StatusCount, WeeklyCount
 from models.token import ApiToken, IdempotencyRecord
 from models.trial import CriteriaVersion, Site, Trial
 from models.webhook import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 __all__ = [
+    "Allocation",
     "ApiToken",
     "Application",
     "ApplicationHistory",
@@ -46,6 +48,7 @@ __all__ = [
     "IdempotencyRecord",
     "Outcome",
     "ProcessedMessage",
+    "RandomisationScheme",
     "Role",
     "SchedulerLease",
     "ScreenFailureCount",

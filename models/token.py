@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String
+from sqlalchemy import Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, JSONType, utcnow
@@ -28,6 +28,8 @@ class ApiToken(Base):
     # Dashboard sessions carry the generation current at sign-in; a sign-out moves it on, which ends
     # every session of this token on the server, whatever copies of their cookies survive.
     session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Created --unblinded: sees the arm each participant was allocated to (admins always do).
+    unblinded: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class IdempotencyRecord(Base):

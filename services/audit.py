@@ -32,6 +32,7 @@ from sqlalchemy import RowMapping, event, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from models import (
+    Allocation,
     ApiToken,
     Application,
     AuditEntry,
@@ -40,6 +41,7 @@ from models import (
     CriteriaVersion,
     DoseAssignment,
     DoseEscalation,
+    RandomisationScheme,
     Site,
     Trial,
     WebhookSubscription,
@@ -66,8 +68,11 @@ AUDITED: dict[type[Any], str] = {
     WebhookSubscription: "webhook",
     DoseEscalation: "dose_escalation",
     DoseAssignment: "dose_assignment",
+    RandomisationScheme: "randomisation_scheme",
+    Allocation: "allocation",
 }
-OMITTED = frozenset({"token_hash", "secret_sealed", "updated_at"})
+# Sealed at rest, so never copied into the trail: the allocation's arm, the scheme's seed and state.
+OMITTED = frozenset({"token_hash", "secret_sealed", "updated_at", "secret", "state", "sealed"})
 # Columns whose content is clinical or bulky: the trail says which keys changed, not their values.
 KEYS_ONLY = frozenset({"observations", "registry_record", "document"})
 REDACTED = frozenset({"screening_id"})  # a pseudonym, still kept out of the trail: the id suffices

@@ -17,11 +17,12 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 import yaml
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from config import Settings, get_settings
 from config.queues import ALL as ALL_QUEUES
@@ -43,18 +44,24 @@ from services.audit import (
     sign_checkpoint,
     verify_trail,
 )
-from services.data_keys import reseal_observations, reseal_screening_results, reseal_webhook_secrets
-from services.errors import DomainError
+from services.data_keys import (
+    reseal_observations,
+    reseal_randomisation,
+    reseal_screening_results,
+    reseal_webhook_secrets,
+)
+from services.errors import DomainError, NotFound
 from services.health import check_broker, check_database
+from services.randomisation.verification import reveal, verify_allocations
 from services.reporting.counts import count_uncounted
 from services.tokens import TokenError, create_token, list_tokens, revoke_token
 from services.trials.criteria import CriteriaError, amend_criteria
-from services.trials.queries import find_trial
+from services.trials.queries import find_trial, registry_id
 from services.trials.registry_import import import_record
 from services.trials.seed import seed
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"accrual: {message}", err=True)
     sys.exit(2)
 
@@ -216,6 +223,54 @@ def screening_retry(application_ids: tuple[str, ...]) -> None:
 
 
 @main.group()
+def allocation() -> None:
+    """Randomisation: check the allocations against the scheme's commitment."""
+
+
+@allocation.command("verify")
+@click.argument("trial_id")
+def allocation_verify(trial_id: str) -> None:
+    """Prove that every allocation of TRIAL_ID followed its scheme: the scheme still hashes to its
+    commitment, and replaying the list (or minimisation's draws) gives each participant, in order, the
+    same sequence number, stratum place and arm. Exit 1 naming the first that does not."""
+    result = _on_trial(verify_allocations, trial_id, writes=False)
+    click.echo(f"trial {result.trial_id}: commitment {result.commitment}")
+    if result.problem is not None:
+        click.echo(f"accrual: allocation does not follow the scheme: {result.problem}", err=True)
+        sys.exit(1)
+    click.echo(f"{result.allocations} allocation(s) follow the scheme, in order, none skipped")
+
+
+@allocation.command("reveal")
+@click.argument("trial_id")
+@click.option(
+    "--allocation-complete",
+    is_flag=True,
+    help="Confirm that nobody else will be allocated: the seed predicts every later arm.",
+)
+@_operator
+def allocation_reveal(trial_id: str, allocation_complete: bool) -> None:
+    """Print, as JSON, what TRIAL_ID's commitment fixes (the seed, any uploaded list) and every
+    allocation with its stratum, place, levels and arm, for an outsider to check without this service.
+    Audited. Only once allocation is complete: the seed predicts every later arm."""
+    if not allocation_complete:
+        _fail("add --allocation-complete: the seed predicts every later arm")
+    document = _on_trial(reveal, trial_id, writes=True)
+    click.echo(json.dumps(document, indent=2))
+
+
+def _on_trial(use: Callable[[Session, str], R], trial_id: str, writes: bool) -> R:
+    """`use` on the trial TRIAL_ID names (case-insensitively), in a transaction when it `writes`;
+    exit 2 when the trial has no scheme."""
+    database = _database(get_settings())
+    try:
+        with database.transaction() if writes else database.reading() as session:
+            return use(session, registry_id(trial_id))
+    except NotFound as exc:
+        _fail(exc.detail)
+
+
+@main.group()
 def keys() -> None:
     """Keys sealing observations and webhook secrets at rest (ACCRUAL_DATA_KEYS), and audit keys."""
 
@@ -234,9 +289,9 @@ def keys_new(key_id: str) -> None:
 @keys.command("rotate")
 @_operator
 def keys_rotate() -> None:
-    """Re-seal every application's observations, every screening's results and every webhook secret under
-    the current (first) data key, bound to its row; then the older keys may be removed from
-    ACCRUAL_DATA_KEYS."""
+    """Re-seal every application's observations, every screening's results, every webhook secret and
+    every allocation and randomisation scheme under the current (first) data key, bound to its row; then
+    the older keys may be removed from ACCRUAL_DATA_KEYS."""
     settings = get_settings()
     database = _database(settings)
     try:
@@ -246,6 +301,8 @@ def keys_rotate() -> None:
         click.echo(f"screening results re-sealed under the current key: {screenings}")
         webhook_secrets = reseal_webhook_secrets(database, settings.signing_key())
         click.echo(f"webhook secrets re-sealed under the current key: {webhook_secrets}")
+        randomisation = reseal_randomisation(database)
+        click.echo(f"allocations and randomisation schemes re-sealed under the current key: {randomisation}")
     except SealingError as exc:  # altered or moved in the database: the operator must look at it
         _fail(f"stopped: {exc}")
 
@@ -325,6 +382,11 @@ def token() -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="The token stops working after this.",
 )
+@click.option(
+    "--unblinded",
+    is_flag=True,
+    help="The token sees each participant's allocated arm (admins always do); others see the sequence.",
+)
 @_operator
 def token_create(
     role: str,
@@ -333,13 +395,14 @@ def token_create(
     name: str | None,
     email: str | None,
     expires_in_days: float | None,
+    unblinded: bool,
 ) -> None:
     """Print a new bearer token, alone on its line. It is stored hashed and cannot be shown again."""
     database = _database(get_settings())
     expires_at = None if expires_in_days is None else utcnow() + timedelta(days=expires_in_days)
     try:
         with database.transaction() as session:
-            value = create_token(session, Role(role), sites, sponsor, name, email, expires_at)
+            value = create_token(session, Role(role), sites, sponsor, name, email, expires_at, unblinded)
     except TokenError as exc:
         _fail(str(exc))
     click.echo(value)
@@ -361,7 +424,7 @@ def _token_line(row: ApiToken, now: datetime) -> list[str]:
     expired = row.expires_at is not None and row.expires_at <= now
     state = "revoked" if row.revoked_at else "expired" if expired else "active"
     expires = f"{row.expires_at:%Y-%m-%d %H:%M}" if row.expires_at else "never"
-    scope = row.sponsor or ",".join(row.site_ids) or "-"
+    scope = (row.sponsor or ",".join(row.site_ids) or "-") + (" (unblinded)" if row.unblinded else "")
     return [row.id, row.role, scope, row.name or "-", f"{row.created_at:%Y-%m-%d %H:%M}", expires, state]
 
 

@@ -1,5 +1,5 @@
-"""Key rotation for what is sealed at rest (see models.sealing): observations, screenings' results and
-webhook secrets."""
+"""Key rotation for what is sealed at rest (see models.sealing): observations, screenings' results,
+webhook secrets, and randomisation's arms, seeds and state."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Text, select, type_coerce, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from models import Application, Screening, WebhookSubscription
+from models import Allocation, Application, RandomisationScheme, Screening, WebhookSubscription
 from models.application import observations_binding, results_binding
 from models.db import Database
+from models.randomisation import allocation_binding, scheme_secret_binding, scheme_state_binding
 from models.sealing import Keyring, Sealed, SealingError, keyring_of
 from services.audit import note
 from services.notifications.webhooks import seal, unseal
@@ -37,6 +38,29 @@ OBSERVATIONS = SealedColumn("application", Application.observations, (Applicatio
 SCREENING_RESULTS = SealedColumn(
     "screening", Screening.results, (Screening.application_id, Screening.round), results_binding
 )
+
+
+# Randomisation (models.randomisation): the allocations' arms and strata, the schemes' seeds and state.
+RANDOMISATION = (
+    SealedColumn("allocation", Allocation.sealed, (Allocation.application_id,), allocation_binding),
+    SealedColumn(
+        "randomisation_scheme",
+        RandomisationScheme.secret,
+        (RandomisationScheme.trial_id,),
+        scheme_secret_binding,
+    ),
+    SealedColumn(
+        "randomisation_scheme",
+        RandomisationScheme.state,
+        (RandomisationScheme.trial_id,),
+        scheme_state_binding,
+    ),
+)
+
+
+def reseal_randomisation(db: Database, batch: int = 500) -> int:
+    """Re-seal every allocation and every scheme's seed and state not sealed under the current key."""
+    return sum(reseal(db, sealed, batch) for sealed in RANDOMISATION)
 
 
 def reseal_observations(db: Database, batch: int = 500) -> int:

@@ -32,10 +32,17 @@ class Caller:
     role: Role
     site_ids: frozenset[str]
     sponsor: str | None
+    unblinded: bool = False  # created --unblinded
 
     @classmethod
     def of(cls, row: ApiToken) -> Caller:
-        return cls(row.id, Role(row.role), frozenset(row.site_ids), row.sponsor)
+        return cls(row.id, Role(row.role), frozenset(row.site_ids), row.sponsor, bool(row.unblinded))
+
+    @property
+    def sees_arms(self) -> bool:
+        """Whether this caller may see the arm a participant was allocated to: admins, and tokens
+        created --unblinded (an unblinded statistician, a pharmacist preparing the treatment)."""
+        return self.role is Role.ADMIN or self.unblinded
 
     def can_use_site(self, site_id: str) -> bool:
         return self.role is Role.ADMIN or site_id in self.site_ids
@@ -64,6 +71,7 @@ def create_token(
     name: str | None = None,
     email: str | None = None,
     expires_at: datetime | None = None,
+    unblinded: bool = False,
 ) -> str:
     """Store a new token's hash and return the token itself; it cannot be shown again."""
     if role is Role.COORDINATOR and not site_ids:
@@ -88,6 +96,7 @@ def create_token(
             site_ids=sorted(set(site_ids)),
             email=email,
             expires_at=expires_at,
+            unblinded=unblinded,
         )
     )
     return token

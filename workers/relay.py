@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session
 from config import queues
 from models.db import Database
 from services.events.catalogue import (
+    AllocationUnblinded,
+    ApplicationAllocated,
     ApplicationEnrolled,
     ApplicationReviewed,
     ApplicationScreened,
@@ -131,6 +133,8 @@ CONSUMERS: dict[str, list[Consumer]] = {
     SiteStatusChanged.event_type: [MAIL, WEBHOOKS],
     WebhookDisabled.event_type: [WEBHOOKS],
     DoseEscalationDecided.event_type: [WEBHOOKS],
+    ApplicationAllocated.event_type: [WEBHOOKS],
+    AllocationUnblinded.event_type: [WEBHOOKS],
 }
 
 

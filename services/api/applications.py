@@ -17,6 +17,7 @@ from services.applications.intake import (
 from services.applications.lifecycle import enroll, review, withdraw
 from services.applications.queries import get_application, list_applications
 from services.audit import note_page_read, note_read
+from services.randomisation.schemes import unblind
 from services.schemas.api import (
     ApplicationOut,
     ApplicationPage,
@@ -32,6 +33,7 @@ from services.schemas.api import (
     WithdrawApplication,
 )
 from services.schemas.fhir import FHIR_JSON, research_subject
+from services.schemas.randomisation import UnblindIn
 from services.tokens import Caller
 from services.trials.dose_escalation import record_dlt
 
@@ -92,7 +94,8 @@ def read(path: ApplicationPath, query: FormatQuery) -> Response:
         application = session.get_one(Application, view.id)
         tag = etag(application)
         if wants_fhir(query.format):
-            response = jsonify(research_subject(application))
+            arm = view.allocation.arm_id if view.allocation is not None else None
+            response = jsonify(research_subject(application, arm))
             response.mimetype = FHIR_JSON
         else:
             response = jsonify(view.model_dump(mode="json"))
@@ -185,7 +188,9 @@ def enroll_application(path: ApplicationPath) -> Response:
     """`eligible` -> `enrolled`; 409 when the trial or site is not recruiting or its target is reached.
 
     The last place closes recruitment at once (status ACTIVE_NOT_RECRUITING). An optional body
-    `{"reason": "..."}` is kept in the history.
+    `{"reason": "..."}` is kept in the history. A randomised trial allocates in the same transaction
+    (`allocation`: the sequence number and stratum, the arm only to unblinded callers); 422 naming the
+    observation while a stratification factor is unknown.
     """
     who = caller(Role.COORDINATOR)
     body = EnrollApplication.model_validate(request.get_json(silent=True) or {})
@@ -201,6 +206,17 @@ def record_dose_limiting_toxicity(path: ApplicationPath, body: DltIn) -> Respons
     who = caller(Role.COORDINATOR)
     with database().transaction() as session:
         record_dlt(session, who, path.application_id, body)
+    return _transition_answer(who, path.application_id)
+
+
+@blueprint.post("/<application_id>/unblind", responses=TRANSITION_RESPONSES)
+def unblind_allocation(path: ApplicationPath, body: UnblindIn) -> Response:
+    """Emergency code-break (admin): reveals a randomised participant's arm, from then on to everyone
+    who sees the application; the reason is audited, and `allocation.unblinded` announces it (without
+    the arm). 409 if the participant was not allocated, or the code was already broken."""
+    who = caller(Role.ADMIN)
+    with database().transaction() as session:
+        unblind(session, who, path.application_id, body.reason)
     return _transition_answer(who, path.application_id)
 
 

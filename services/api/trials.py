@@ -14,6 +14,8 @@ from models import Role, Site
 from services.api.context import caller, database, wants_fhir
 from services.eligibility.document import CriteriaDocument
 from services.problems import invalid
+from services.randomisation.schemes import configure as configure_randomisation
+from services.randomisation.schemes import scheme_row, scheme_view
 from services.reporting.report import recruitment_report, visible_report_trial
 from services.schemas.api import (
     CriteriaOut,
@@ -36,6 +38,7 @@ from services.schemas.api import (
     TrialPath,
 )
 from services.schemas.fhir import FHIR_JSON, research_study
+from services.schemas.randomisation import RandomisationIn, RandomisationOut
 from services.tokens import Caller
 from services.trials.admin import add_site, change_site, change_trial
 from services.trials.criteria import amend_criteria
@@ -209,6 +212,31 @@ def confirm_dose_decision(path: TrialPath, body: DoseDecisionIn) -> Response:
         decide(session, who, find_trial(session, path.trial_id).trial_id, body)
     with database().reading() as session:
         return jsonify(escalation_view(session, registry_id(path.trial_id)).model_dump(mode="json"))
+
+
+RANDOMISATION_RESPONSES = {**DOSE_RESPONSES, 200: RandomisationOut}
+
+
+@blueprint.put("/<trial_id>/randomisation", responses=RANDOMISATION_RESPONSES)
+def set_randomisation(path: TrialPath, body: RandomisationIn) -> Response:
+    """A randomisation scheme (admin): permuted blocks (strata, block sizes, or an uploaded list) or
+    minimisation (factors, probability). Answers it with its `commitment`, which fixes the list or the
+    seed: keep it. Enrolment then allocates. Refused (409) once anyone was allocated under it."""
+    who = caller(Role.ADMIN)
+    with database().transaction() as session:
+        row = configure_randomisation(session, who.token_id, find_trial(session, path.trial_id), body)
+        answer = scheme_view(row)
+    return jsonify(answer.model_dump(mode="json"))
+
+
+@blueprint.get("/<trial_id>/randomisation", responses=RANDOMISATION_RESPONSES)
+def randomisation(path: TrialPath) -> Response:
+    """The trial's scheme, its commitment and how many were allocated; never the seed or list (admins
+    and the trial's sponsor)."""
+    who = caller(Role.ADMIN, Role.SPONSOR)
+    with database().reading() as session:
+        trial = visible_report_trial(session, who, path.trial_id)
+        return jsonify(scheme_view(scheme_row(session, trial.trial_id)).model_dump(mode="json"))
 
 
 ADMIN_RESPONSES = {401: ProblemOut, 403: ProblemOut, 404: ProblemOut, 409: ProblemOut, 422: ProblemOut}

@@ -23,6 +23,7 @@ from services.applications.transitions import Action
 from services.errors import NotFound, TargetReached
 from services.events.catalogue import TrialTargetReached
 from services.events.outbox import add_event
+from services.randomisation.schemes import allocate_at_enrolment
 from services.tokens import Caller
 from services.trials.dose_escalation import assign_dose
 from services.trials.recruitment_status import (
@@ -82,6 +83,7 @@ def enroll(session: Session, caller: Caller, application_id: str, reason: str | 
     assign_dose(session, application)  # a dose-escalation trial: the open level, if it has a place
     trial = _take_place(session, Trial, Trial.trial_id == application.trial_id, "the trial")
     site = _take_place(session, Site, Site.site_id == application.site_id, "the site")
+    allocate_at_enrolment(session, application)  # a randomised trial: the next arm, with the place taken
     transitions.advance(session, application, Action.ENROLL, by=caller.token_id, reason=reason)
     # The site first: closing the trial then closes only the sites still recruiting.
     if site.full:

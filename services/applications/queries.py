@@ -7,13 +7,15 @@ from datetime import datetime
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
-from models import Application, Role, Screening
+from models import Application, ApplicationStatus, Role, Screening
 from services.applications.explanations import Outcome, criteria_view, reasons, remedies_of
 from services.applications.results import StoredResult, read_results
 from services.eligibility.remedies import Remedies
 from services.errors import NotFound
 from services.pagination import decode_cursor, encode_cursor
+from services.randomisation.schemes import allocation_out, allocations_of
 from services.schemas.api import (
+    AllocationOut,
     ApplicationOut,
     ApplicationPage,
     ApplicationQuery,
@@ -23,6 +25,9 @@ from services.schemas.api import (
 )
 from services.tokens import Caller
 from services.trials.criteria import compiled_version
+
+# Only an enrolment allocates; a participant withdrawn afterwards keeps the allocation.
+ALLOCATED_STATUSES = frozenset({ApplicationStatus.ENROLLED.value, ApplicationStatus.WITHDRAWN.value})
 
 
 def _results_of(session: Session, application_ids: list[str]) -> dict[str, list[StoredResult]]:
@@ -50,7 +55,11 @@ def _outcomes(results: list[StoredResult]) -> list[Outcome]:
 
 
 def to_view(
-    session: Session, application: Application, results: list[StoredResult], with_observations: bool
+    session: Session,
+    application: Application,
+    results: list[StoredResult],
+    with_observations: bool,
+    allocation: AllocationOut | None = None,
 ) -> ApplicationOut:
     """The application as answered, its decision explained from the criteria version it was made under:
     each criterion with its text and reading, the reasons, and an ineligible applicant's remedies."""
@@ -80,6 +89,7 @@ def to_view(
         submitted_at=application.submitted_at,
         decided_at=application.decided_at,
         history=[HistoryOut(status=h.status, at=h.at, by=h.by, reason=h.reason) for h in application.history],  # type: ignore[arg-type]
+        allocation=allocation,
         observations=application.observations if with_observations else None,
     )
 
@@ -90,7 +100,14 @@ def get_application(session: Session, caller: Caller, application_id: str) -> Ap
     if application is None or not caller.can_use_site(application.site_id):
         raise NotFound(f"no application {application_id} visible to this token")
     results = _results_of(session, [application.id]).get(application.id, [])
-    return to_view(session, application, results, with_observations=True)
+    allocation = _allocations(session, caller, [application.id]).get(application.id)
+    return to_view(session, application, results, with_observations=True, allocation=allocation)
+
+
+def _allocations(session: Session, caller: Caller, application_ids: list[str]) -> dict[str, AllocationOut]:
+    """The allocations of those applications that were randomised, as `caller` may see them."""
+    found = allocations_of(session, application_ids)
+    return {application_id: allocation_out(row, caller) for application_id, row in found.items()}
 
 
 def _visible(caller: Caller, query: ApplicationQuery) -> Select[Application]:
@@ -127,11 +144,17 @@ def list_applications(
     )
     page, more = rows[: query.limit], len(rows) > query.limit
     results = _results_of(session, [a.id for a in page])
+    allocations = _allocations(session, caller, [a.id for a in page if a.status in ALLOCATED_STATUSES])
     next_cursor = None
     if more:
         last = page[-1]
         next_cursor = encode_cursor({"t": last.submitted_at.isoformat(), "i": last.id}, scope, key)
     return ApplicationPage(
-        items=[to_view(session, a, results.get(a.id, []), with_observations=False) for a in page],
+        items=[
+            to_view(
+                session, a, results.get(a.id, []), with_observations=False, allocation=allocations.get(a.id)
+            )
+            for a in page
+        ],
         next_cursor=next_cursor,
     )

@@ -217,6 +217,26 @@ class DoseEscalationDecided(EventPayload):
     by: str
 
 
+class ApplicationAllocated(ApplicationEvent):
+    """A participant of a randomised trial was allocated at enrolment: the sequence number only, never
+    the arm (anyone reading the feed or a webhook would otherwise be unblinded)."""
+
+    event_type = "application.allocated"
+    sponsor_sees = frozenset({"sequence"})
+
+    sequence: int
+
+
+class AllocationUnblinded(ApplicationEvent):
+    """An admin broke the code of one participant in an emergency; the reason is in the audit trail."""
+
+    event_type = "allocation.unblinded"
+    sponsor_sees = frozenset({"sequence"})
+
+    sequence: int
+    by: str
+
+
 # --- the catalogue ---------------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from models import ApplicationStatus, Role, Site, Trial
 from services.errors import NotFound
+from services.randomisation.schemes import allocated_by_arm
 from services.reporting.counts import (
     WITHDRAWN_AFTER_ENROLMENT,
     failure_rows,
@@ -25,6 +26,7 @@ from services.reporting.counts import (
 )
 from services.schemas.api import (
     Consort,
+    ConsortArm,
     ConsortCount,
     ConsortExcluded,
     ConsortReason,
@@ -184,7 +186,7 @@ def recruitment_report(session: Session, caller: Caller, trial_id: str) -> Recru
             today,
         ),
         withdrawn_after_enrolment=by_status.withdrawn_after_enrolment,
-        consort=consort(by_status, failures),
+        consort=consort(by_status, failures, allocated_by_arm(session, trial.trial_id, caller)),
     )
 
 
@@ -196,10 +198,10 @@ AWAITING = (
 )
 
 
-def consort(by_status: StatusCounts, failures: list[tuple[str, int]]) -> Consort:
+def consort(by_status: StatusCounts, failures: list[tuple[str, int]], allocated: list[ConsortArm]) -> Consort:
     """The CONSORT flow from the counters: assessed, excluded (ineligible by criterion; not enrolled by
-    coded withdrawal reason or by where they wait), enrolled, withdrawn after enrolment. Nobody is
-    allocated until the trial randomises."""
+    coded withdrawal reason or by where they wait), enrolled, allocated (per arm, or the total for a
+    blinded caller; nobody in a trial that does not randomise), withdrawn after enrolment."""
     counts = by_status.total
     not_enrolled = [
         ConsortReason(reason=reason, count=n)
@@ -217,6 +219,6 @@ def consort(by_status: StatusCounts, failures: list[tuple[str, int]]) -> Consort
             not_enrolled=not_enrolled,
         ),
         enrolled=counts[ApplicationStatus.ENROLLED],
-        allocated=[],
+        allocated=allocated,
         withdrawn_after_enrolment=by_status.withdrawn_after_enrolment,
     )

@@ -89,6 +89,24 @@ class HistoryOut(BaseModel):
     reason: str | None = None
 
 
+class AllocationOut(BaseModel):
+    """A randomised participant's allocation, made in the enrolment transaction."""
+
+    sequence: int = Field(description="The randomisation number: unique in the trial, none skipped")
+    stratum: str = Field(
+        description="`site=S1;diabetes=type2` (minimisation: the factor levels), `all` without strata"
+    )
+    arm_id: str | None = Field(
+        default=None,
+        description="The arm: only for admins and tokens created --unblinded, and for everyone who sees the "
+        "application once it was unblinded in an emergency; null (concealed) otherwise",
+    )
+    allocated_at: datetime
+    unblinded_at: datetime | None = Field(
+        default=None, description="When an emergency code-break revealed the arm"
+    )
+
+
 class ApplicationOut(BaseModel):
     id: str
     trial_id: str
@@ -116,6 +134,9 @@ class ApplicationOut(BaseModel):
     submitted_at: datetime
     decided_at: datetime | None
     history: list[HistoryOut]
+    allocation: AllocationOut | None = Field(
+        default=None, description="For a participant of a randomised trial: the allocation made at enrolment"
+    )
     observations: dict[str, Any] | None = Field(
         default=None, description="The observations as stored, in canonical units (single-application reads)"
     )

@@ -79,8 +79,9 @@ def research_study(trial: Trial, sites: list[Site]) -> dict[str, Any]:
     return ResearchStudy.model_validate(resource).model_dump(mode="json", exclude_none=True)
 
 
-def research_subject(application: Application) -> dict[str, Any]:
-    resource = {
+def research_subject(application: Application, assigned_arm: str | None = None) -> dict[str, Any]:
+    """The application as a ResearchSubject; `assigned_arm` only for callers who may see the arm."""
+    resource: dict[str, Any] = {
         "resourceType": "ResearchSubject",
         "id": fhir_id(application.id),
         "status": SUBJECT_STATUS[application.status],
@@ -94,4 +95,6 @@ def research_subject(application: Application) -> dict[str, Any]:
             }
         },
     }
+    if assigned_arm is not None:
+        resource["assignedArm"] = assigned_arm
     return ResearchSubject.model_validate(resource).model_dump(mode="json", exclude_none=True)

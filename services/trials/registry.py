@@ -156,3 +156,42 @@ def trial_from_record(record: Any) -> TrialFields:
         sex=eligibility.sex or "ALL",
         sites=_sites(study),
     )
+
+
+ARM_ID_LENGTH = 40
+
+
+@dataclass(frozen=True)
+class RegistryArm:
+    arm_id: str
+    label: str
+
+
+def arm_id_for(label: str) -> str:
+    """A short, stable arm id from a registry label: lower-case words joined by `-`, cut at a word
+    boundary within 40 characters ("Mesenchymal stem cells" -> `mesenchymal-stem-cells`)."""
+    words = re.findall(r"[a-z0-9]+", label.lower())
+    arm_id = ""
+    for word in words:
+        longer = f"{arm_id}-{word}" if arm_id else word
+        if len(longer) > ARM_ID_LENGTH:
+            break
+        arm_id = longer
+    if arm_id:
+        return arm_id
+    return words[0][:ARM_ID_LENGTH] if words else "arm"
+
+
+def registry_arms(record: Any) -> list[RegistryArm]:
+    """The arms a study record describes: its armGroups by label or, when it lists none (as
+    NCT06359912 does), one arm per intervention, by name (armsInterventionsModule)."""
+    module = (record.get("protocolSection") or {}).get("armsInterventionsModule") or {}
+    labels = [group.get("label") for group in module.get("armGroups") or []]
+    if not any(labels):
+        labels = [intervention.get("name") for intervention in module.get("interventions") or []]
+    arms: dict[str, RegistryArm] = {}
+    for label in labels:
+        if isinstance(label, str) and label.strip():
+            arm = RegistryArm(arm_id_for(label), label.strip())
+            arms.setdefault(arm.arm_id, arm)
+    return list(arms.values())

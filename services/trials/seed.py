@@ -8,8 +8,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from models import DoseEscalation, Trial
+from models import DoseEscalation, RandomisationScheme, Trial
+from services.randomisation.schemes import configure as configure_randomisation
 from services.schemas.api import DoseEscalationIn
+from services.schemas.randomisation import RandomisationIn
 from services.trials.criteria import add_version, bundled_document, current_document
 from services.trials.dose_escalation import configure
 from services.trials.registry_import import import_record
@@ -25,6 +27,9 @@ BUNDLED_TRIALS: tuple[tuple[str, str], ...] = (
 
 # Trials bundled with a dose-escalation design (services/trials/seed_data/<trial>.dose-escalation.yaml).
 DOSE_ESCALATIONS: tuple[str, ...] = ("ADMSCC-CLI-P1-2A",)
+# Trials bundled with a randomisation scheme (services/trials/seed_data/<trial>.randomisation.yaml); each
+# gets its own seed, and its commitment, when first seeded.
+RANDOMISED: tuple[str, ...] = ("NCT06359912", "NCT03239535")
 
 
 def _record(filename: str) -> dict[str, Any]:
@@ -53,5 +58,8 @@ def seed(session: Session) -> list[str]:
         if trial.trial_id in DOSE_ESCALATIONS and session.get(DoseEscalation, trial.trial_id) is None:
             design = bundled_document(f"{trial.trial_id}.dose-escalation.yaml")
             configure(session, trial, DoseEscalationIn.model_validate(design))
+        if trial.trial_id in RANDOMISED and session.get(RandomisationScheme, trial.trial_id) is None:
+            scheme = bundled_document(f"{trial.trial_id}.randomisation.yaml")
+            configure_randomisation(session, "seed", trial, RandomisationIn.model_validate(scheme))
         loaded.append(trial.trial_id)
     return loaded

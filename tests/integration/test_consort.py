@@ -53,7 +53,13 @@ def test_withdrawals_are_counted_by_coded_reason_in_the_consort_flow(stack: Stac
         {"reason": "other", "count": 1},
         {"reason": "awaiting_enrolment", "count": 1},
     ]
-    assert consort["allocated"] == []
+    # The seeded trial randomises: the one participant was allocated; an admin sees it per arm.
+    allocated = consort["allocated"]
+    assert [arm["arm_id"] for arm in allocated] == [
+        "allogeneic-endothelial-progenitor-cells",
+        "clinical-standard-treatment",
+    ]
+    assert sum(arm["count"] for arm in allocated) == 1
     with stack.db.sessions() as session:
         codes = session.scalars(
             select(ApplicationHistory.reason_code).where(ApplicationHistory.status == "withdrawn")

@@ -48,7 +48,12 @@ def every_event_type(stack: Stack, receiver: Receiver) -> None:
     assert amendment.status_code in (200, 201), amendment.get_json()  # trial.criteria_changed
     set_targets(stack, trial=2, site=None)
     enrolled = post(stack, eligible, "enroll")  # the second: trial.target_reached, its status and sites'
-    assert enrolled.status_code == 200, enrolled.get_json()
+    assert enrolled.status_code == 200, enrolled.get_json()  # and application.allocated: TRIAL randomises
+    reason = {"reason": "emergency: the treating physician must know"}
+    unblinded = stack.client.post(
+        f"/api/v1/applications/{eligible}/unblind", json=reason, headers=auth(stack.admin)
+    )
+    assert unblinded.status_code == 200, unblinded.get_json()  # allocation.unblinded
     two_dlts_at_the_lowest_level(stack)  # dose_escalation.decided
     pump(stack)  # the receiver's 410 disables the subscription: webhook.disabled
 

@@ -55,6 +55,8 @@ def test_the_catalogue_declares_the_contracts_names_in_order() -> None:
         "site.status_changed",
         "webhook.disabled",
         "dose_escalation.decided",
+        "application.allocated",
+        "allocation.unblinded",
     )
     assert [payload_model(name).event_type for name in event_types()] == list(event_types())
     with pytest.raises(UnknownEventType):

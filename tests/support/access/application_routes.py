@@ -8,8 +8,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from models import Application
+from models import Allocation, Application
 from tests.support.access.routes import (
+    ADMIN_ONLY,
     APPLICATION_ACTION,
     APPLICATION_READ,
     COORDINATORS,
@@ -28,6 +29,24 @@ def _status_and_history(world: World, params: Params) -> Any:
     with world.stack.db.sessions() as session:
         application = session.get_one(Application, params["application_id"])
         return application.status, len(application.history), dict(application.observations)
+
+
+def _enrolled(world: World) -> Params:
+    """A participant of the matrix's trial (which randomises), enrolled and so allocated."""
+    application_id = world.fresh("eligible")
+    enrolled = world.call("POST", f"/api/v1/applications/{application_id}/enroll", COORD_IN, {})
+    assert enrolled.status_code == 200, enrolled.get_json()
+    return {"application_id": application_id}
+
+
+def _unblinded_at(world: World, params: Params) -> Any:
+    with world.stack.db.sessions() as session:
+        return session.get_one(Allocation, params["application_id"]).unblinded_at
+
+
+def _check_unblinded(world: World, role: str, response: Any, params: Params) -> None:
+    allocation = response.get_json()["allocation"]
+    assert allocation["arm_id"] and allocation["unblinded_at"]
 
 
 def _submitted_count(world: World, params: Params) -> int:
@@ -152,6 +171,15 @@ APPLICATION_ROUTES = [
         prepare=lambda w: {"application_id": w.fresh("eligible")},
         body=lambda w, role, p: {"dlt": False, "evaluable": True, "observed_on": "2026-12-01"},
         hides_like_missing=True,
+    ),
+    Route(
+        "POST",
+        "/api/v1/applications/<application_id>/unblind",
+        ADMIN_ONLY,
+        prepare=_enrolled,
+        body=lambda w, role, p: {"reason": "emergency: anaphylaxis, treating physician must know"},
+        snapshot=_unblinded_at,
+        check=_check_unblinded,
     ),
     Route(
         "POST",

@@ -131,6 +131,19 @@ def _with_design(world: World) -> Params:
     return {}
 
 
+SCHEME = {
+    "method": "permuted_blocks",
+    "arms": [{"arm_id": "cells"}, {"arm_id": "saline"}],
+    "strata": ["site"],
+    "block_sizes": [2, 4],
+}
+
+
+def _check_scheme(world: World, role: str, response: Any, params: Params) -> None:
+    scheme = response.get_json()
+    assert scheme["commitment"].startswith("sha256:") and "seed" not in scheme and "list" not in scheme
+
+
 def _check_escalation(world: World, role: str, response: Any, params: Params) -> None:
     assert response.get_json()["open_level"] == 1
 
@@ -213,6 +226,21 @@ TRIAL_ROUTES = [
         statuses=(409,),  # allowed, and refused by the table: nobody dosed, nothing to decide
         prepare=lambda w: {"trial_id": DOSE_TRIAL},
         body=lambda w, role, p: {"action": "escalate", "reason": "matrix"},
+    ),
+    Route(
+        "GET",
+        "/api/v1/trials/<trial_id>/randomisation",
+        SPONSORS_TRIAL,
+        check=_check_scheme,
+        hides_like_missing=True,
+    ),
+    Route(
+        "PUT",
+        "/api/v1/trials/<trial_id>/randomisation",
+        ADMIN_ONLY,
+        prepare=lambda w: {"trial_id": DOSE_TRIAL},  # nobody is enrolled there: its scheme may change
+        body=lambda w, role, p: SCHEME,
+        check=_check_scheme,
     ),
     Route(
         "POST",
