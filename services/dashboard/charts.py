@@ -273,11 +273,12 @@ def consort_diagram(consort: Consort) -> list[ConsortBox]:
     lines += [f"  excluded by {c.criterion_id}: {c.count}" for c in excluded.reasons[:TOP_EXCLUSIONS]]
     lines += [f"{REASON_LABELS.get(r.reason, r.reason)}: {r.count}" for r in excluded.not_enrolled]
     allocated = sum(arm.count for arm in consort.allocated)
-    arms = [f"{arm.arm_id or 'all arms'}: {arm.count}" for arm in consort.allocated] or ["no randomisation"]
+    # Per arm for those who may see arms; a blinded caller gets the total as one line.
+    arms = [f"{arm.arm_id or 'all arms (blinded)'}: {arm.count}" for arm in consort.allocated]
     column = [
         ("assessed", "Assessed for eligibility", consort.assessed, ()),
         ("enrolled", "Enrolled", consort.enrolled, ()),
-        ("allocated", "Allocated", allocated, tuple(arms)),
+        ("allocated", "Allocated", allocated, tuple(arms or ["no randomisation"])),
         ("withdrawn", "Withdrawn after enrolment", consort.withdrawn_after_enrolment, ()),
     ]
     boxes, y = [], 4.0

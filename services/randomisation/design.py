@@ -19,6 +19,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -30,6 +31,9 @@ from services.randomisation.minimisation import Factor, Tallies
 SITE = "site"
 NO_STRATA = "all"
 MAX_LIST_ROWS = 100_000
+# What a level can be: a site id, an enum value, true/false, a whole number.
+LEVEL = re.compile(r"[A-Za-z0-9._-]+")
+MAX_SEQUENCE = 999_999_999  # stored in a 32-bit integer column
 
 Method = Literal["permuted_blocks", "minimisation"]
 
@@ -153,12 +157,13 @@ def allocate(
 
 
 def stratum_labels_valid(scheme: Scheme, label: str) -> bool:
-    """Whether a list's stratum label names the scheme's variables in order (values are not checked)."""
+    """Whether a list's stratum label names the scheme's variables in order, each with a value that a
+    level can be (whether that site or value exists is not checked: such a stratum is never used)."""
     if not scheme.strata:
         return label == NO_STRATA
     parts = label.split(";")
     return len(parts) == len(scheme.strata) and all(
-        part.partition("=")[0] == name and part.partition("=")[2]
+        part.partition("=")[0] == name and LEVEL.fullmatch(part.partition("=")[2])
         for part, name in zip(parts, scheme.strata, strict=True)
     )
 
@@ -166,7 +171,13 @@ def stratum_labels_valid(scheme: Scheme, label: str) -> bool:
 def parse_list(text: str, scheme: Scheme) -> tuple[ListEntry, ...]:
     """An uploaded list, CSV `sequence,stratum,arm` with that header: sequences unique whole numbers,
     strata labelled as the scheme's, arms among its arms. Sorted by sequence."""
-    reader = csv.reader(io.StringIO(text.strip()))
+    try:
+        return _parsed(csv.reader(io.StringIO(text.strip())), scheme)
+    except csv.Error as exc:  # a NUL byte, a field past the csv module's size limit
+        raise ListError(None, f"not readable as CSV ({exc})") from None
+
+
+def _parsed(reader: Any, scheme: Scheme) -> tuple[ListEntry, ...]:
     header = next(reader, None)
     if header is None or [cell.strip().lower() for cell in header] != ["sequence", "stratum", "arm"]:
         raise ListError(1, "the header must be sequence,stratum,arm")
@@ -186,15 +197,22 @@ def _entry(line: int, row: Sequence[str], scheme: Scheme, arms: set[str], seen: 
     if len(row) != 3:
         raise ListError(line, f"expected 3 columns, found {len(row)}")
     sequence_text, stratum, arm_id = (cell.strip() for cell in row)
-    if not sequence_text.isdigit() or int(sequence_text) < 1:
-        raise ListError(line, f"sequence must be a whole number from 1, not {sequence_text!r}")
+    if (
+        not (sequence_text.isascii() and sequence_text.isdigit())
+        or not 1 <= int(sequence_text) <= MAX_SEQUENCE
+    ):
+        raise ListError(
+            line, f"sequence must be a whole number from 1 to {MAX_SEQUENCE}, not {sequence_text[:20]!r}"
+        )
     sequence = int(sequence_text)
     if sequence in seen:
         raise ListError(line, f"sequence {sequence} appears twice")
     seen.add(sequence)
     if not stratum_labels_valid(scheme, stratum):
         expected = ";".join(f"{name}=<value>" for name in scheme.strata) or NO_STRATA
-        raise ListError(line, f"stratum {stratum!r} is not labelled as {expected}")
+        raise ListError(line, f"stratum {stratum[:80]!r} is not labelled as {expected}")
     if arm_id not in arms:
-        raise ListError(line, f"arm {arm_id!r} is not one of the scheme's arms ({', '.join(sorted(arms))})")
+        raise ListError(
+            line, f"arm {arm_id[:80]!r} is not one of the scheme's arms ({', '.join(sorted(arms))})"
+        )
     return ListEntry(sequence, stratum, arm_id)

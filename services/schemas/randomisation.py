@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -45,7 +45,7 @@ class ArmIn(BaseModel):
 class FactorIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    variable: str = Field(description="site, or an observation with a few values")
+    variable: str = Field(max_length=64, description="site, or an observation with a few values")
     weight: float = Field(default=1.0, gt=0, le=100)
 
     _discrete = field_validator("variable")(_discrete)
@@ -65,7 +65,7 @@ class RandomisationIn(BaseModel):
         max_length=10,
         description="Omitted: the arms of the trial's registry record (armsInterventionsModule), ratio 1:1",
     )
-    strata: list[str] = Field(
+    strata: list[Annotated[str, Field(max_length=64)]] = Field(
         default_factory=list,
         max_length=3,
         description="Permuted blocks: site and up to two observations with a few values",

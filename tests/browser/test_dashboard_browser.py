@@ -99,7 +99,10 @@ def test_a_sponsor_signs_in_and_sees_the_trials_figures(chromium: Any, served: t
     assert text("consort-excluded-count") == str(
         excluded["ineligible"] + sum(reason["count"] for reason in excluded["not_enrolled"])
     )
-    assert "no randomisation" in text("consort-allocated")
+    # The trial randomises; a sponsor is blinded: the allocated total, never per arm.
+    assert "all arms (blinded): 1" in text("consort-allocated") and "clinical-standard" not in text(
+        "consort-allocated"
+    )
     for chart in ("weekly-chart", "forecast-chart", "funnel", "consort"):
         box = page.get_by_test_id(chart).bounding_box()
         assert box is not None and box["width"] > 300 and box["height"] > 50, chart

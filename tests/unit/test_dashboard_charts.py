@@ -10,6 +10,7 @@ from services.dashboard.charts import (
     CHART_HORIZON,
     TOP_FAILURES,
     Frame,
+    consort_diagram,
     continuous_weeks,
     failure_bars,
     forecast_chart,
@@ -17,7 +18,14 @@ from services.dashboard.charts import (
     nice_ticks,
     weekly_chart,
 )
-from services.schemas.api import Forecast, ScreenFailure, WeekCount
+from services.schemas.api import (
+    Consort,
+    ConsortArm,
+    ConsortExcluded,
+    Forecast,
+    ScreenFailure,
+    WeekCount,
+)
 
 TODAY = date(2026, 11, 22)  # a Sunday; its ISO week starts on Monday 16 November
 FRAME = Frame()
@@ -141,3 +149,28 @@ def test_failure_bars_keep_the_top_ten_scaled_to_the_largest() -> None:
     bars = failure_bars(failures)
     assert len(bars) == TOP_FAILURES and bars[0].share == 1.0 and bars[-1].share == pytest.approx(21 / 30)
     assert failure_bars([]) == []
+
+
+def consort_with(allocated: list[ConsortArm]) -> Consort:
+    excluded = ConsortExcluded(ineligible=0, reasons=[], not_enrolled=[])
+    return Consort(
+        assessed=5, excluded=excluded, enrolled=3, allocated=allocated, withdrawn_after_enrolment=0
+    )
+
+
+@pytest.mark.parametrize(
+    ("allocated", "lines"),
+    [
+        (
+            [ConsortArm(arm_id="cells", count=2), ConsortArm(arm_id="saline", count=1)],
+            ("cells: 2", "saline: 1"),
+        ),
+        ([ConsortArm(arm_id=None, count=3)], ("all arms (blinded): 3",)),
+        ([], ("no randomisation",)),
+    ],
+)
+def test_the_consort_allocated_box_lists_arms_only_when_the_caller_sees_them(
+    allocated: list[ConsortArm], lines: tuple[str, ...]
+) -> None:
+    box = next(box for box in consort_diagram(consort_with(allocated)) if box.key == "allocated")
+    assert box.lines == lines and box.count == sum(arm.count for arm in allocated)

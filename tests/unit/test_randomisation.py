@@ -201,6 +201,10 @@ def test_an_uploaded_list_is_used_in_order_within_each_stratum() -> None:
         ("sequence,stratum,arm\nx,site=S1,A", 2, "whole number"),
         ("sequence,stratum,arm\n1,site=S1", 2, "3 columns"),
         ("sequence,stratum,arm\n", None, "no rows"),
+        ("sequence,stratum,arm\n\u00b2,site=S1,A", 2, "whole number"),
+        ("sequence,stratum,arm\n99999999999,site=S1,A", 2, "whole number from 1 to 999999999"),
+        ("sequence,stratum,arm\n1,site=S1\x00,A", 2, "is not labelled as"),
+        ('sequence,stratum,arm\n1,site="' + "x" * 200_000 + '",A', None, "not readable as CSV"),
     ],
 )
 def test_a_bad_list_is_refused_naming_its_row(text: str, row: int | None, detail: str) -> None:
