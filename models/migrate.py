@@ -31,7 +31,15 @@ def upgrade(database: Database, revision: str = "head") -> None:
 
 def is_current(database: Database) -> bool:
     """True when the database is at the newest revision."""
-    head = ScriptDirectory.from_config(alembic_config(database)).get_current_head()
+    return current_revision(database) == head_revision(database)
+
+
+def current_revision(database: Database) -> str | None:
+    """The revision the database is at; None for an empty one."""
     with database.engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-    return current == head
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision(database: Database) -> str | None:
+    """The newest revision this release knows."""
+    return ScriptDirectory.from_config(alembic_config(database)).get_current_head()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Response, redirect
+from flask import Response, jsonify, redirect, request
 from flask_openapi3 import Info, OpenAPI
+from flask_openapi3_swagger.templates import swagger_html_string
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import services.audit  # noqa: F401  registers the audit trail's unit-of-work hooks in every API process
@@ -13,6 +14,31 @@ from config import Settings, get_settings
 from models.db import Database
 
 __all__ = ["create_app"]
+
+LANDING_LINKS = {
+    "dashboard": "/dashboard/",
+    "docs": "/docs",
+    "openapi": "/openapi.json",
+    "health": "/healthz",
+}
+LANDING_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Accrual</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; line-height: 1.5">
+<h1>Accrual</h1>
+<p>Recruitment into clinical trials: intake, screening, enrolment and the sponsors' figures.</p>
+<ul>
+<li><a href="/dashboard/">The dashboard</a>: sign in with your token to see your trials.</li>
+<li><a href="/docs">The API documentation</a> (interactive), or
+<a href="/openapi.json">the OpenAPI document</a> itself.</li>
+</ul>
+</body></html>
+"""
+DOCS_FALLBACK = (
+    '<p style="font-family: system-ui, sans-serif; margin: 2rem">The interactive documentation needs '
+    'JavaScript. The API is described by <a href="/openapi.json">the OpenAPI document</a>; people sign '
+    'in at <a href="/dashboard/">the dashboard</a>.</p>'
+)
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> OpenAPI:
@@ -98,6 +124,19 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     @app.get("/docs", doc_ui=False)
     def docs() -> Response:
         return redirect("/docs/swagger", code=302)  # type: ignore[return-value]
+
+    # Swagger UI draws into #swagger-ui once its script runs; until then (or without scripts) the page
+    # says where the plain document is, instead of an empty page or a lone "LOADING".
+    app.config["SWAGGER_HTML_STRING"] = swagger_html_string.replace(
+        '<div id="swagger-ui"></div>', f'<div id="swagger-ui">{DOCS_FALLBACK}</div>', 1
+    )
+
+    @app.get("/", doc_ui=False)
+    def landing() -> Response:
+        """A person is led to the dashboard and the API's documentation; a program gets the same as JSON."""
+        if request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json":
+            return jsonify(LANDING_LINKS)
+        return Response(LANDING_PAGE, mimetype="text/html")
 
     if settings.trusted_proxies:
         # Only when told how many proxies set them: otherwise any client could name its own address.

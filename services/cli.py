@@ -6,10 +6,13 @@ and only inside the commands that run them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -32,7 +35,7 @@ from models.audit import AUDIT_KEYS, AuditTampered, audit_keys_of
 from models.base import utcnow
 from models.db import Database
 from models.key_lists import new_key_entry
-from models.migrate import is_current, upgrade
+from models.migrate import current_revision, is_current, upgrade
 from models.sealing import DATA_KEYS, SealingError
 from services.applications.dead_letters import DeadLetterError, list_dead_letters, retry_screening
 from services.audit import (
@@ -116,9 +119,17 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Create or migrate the schema to the newest revision."""
-    upgrade(_database(get_settings()))
-    click.echo("database schema is current")
+    """Create or migrate the schema to the newest revision, and say what was done."""
+    database = _database(get_settings())
+    before = current_revision(database)
+    upgrade(database)
+    after = current_revision(database)
+    if before == after:
+        click.echo(f"database schema is current (revision {after}): nothing to do")
+    elif before is None:
+        click.echo(f"database schema created at revision {after}")
+    else:
+        click.echo(f"database schema upgraded from revision {before} to {after}")
 
 
 @db.command("recount")
@@ -159,14 +170,36 @@ def trials_import(files: tuple[Path, ...]) -> None:
     imported = []
     with database.transaction() as session:
         for path in files:
+            text = path.read_text(encoding="utf-8")
+            if (trial_id := _criteria_file_of(text)) is not None:
+                session.rollback()
+                _fail(
+                    f"{path} is a criteria file, not a registry record: attach it with "
+                    f"`accrual trials criteria {trial_id} {path}`; nothing was imported"
+                )
             try:
-                record = json.loads(path.read_text(encoding="utf-8"))
+                record = json.loads(text)
                 trial, created = import_record(session, record)
             except (ValueError, DomainError) as exc:
                 session.rollback()
                 _fail(f"{path}: {exc}; nothing was imported")
             imported.append(f"{trial.trial_id} ({'created' if created else 'replaced'})")
     click.echo("imported: " + ", ".join(imported))
+
+
+def _criteria_file_of(text: str) -> str | None:
+    """The trial id of a criteria document (YAML or JSON: `trial_id` and a `criteria` list), else None."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    if (
+        isinstance(document, dict)
+        and isinstance(document.get("criteria"), list)
+        and "protocolSection" not in document
+    ):
+        return str(document.get("trial_id") or "TRIAL_ID")
+    return None
 
 
 @trials.command("criteria")
@@ -452,6 +485,7 @@ def api(host: str, port: int) -> None:
     from services.app import create_app
 
     settings = get_settings()
+    settings = settings.model_copy(update={"public_url": _public_url(settings, host, port)})
     _database(settings)
 
     class _Server(BaseApplication):  # type: ignore[misc]
@@ -480,13 +514,21 @@ def api(host: str, port: int) -> None:
     show_default=True,
     help="Queues to consume; a worker of its own for notifications keeps slow endpoints off screening.",
 )
-def worker(concurrency: int | None, queues: str) -> None:
-    """A Celery worker consuming the screening and notification queues."""
+@click.option(
+    "--wait-for-broker",
+    is_flag=True,
+    help="Start even when the broker cannot be reached, and keep retrying until it answers.",
+)
+def worker(concurrency: int | None, queues: str, wait_for_broker: bool) -> None:
+    """A Celery worker consuming the screening and notification queues. An unreachable broker at
+    start-up is one line and exit status 2 (a supervisor restarts it), unless --wait-for-broker."""
     settings = get_settings()
     _database(settings)
     if (problem := _broker_problem(settings)) is not None:
-        # A worker outlives broker restarts: say so once, then let Celery retry until the broker answers.
-        click.echo(f"accrual: {problem}; the worker keeps retrying", err=True)
+        if not wait_for_broker:
+            _fail(problem)
+        # Said once; Celery then retries until the broker answers (a running worker always does).
+        click.echo(f"accrual: {problem}; the worker keeps retrying (--wait-for-broker)", err=True)
     from workers.celery_app import celery
 
     celery.worker_main(
@@ -554,14 +596,40 @@ def serve(host: str, port: int) -> None:
     for line in _first_start(database):
         click.echo(line)
     database.dispose()
+    environment = {**os.environ, "ACCRUAL_PUBLIC_URL": _public_url(settings, host, port)}
     children = {
-        name: subprocess.Popen([sys.executable, "-m", "services.cli", name, *args])
+        name: subprocess.Popen([sys.executable, "-m", "services.cli", name, *args], env=environment)
         for name, args in (("worker", []), ("beat", []), ("api", ["--host", host, "--port", str(port)]))
     }
+    if not _accepting(host, port, children["api"]):
+        click.echo("accrual: the API did not start (its output is above); stopping the others", err=True)
+        _stop_all(children)
+        sys.exit(1)
+    # Only now, with the socket bound and answering: scripts wait for this line.
     click.echo(f"Accrual listening on http://{host}:{port} (API docs at /docs); Ctrl-C stops it")
     if not settings.mail_enabled:
         click.echo("E-mail is off: set ACCRUAL_SMTP_HOST (and ACCRUAL_SMTP_*) to notify coordinators.")
     sys.exit(_supervise(children))
+
+
+def _public_url(settings: Settings, host: str, port: int) -> str:
+    """ACCRUAL_PUBLIC_URL as set; unset, the address the API is bound to (loopback for a wildcard), so
+    that e-mail links point where the service answers."""
+    if "public_url" in settings.model_fields_set:
+        return settings.public_url
+    reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - compared, not bound
+    return f"http://{f'[{reachable}]' if ':' in reachable else reachable}:{port}"
+
+
+def _accepting(host: str, port: int, api: subprocess.Popen[bytes], timeout: float = 120) -> bool:
+    """Wait until the API's socket accepts connections; False if its process exits first."""
+    target = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host  # noqa: S104
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and api.poll() is None:
+        with contextlib.suppress(OSError), socket.create_connection((target, port), timeout=1):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def _supervise(children: dict[str, subprocess.Popen[bytes]]) -> int:
@@ -577,6 +645,12 @@ def _supervise(children: dict[str, subprocess.Popen[bytes]]) -> int:
             click.echo(f"accrual: the {exited[0]} component exited; stopping the others", err=True)
             break
         stopping.wait(0.5)
+    _stop_all(children)
+    return code
+
+
+def _stop_all(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to every child still running, then SIGKILL to any not gone within 20 seconds."""
     for child in children.values():
         if child.poll() is None:
             child.terminate()
@@ -586,7 +660,6 @@ def _supervise(children: dict[str, subprocess.Popen[bytes]]) -> int:
             child.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
-    return code
 
 
 if __name__ == "__main__":

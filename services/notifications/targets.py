@@ -111,7 +111,10 @@ def check_target(url: str, allow_private: bool, ports: Collection[int] = DEFAULT
         raise UnsafeTarget("the URL must be https://host/...")
     _check_plain(url, parts)
     if parts.scheme == "http" and not allow_private:
-        raise UnsafeTarget("only https:// URLs may receive webhooks")
+        raise UnsafeTarget(
+            "only https:// URLs may receive webhooks (for local development, an operator may allow http:// "
+            "and private addresses with ACCRUAL_WEBHOOK_ALLOW_PRIVATE=true)"
+        )
     if parts.username is not None or parts.password is not None:
         raise UnsafeTarget("the URL must not carry credentials")
     port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)

@@ -15,6 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
+from config import Settings
+from models.db import Database
+from models.migrate import head_revision, upgrade
+from models.sealing import Keyring
+from services.cli import _public_url
 from services.trials.criteria import bundled_document
 from tests.support.cli import Completed, completed, invoke
 from tests.support.registry import new_study
@@ -123,3 +128,50 @@ def test_token_list_revoke_audit_verify_and_key_rotation(tmp_path: Path) -> None
     assert new_key.startswith("k2:") and len(new_key) > 40
     rotated = accrual(tmp_path, "keys", "rotate")
     assert rotated.returncode == 0 and "re-sealed under the current key: 0" in rotated.stdout
+
+
+def test_db_upgrade_says_what_it_did(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'partial.db'}", Keyring.parse(Keyring.new_entry("k1")))
+    try:
+        upgrade(database, "0020")
+        head = head_revision(database)
+    finally:
+        database.dispose()
+    env = {
+        "ACCRUAL_DATA_DIR": str(tmp_path / "data"),
+        "ACCRUAL_DATABASE_URL": f"sqlite:///{tmp_path / 'partial.db'}",
+    }
+    moved = completed(invoke(env, "db", "upgrade", cwd=tmp_path))
+    assert (
+        moved.returncode == 0
+        and moved.stdout.strip() == f"database schema upgraded from revision 0020 to {head}"
+    )
+    created = accrual(tmp_path, "db", "upgrade")
+    assert created.stdout.strip() == f"database schema created at revision {head}"
+    again = accrual(tmp_path, "db", "upgrade")
+    assert again.stdout.strip() == f"database schema is current (revision {head}): nothing to do"
+
+
+def test_trials_import_recognises_a_criteria_file_and_points_to_the_right_command(tmp_path: Path) -> None:
+    accrual(tmp_path, "db", "upgrade")
+    criteria = write(tmp_path, "NCT06359912.criteria.yaml", bundled_document("NCT06359912.criteria.yaml"))
+    refused = accrual(tmp_path, "trials", "import", criteria)
+    assert refused.returncode == 2
+    assert "is a criteria file, not a registry record" in refused.stderr
+    assert f"`accrual trials criteria NCT06359912 {criteria}`" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8123"),
+        ("0.0.0.0", "http://127.0.0.1:8123"),  # noqa: S104 - a wildcard bind, links to loopback
+        ("::1", "http://[::1]:8123"),
+    ],
+)
+def test_the_public_url_follows_the_bound_address_unless_set(host: str, expected: str) -> None:
+    unset = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert "public_url" not in unset.model_fields_set
+    assert _public_url(unset, host, 8123) == expected
+    chosen = Settings(_env_file=None, public_url="https://accrual.example.org")  # type: ignore[call-arg]
+    assert _public_url(chosen, host, 8123) == "https://accrual.example.org"

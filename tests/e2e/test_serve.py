@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -62,6 +63,8 @@ def serve(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], s
     # Drain the pipe for the whole run, so the components' logs can never fill it and block them.
     threading.Thread(target=lambda: lines.extend(iter(stdout.readline, "")), daemon=True).start()
     wait_until(lambda: any("listening on" in line for line in lines), timeout=60, what="serve to start")
+    # The line comes once the socket is bound: a script that waits for it may connect at once.
+    socket.create_connection(("127.0.0.1", port), timeout=2).close()
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: ready(base), timeout=60, what="readiness: " + "".join(lines))
     return process, base, lines

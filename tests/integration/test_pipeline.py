@@ -119,13 +119,20 @@ def test_redis_restarted_without_persistence_loses_its_queue_and_the_sweep_publi
         stack.close()
 
 
-def test_a_worker_started_while_the_broker_is_down_starts_working_when_it_returns(
+def test_a_worker_started_while_the_broker_is_down_exits_2_or_with_wait_for_broker_works_when_it_returns(
     pg_url: str, private_redis: RedisServer, tmp_path: Path, processes: Processes
 ) -> None:
     stack = Stack(make_settings(tmp_path, pg_url, private_redis.url))
     try:
         private_redis.stop()
-        start_pipeline(processes, stack)
+        # As the README says: one line naming the variable and the address, and exit status 2.
+        refused = processes.start("refused-worker", ["worker"], stack.env())
+        assert refused.wait(60) == 2
+        assert "ACCRUAL_BROKER_URL" in processes.log("refused-worker")
+        assert "Traceback" not in processes.log("refused-worker")
+        environment = stack.env()
+        processes.start("worker", ["worker", "--wait-for-broker"], environment)
+        processes.start("beat", ["beat"], environment)
         wait_until(
             lambda: "ACCRUAL_BROKER_URL" in processes.log("worker"),
             timeout=30,
