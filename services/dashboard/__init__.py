@@ -22,10 +22,11 @@ from models import Role
 from services.api.context import GENERATION_KEY, SESSION_KEY, caller, database, signed_in_caller
 from services.api.rate_limits import count_failed_authentication
 from services.audit import acting_as
-from services.dashboard import charts
+from services.dashboard import charts, exports
 from services.errors import DomainError
 from services.problems import Problem, problem_for
-from services.reporting.report import recruitment_report, report_trials, visible_report_trial
+from services.reporting.overview import coordinator_overview, trial_rows
+from services.reporting.report import recruitment_report, visible_report_trial
 from services.tokens import end_sessions, start_session
 
 blueprint = Blueprint(
@@ -150,11 +151,16 @@ def sign_out() -> BaseResponse:
 
 @blueprint.get("/")
 def index() -> str:
-    who = caller(Role.SPONSOR, Role.ADMIN)
+    """Sponsors and admins: their trials side by side. Coordinators: their own sites, what waits for
+    them and their latest decisions."""
+    who = caller(Role.SPONSOR, Role.ADMIN, Role.COORDINATOR)
+    signed_in = SESSION_KEY in session
     with database().reading() as db_session:
-        trials = report_trials(db_session, who)
-        rows = [(t.trial_id, t.title, t.overall_status) for t in trials]
-    return render_template("dashboard/index.html", trials=rows, signed_in=SESSION_KEY in session)
+        if who.role is Role.COORDINATOR:
+            overview = coordinator_overview(db_session, who)
+            return render_template("dashboard/coordinator.html", overview=overview, signed_in=signed_in)
+        rows = trial_rows(db_session, who)
+    return render_template("dashboard/index.html", trials=rows, signed_in=signed_in)
 
 
 @blueprint.get("/trials/<trial_id>")
@@ -166,6 +172,10 @@ def trial_page(trial_id: str) -> str:
         title, sponsor = trial.title, trial.sponsor
     today = datetime.now(UTC).date()
     enrolled = report.counts.get("enrolled", 0)
+    withheld = charts.projection_withheld(report.weekly, enrolled, report.enrollment_target, today)
+    drawn = report.forecast
+    if withheld is not None:  # too few data: no date, no band, however confident the model would be
+        drawn = drawn.model_copy(update={"projected_target_date": None, "interval_80": None})
     return render_template(
         "dashboard/trial.html",
         report=report,
@@ -173,13 +183,26 @@ def trial_page(trial_id: str) -> str:
         sponsor=sponsor,
         enrolled=enrolled,
         today=today,
+        forecast=drawn,
+        withheld=withheld,
         weekly=charts.weekly_chart(report.weekly, today),
-        projection=charts.forecast_chart(
-            report.weekly, enrolled, report.enrollment_target, report.forecast, today
-        ),
+        projection=charts.forecast_chart(report.weekly, enrolled, report.enrollment_target, drawn, today),
         funnel=charts.funnel(report.counts),
         failures=charts.failure_bars(report.screen_failures),
         consort=(boxes := charts.consort_diagram(report.consort)),
         consort_height=charts.consort_height(boxes),
         signed_in=SESSION_KEY in session,
     )
+
+
+@blueprint.get("/trials/<trial_id>/<table>.csv")
+def report_table(trial_id: str, table: str) -> Response:
+    """One table of the trial's report as CSV, for a spreadsheet or a monthly report."""
+    who = caller(Role.SPONSOR, Role.ADMIN)
+    if table not in exports.TABLES:
+        raise Problem(404, "not-found", f"no table {table}: {', '.join(exports.TABLES)}")
+    with database().reading() as db_session:
+        report = recruitment_report(db_session, who, trial_id)
+    response = Response(exports.csv_of(report, table), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{report.trial_id}-{table}.csv"'
+    return response

@@ -51,6 +51,7 @@ class Frame:
 class Tick:
     position: float
     label: str
+    anchor: str = "middle"  # SVG text-anchor: a label at either edge is anchored inside the chart
 
 
 @dataclass(frozen=True)
@@ -123,9 +124,17 @@ def continuous_weeks(weeks: Sequence[WeekCount], today: date) -> list[WeekCount]
     ]
 
 
-def _x_labels(positions: Sequence[tuple[float, date]]) -> list[Tick]:
+# Half a date label's width ("01 Feb 27" at the axis' font size): closer to an edge, it would be cut.
+HALF_LABEL = 30
+
+
+def _x_labels(positions: Sequence[tuple[float, date]], frame: Frame) -> list[Tick]:
     every = max(1, math.ceil(len(positions) / MAX_X_LABELS))
-    return [Tick(x, day.strftime("%d %b %y")) for x, day in positions[::every]]
+    ticks = []
+    for x, day in positions[::every]:
+        anchor = "end" if x > frame.width - HALF_LABEL else "start" if x < HALF_LABEL else "middle"
+        ticks.append(Tick(x, day.strftime("%d %b %y"), anchor))
+    return ticks
 
 
 def _y_labels(frame: Frame, ticks: Sequence[int]) -> list[Tick]:
@@ -152,7 +161,7 @@ def weekly_chart(weeks: Sequence[WeekCount], today: date, frame: Frame | None = 
             top = frame.y(value, ticks[-1])
             bars.append(Rect(x + offset, top, bar, frame.baseline - top, f"week of {day}: {value} {what}"))
         labels.append((x + bar, week.week_start))
-    return WeeklyChart(frame, applied, enrolled, _x_labels(labels), _y_labels(frame, ticks))
+    return WeeklyChart(frame, applied, enrolled, _x_labels(labels, frame), _y_labels(frame, ticks))
 
 
 def _points(points: Sequence[tuple[float, float]]) -> str:
@@ -206,8 +215,28 @@ def forecast_chart(
         band=band,
         target_y=None if target is None else y(target),
         today_x=x(today),
-        x_ticks=_x_labels(months),
+        x_ticks=_x_labels(months, frame),
         y_ticks=_y_labels(frame, ticks),
+    )
+
+
+# A projection from fewer enrolments, or fewer weeks, is a guess drawn as a date: say so instead.
+MIN_ENROLLED_TO_PROJECT = 5
+MIN_WEEKS_TO_PROJECT = 4
+
+
+def projection_withheld(
+    weeks: Sequence[WeekCount], enrolled: int, target: int | None, today: date
+) -> str | None:
+    """Why no date is projected for the target, or None when the data allow one."""
+    if target is None or enrolled >= target:
+        return None  # no target, or reached: nothing to project, the page says which
+    observed = len(continuous_weeks(weeks, today))
+    if enrolled >= MIN_ENROLLED_TO_PROJECT and observed >= MIN_WEEKS_TO_PROJECT:
+        return None
+    return (
+        f"too few data to project a date: {enrolled} enrolled over {observed} week(s); a projection needs "
+        f"at least {MIN_ENROLLED_TO_PROJECT} enrolments over {MIN_WEEKS_TO_PROJECT} weeks"
     )
 
 
@@ -220,14 +249,21 @@ def funnel(counts: Mapping[str, int]) -> list[FunnelStep]:
         (
             "Applied",
             applied,
-            f"{counts.get('submitted', 0)} awaiting screening, {counts.get('withdrawn', 0)} withdrawn",
+            f"every applicant submitted; of them, {counts.get('submitted', 0)} still wait for screening "
+            f"and {counts.get('withdrawn', 0)} withdrew before enrolment",
         ),
         (
             "Eligible",
             passed,
-            f"{counts.get('ineligible', 0)} ineligible, {counts.get('needs_review', 0)} need review",
+            f"found eligible by screening or an investigator (the enrolled among them); not counted here: "
+            f"{counts.get('ineligible', 0)} found ineligible and {counts.get('needs_review', 0)} waiting "
+            "for an investigator's review",
         ),
-        ("Enrolled", enrolled, f"{counts.get('eligible', 0)} eligible, not yet enrolled"),
+        (
+            "Enrolled",
+            enrolled,
+            f"enrolled into the trial; {counts.get('eligible', 0)} more are eligible and not yet enrolled",
+        ),
     ]
     return [FunnelStep(label, n, n / applied if applied else 0.0, note) for label, n, note in steps]
 

@@ -91,7 +91,8 @@ def test_a_sponsor_signs_in_and_sees_the_trials_figures(chromium: Any, served: t
     assert text("target") == "27"
     assert text("funnel-applied") == "7" and text("funnel-eligible") == "2" and text("funnel-enrolled") == "1"
     assert page.get_by_test_id("failure-count").count() == len(expected["screen_failures"])
-    assert text("projected") == expected["forecast"]["projected_target_date"]
+    # One enrolment on one day: the page withholds the model's date and says why.
+    assert text("projected") == "—" and "too few data" in text("projection-withheld")
     consort = expected["consort"]
     assert text("consort-assessed-count") == str(consort["assessed"]) == "7"
     assert text("consort-enrolled-count") == str(consort["enrolled"])
@@ -103,6 +104,10 @@ def test_a_sponsor_signs_in_and_sees_the_trials_figures(chromium: Any, served: t
     assert "all arms (blinded): 1" in text("consort-allocated") and "clinical-standard" not in text(
         "consort-allocated"
     )
+    page.emulate_media(media="print")  # prints as a report: no navigation, no export links
+    assert page.evaluate("getComputedStyle(document.querySelector('.bar')).display") == "none"
+    assert page.evaluate("getComputedStyle(document.querySelector('.exports')).display") == "none"
+    page.emulate_media(media="screen")
     for chart in ("weekly-chart", "forecast-chart", "funnel", "consort"):
         box = page.get_by_test_id(chart).bounding_box()
         assert box is not None and box["width"] > 300 and box["height"] > 50, chart
@@ -117,4 +122,56 @@ def test_a_sponsor_signs_in_and_sees_the_trials_figures(chromium: Any, served: t
 
     page.click("text=Sign out")
     page.wait_for_url(f"{base}/dashboard/login")
+    assert problems == []
+
+
+def signed_in_page(chromium: Any, base: str, token: str, path: str) -> tuple[Any, list[str]]:
+    """A new page signed in with `token` at `path`, recording every console error and failed request."""
+    page = chromium.new_page(viewport={"width": 1200, "height": 900})
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} {r.failure}"))
+    page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.goto(f"{base}/dashboard/login?next={path}")
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}{path}")
+    return page, problems
+
+
+def screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / f"dashboard-{name}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+
+def test_the_index_the_empty_state_and_the_coordinators_view(
+    chromium: Any, served: tuple[Stack, str]
+) -> None:
+    stack, base = served
+    a_lifecycle(stack)
+
+    page, problems = signed_in_page(chromium, base, stack.admin, "/dashboard/")
+    row = page.locator(f"tr[data-trial='{TRIAL}']")
+    assert row.get_by_test_id("trial-applied").text_content() == "7"
+    assert row.get_by_test_id("trial-enrolled").text_content() == "1"
+    assert row.get_by_test_id("trial-progress").text_content() == "1/27 (4%)"
+    screenshot(page, "index")
+    page.goto(f"{base}/dashboard/trials/NL003-CLI-III-2")  # nobody applied there
+    assert "Nobody has been submitted to this trial yet" in str(
+        page.get_by_test_id("empty-state").text_content()
+    )
+    screenshot(page, "empty-trial")
+    assert problems == []
+
+    coordinator, problems = signed_in_page(chromium, base, stack.coordinator, "/dashboard/")
+    sites = coordinator.get_by_test_id("coordinator-sites")
+    assert sites.locator("tbody tr").count() == 1
+    assert (
+        coordinator.locator(f"tr[data-site='{stack.site_id}']").get_by_test_id("site-applied").text_content()
+        == "7"
+    )
+    assert coordinator.get_by_test_id("recent-decisions").locator("tbody tr").count() >= 1
+    screenshot(coordinator, "coordinator")
     assert problems == []

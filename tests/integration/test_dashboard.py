@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
 
-from models import ApiToken, Application, Trial
+from models import ApiToken, Application, Role, Site, Trial
+from services.tokens import create_token
+from tests.support.applicants import eligible_applicant
 from tests.support.http import assert_problem, auth
 from tests.support.reporting import a_lifecycle, report
+from tests.support.screening import screen
 from tests.support.stack import TRIAL, Stack
 from tests.support.tokens import sponsor_token
 
@@ -46,8 +51,12 @@ def test_the_page_shows_the_reports_numbers_which_are_a_fresh_counts(stack: Stac
     assert sorted(shown(html, "failure-count")) == sorted(str(f["count"]) for f in body["screen_failures"])
     for status, count in body["counts"].items():
         assert f'data-status="{status}">{count}<' in html
-    assert shown(html, "projected") == [body["forecast"]["projected_target_date"]]
-    assert 'data-testid="weekly-chart"' in html and 'class="band"' in html
+    # One enrolment: the API still gives the model's date, the page withholds it and says why.
+    assert body["forecast"]["projected_target_date"] is not None and shown(html, "projected") == ["—"]
+    assert "too few data to project a date: 1 enrolled over 1 week(s)" in html
+    assert 'data-testid="weekly-chart"' in html and 'class="band"' not in html
+    for table in ("sites", "weekly", "screen-failures", "statuses", "consort"):
+        assert f'href="/dashboard/trials/{TRIAL}/{table}.csv"' in html
 
 
 def test_an_anonymous_browser_is_sent_to_sign_in_and_comes_back(sqlite_stack: Stack) -> None:
@@ -174,4 +183,75 @@ def test_a_trial_without_applicants_renders_without_a_forecast(sqlite_stack: Sta
     response = stack.client.get(PAGE, headers=auth(stack.admin))
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and shown(html, "applied") == ["0"]
-    assert "No applications yet." in html and "no enrolment yet" in html
+    assert 'data-testid="empty-state"' in html and "Nobody has been submitted to this trial yet" in html
+    assert 'data-testid="weekly-chart"' not in html and 'data-testid="forecast-chart"' not in html
+    assert "too few data to project a date: 0 enrolled" in html
+
+
+def test_the_index_compares_the_trials_at_a_glance(stack: Stack) -> None:
+    a_lifecycle(stack)
+    html = stack.client.get("/dashboard/", headers=auth(sponsor_token(stack))).get_data(as_text=True)
+    assert shown(html, "trial-applied") == ["7"] and shown(html, "trial-enrolled") == ["1"]
+    assert shown(html, "trial-progress") == ["1/27 (4%)"]
+    everyone = stack.client.get("/dashboard/", headers=auth(stack.admin)).get_data(as_text=True)
+    assert len(shown(everyone, "trial-applied")) == 4  # an admin sees every seeded trial
+
+
+def test_a_coordinator_sees_their_own_sites_work_and_decisions_and_nothing_of_another_site(
+    stack: Stack,
+) -> None:
+    a_lifecycle(stack)
+    admin = auth(stack.admin)
+    other = stack.client.post(f"/api/v1/trials/{TRIAL}/sites", json={"name": "Other site"}, headers=admin)
+    other_site = other.get_json()["site_id"]
+    with stack.db.transaction() as session:
+        elsewhere = create_token(session, Role.COORDINATOR, [other_site])
+    submitted = stack.client.post(
+        "/api/v1/applications",
+        json={"trial_id": TRIAL, "site_id": other_site, "applicant": eligible_applicant("ELSEWHERE-1")},
+        headers=auth(elsewhere),
+    )
+    assert submitted.status_code == 202
+    screen(stack, submitted.get_json()["id"])
+    mine = stack.client.get("/dashboard/", headers=auth(stack.coordinator))
+    assert mine.status_code == 200
+    html = mine.get_data(as_text=True)
+    assert shown(html, "site-applied") == ["7"] and shown(html, "site-enrolled") == ["1"]
+    assert other_site not in html and "ELSEWHERE-1" not in html and submitted.get_json()["id"] not in html
+    assert 'data-testid="worklist"' in html and 'data-testid="recent-decisions"' in html
+    theirs = stack.client.get("/dashboard/", headers=auth(elsewhere)).get_data(as_text=True)
+    assert shown(theirs, "site-applied") == ["1"] and "ELSEWHERE-1" in theirs and stack.site_id not in theirs
+    # The trial's own page stays the sponsors' and admins'.
+    assert stack.client.get(PAGE, headers=auth(stack.coordinator)).status_code == 403
+
+
+def test_the_reports_tables_download_as_csv_and_formulas_are_defused(stack: Stack) -> None:
+    a_lifecycle(stack)
+    token = sponsor_token(stack)
+    body = report(stack, token)
+    sites = stack.client.get(f"{PAGE}/sites.csv", headers=auth(token))
+    assert sites.status_code == 200 and sites.mimetype == "text/csv"
+    assert sites.headers["Content-Disposition"] == f'attachment; filename="{TRIAL}-sites.csv"'
+    rows = list(csv.reader(io.StringIO(sites.get_data(as_text=True))))
+    assert rows[0] == ["site_id", "name", "status", "applied", "enrolled", "enrollment_target"]
+    assert [row[3] for row in rows[1:]] == [str(site["applied_count"]) for site in body["sites"]]
+    failures = list(
+        csv.reader(
+            io.StringIO(
+                stack.client.get(f"{PAGE}/screen-failures.csv", headers=auth(token)).get_data(as_text=True)
+            )
+        )
+    )
+    assert [(row[0], int(row[2])) for row in failures[1:]] == [
+        (f["criterion_id"], f["count"]) for f in body["screen_failures"]
+    ]
+    consort = stack.client.get(f"{PAGE}/consort.csv", headers=auth(token)).get_data(as_text=True)
+    assert "assessed,,7" in consort and "allocated,all arms (blinded),1" in consort
+    with stack.db.transaction() as session:
+        session.execute(
+            update(Site).where(Site.site_id == stack.site_id).values(name='=HYPERLINK("http://x")')
+        )
+    defused = stack.client.get(f"{PAGE}/sites.csv", headers=auth(token)).get_data(as_text=True)
+    assert "'=HYPERLINK" in defused
+    assert stack.client.get(f"{PAGE}/nonsense.csv", headers=auth(token)).status_code == 404
+    assert stack.client.get(f"{PAGE}/sites.csv", headers=auth(stack.coordinator)).status_code == 403

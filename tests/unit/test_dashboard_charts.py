@@ -16,8 +16,10 @@ from services.dashboard.charts import (
     forecast_chart,
     funnel,
     nice_ticks,
+    projection_withheld,
     weekly_chart,
 )
+from services.reporting.counts import week_start
 from services.schemas.api import (
     Consort,
     ConsortArm,
@@ -140,7 +142,9 @@ def test_the_funnel_follows_the_statuses() -> None:
     steps = funnel(counts)
     assert [(s.label, s.count) for s in steps] == [("Applied", 10), ("Eligible", 4), ("Enrolled", 2)]
     assert [s.share for s in steps] == [1.0, 0.4, 0.2]
-    assert steps[1].note == "3 ineligible, 1 need review"
+    assert "not counted here: 3 found ineligible and 1 waiting for an investigator's review" in steps[1].note
+    assert steps[0].note.endswith("1 still wait for screening and 1 withdrew before enrolment")
+    assert steps[2].note == "enrolled into the trial; 2 more are eligible and not yet enrolled"
     assert [s.share for s in funnel(dict.fromkeys(counts, 0))] == [0.0, 0.0, 0.0]
 
 
@@ -174,3 +178,35 @@ def test_the_consort_allocated_box_lists_arms_only_when_the_caller_sees_them(
 ) -> None:
     box = next(box for box in consort_diagram(consort_with(allocated)) if box.key == "allocated")
     assert box.lines == lines and box.count == sum(arm.count for arm in allocated)
+
+
+@pytest.mark.parametrize(
+    ("weeks", "enrolled", "target", "withheld"),
+    [
+        (1, 5, 27, True),  # five enrolments on one day: no date
+        (6, 4, 27, True),  # four in six weeks: still no date
+        (4, 5, 27, False),  # five over four weeks: a projection
+        (0, 0, 27, True),  # nobody yet
+        (1, 1, None, False),  # no target: nothing to project, the page says so
+        (1, 27, 27, False),  # target reached
+    ],
+)
+def test_a_projection_needs_five_enrolments_over_four_weeks(
+    weeks: int, enrolled: int, target: int | None, withheld: bool
+) -> None:
+    series = [week(week_start(TODAY) - timedelta(weeks=weeks - 1), 1)] if weeks else []
+    reason = projection_withheld(series, enrolled, target, TODAY)
+    assert (reason is not None) == withheld
+    if reason is not None:
+        assert reason.startswith(f"too few data to project a date: {enrolled} enrolled over {weeks} week(s)")
+
+
+def test_a_date_label_at_the_right_edge_is_anchored_inside_the_chart() -> None:
+    # "01 Feb 27" falls on the right edge of a chart that ends on 1 February: centred, it was cut off.
+    today = date(2027, 2, 1)
+    no_date = Forecast(
+        enrolled_per_week=0.5, projected_target_date=None, interval_80=None, model="poisson-gamma"
+    )
+    chart = forecast_chart([week(date(2027, 1, 4), 2, 1)], 1, 27, no_date, today, FRAME)
+    last = chart.x_ticks[-1]
+    assert last.label == "01 Feb 27" and last.position == FRAME.width - FRAME.right and last.anchor == "end"
