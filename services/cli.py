@@ -57,7 +57,7 @@ from services.errors import DomainError, NotFound
 from services.health import check_broker, check_database
 from services.randomisation.verification import reveal, verify_allocations
 from services.reporting.counts import count_uncounted
-from services.tokens import TokenError, create_token, list_tokens, revoke_token
+from services.tokens import TokenError, create_token, list_tokens, resolve_sponsor, revoke_token
 from services.trials.criteria import CriteriaError, amend_criteria
 from services.trials.queries import find_trial, registry_id
 from services.trials.registry_import import import_record
@@ -407,7 +407,11 @@ def token() -> None:
 @token.command("create")
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
 @click.option("--site", "sites", multiple=True, help="Site id a coordinator works for (repeatable).")
-@click.option("--sponsor", help="Sponsor organisation a sponsor token reads for.")
+@click.option(
+    "--sponsor",
+    help="The sponsor a sponsor token reads for: its id (a slug of the name, e.g. beijing-northland-biotech) "
+    "or its exact name as the trials' registry records give it.",
+)
 @click.option("--name", help="A label for the token's holder.")
 @click.option("--email", help="Where a coordinator's notifications go (decisions, recruitment stopping).")
 @click.option(
@@ -435,6 +439,8 @@ def token_create(
     expires_at = None if expires_in_days is None else utcnow() + timedelta(days=expires_in_days)
     try:
         with database.transaction() as session:
+            if sponsor is not None:  # the slug or the exact name; the token keeps the exact name
+                sponsor = resolve_sponsor(session, sponsor)
             value = create_token(session, Role(role), sites, sponsor, name, email, expires_at, unblinded)
     except TokenError as exc:
         _fail(str(exc))

@@ -12,11 +12,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import ApiToken, Role, Site
+from models import ApiToken, Role, Site, Trial
 from models.base import utcnow
-from services.ids import new_id
+from services.ids import new_id, slug
 
 EMAIL = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+")
+SPONSOR_SLUG_LENGTH = 60
 TOKEN_PREFIX = "acr_"  # noqa: S105 - a prefix that makes leaked tokens recognisable, not a secret
 
 
@@ -100,6 +101,27 @@ def create_token(
         )
     )
     return token
+
+
+def known_sponsors(session: Session) -> dict[str, str]:
+    """Every sponsor a trial names, by its slug: {slug: the exact name as the registry gives it}."""
+    names = session.scalars(select(Trial.sponsor).distinct().order_by(Trial.sponsor))
+    return {slug(name, SPONSOR_SLUG_LENGTH): name for name in names}
+
+
+def resolve_sponsor(session: Session, given: str) -> str:
+    """The exact sponsor name that `given` means: its slug (`allife-medical-science-and-technology`) or
+    the name itself, in any case. TokenError listing the known sponsors when no trial has it: a token
+    for a sponsor without trials would see nothing, silently."""
+    known = known_sponsors(session)
+    wanted = given.strip()
+    if wanted in known:
+        return known[wanted]
+    for name in known.values():
+        if name.casefold() == wanted.casefold():
+            return name
+    listed = "; ".join(f"{key} ({name})" for key, name in known.items()) or "none: import a trial first"
+    raise TokenError(f"no trial names the sponsor {wanted!r}; known sponsors, by id (name): {listed}")
 
 
 def authenticate(session: Session, token: str) -> Caller | None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
+from services.ids import slug
 from services.schemas.api import IDENTIFIER_PATTERN, StudyRecord, TrialRegistryFields
 
 SITE_NAMESPACE = uuid.UUID("6f1c9a52-2d7e-4b8e-9a55-0c1f4f7d2a10")
@@ -168,18 +169,8 @@ class RegistryArm:
 
 
 def arm_id_for(label: str) -> str:
-    """A short, stable arm id from a registry label: lower-case words joined by `-`, cut at a word
-    boundary within 40 characters ("Mesenchymal stem cells" -> `mesenchymal-stem-cells`)."""
-    words = re.findall(r"[a-z0-9]+", label.lower())
-    arm_id = ""
-    for word in words:
-        longer = f"{arm_id}-{word}" if arm_id else word
-        if len(longer) > ARM_ID_LENGTH:
-            break
-        arm_id = longer
-    if arm_id:
-        return arm_id
-    return words[0][:ARM_ID_LENGTH] if words else "arm"
+    """An arm's id from its registry label ("Mesenchymal stem cells" -> `mesenchymal-stem-cells`)."""
+    return slug(label, ARM_ID_LENGTH) or "arm"
 
 
 def registry_arms(record: Any) -> list[RegistryArm]:

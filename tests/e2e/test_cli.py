@@ -175,3 +175,27 @@ def test_the_public_url_follows_the_bound_address_unless_set(host: str, expected
     assert _public_url(unset, host, 8123) == expected
     chosen = Settings(_env_file=None, public_url="https://accrual.example.org")  # type: ignore[call-arg]
     assert _public_url(chosen, host, 8123) == "https://accrual.example.org"
+
+
+def test_a_sponsor_token_names_its_sponsor_by_id_or_exact_name_and_an_unknown_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    assert accrual(tmp_path, "db", "upgrade").returncode == 0
+    assert accrual(tmp_path, "seed").returncode == 0
+    by_id = accrual(
+        tmp_path, "token", "create", "--role", "sponsor", "--sponsor", "beijing-northland-biotech"
+    )
+    assert by_id.returncode == 0 and by_id.stdout.startswith("acr_"), by_id.stderr
+    by_name = accrual(
+        tmp_path, "token", "create", "--role", "sponsor", "--sponsor", "BEIJING NORTHLAND BIOTECH"
+    )
+    assert by_name.returncode == 0, by_name.stderr
+    listed = accrual(tmp_path, "token", "list").stdout
+    assert listed.count("\tsponsor\tBeijing Northland Biotech\t") == 2  # the exact name, kept once resolved
+    refused = accrual(tmp_path, "token", "create", "--role", "sponsor", "--sponsor", "Beijing Northland")
+    assert refused.returncode == 2 and "no trial names the sponsor 'Beijing Northland'" in refused.stderr
+    assert "beijing-northland-biotech (Beijing Northland Biotech)" in refused.stderr
+    assert (
+        "allife-medical-science-and-technology-co-ltd (Allife Medical Science and Technology Co., Ltd.)"
+        in (refused.stderr)
+    )
