@@ -13,6 +13,7 @@ from tests.support.access.world import (
     CANARY_ABI,
     CANARY_SCREENING_ID,
     COORD_IN,
+    COORD_OUT,
     ROLES,
     SPONSOR_IN,
     SPONSOR_OUT,
@@ -77,7 +78,8 @@ def test_nothing_a_sponsor_or_the_public_gets_names_an_applicant(world: World) -
 
 DASHBOARD = {
     f"/dashboard/trials/{TRIAL}": roles(200, 403, 403, 200, 404),
-    "/dashboard/": roles(200, 403, 403, 200, 200),
+    # A coordinator's first page is their own sites (issue 16): allowed, and holding nothing of another.
+    "/dashboard/": roles(200, 200, 200, 200, 200),
 }
 
 
@@ -94,3 +96,8 @@ def test_dashboard_pages_by_role(world: World, page: str, role: str) -> None:
         assert TRIAL not in html  # another organisation's trial is not even listed
     if role in SPONSORS and response.status_code == 200:
         assert_names_no_applicant(world, response, application_ids_too=True)
+    if role == COORD_IN and response.status_code == 200:
+        assert world.canary in html and world.own_b not in html and world.site_b not in html
+    if role == COORD_OUT and response.status_code == 200:
+        assert world.site_b in html and world.canary not in html and CANARY_SCREENING_ID not in html
+        assert world.site_a not in html
