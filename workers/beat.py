@@ -12,7 +12,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
 
 from celery import Celery
 
@@ -21,7 +20,7 @@ from models.db import Database
 from services.audit import chain_pending_entries
 from services.events.wakeup import SENDS, Listener
 from workers.dispatch import dispatch_emails, dispatch_webhooks
-from workers.leases import acquire
+from workers.leases import acquire, lease_for
 from workers.maintenance import (
     count_missed,
     fold_count_changes,
@@ -57,7 +56,7 @@ class Periodic:
         self.next_run = time.monotonic() + self.interval
         if self.leased:
             with db.transaction() as session:
-                mine = acquire(session, self.name, holder, timedelta(seconds=self.interval * 0.9))
+                mine = acquire(session, self.name, holder, lease_for(self.interval))
             if not mine:
                 return
         try:

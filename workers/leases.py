@@ -11,6 +11,14 @@ from sqlalchemy.orm import Session
 from models import SchedulerLease
 from models.base import utcnow
 
+# A periodic job's lease lasts this share of its interval: it lapses just before the job is due again.
+LEASE_SHARE = 0.9
+
+
+def lease_for(interval: float) -> timedelta:
+    """How long the lease of a job run every `interval` seconds lasts."""
+    return timedelta(seconds=interval * LEASE_SHARE)
+
 
 def acquire(session: Session, name: str, holder: str, ttl: timedelta) -> bool:
     """Take or renew the lease `name` for `ttl`; False while another holder's lease runs."""
