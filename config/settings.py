@@ -182,6 +182,11 @@ class Settings(BaseSettings):
     )
 
     idempotency_ttl_hours: int = Field(default=24, ge=1)
+    require_if_match: bool = Field(
+        default=False,
+        description="PATCH of an application needs If-Match with the ETag of the caller's last read "
+        "(428 without it), so that no correction overwrites another unseen (lost updates).",
+    )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     page_size_max: int = Field(default=200, ge=1)
     log_level: str = Field(default="INFO")

@@ -86,5 +86,9 @@ class StaleVersion(DomainError):
     """The caller's copy is out of date (If-Match): read it again."""
 
 
+class PreconditionRequired(DomainError):
+    """A change that must name the version it was made against (If-Match) and did not."""
+
+
 class InvalidCriteria(DomainError):
     """A criteria document that does not compile."""

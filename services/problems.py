@@ -27,6 +27,7 @@ PROBLEM_TYPES = {
     "overloaded": "Server overloaded",
     "invalid-state-transition": "Not allowed in the current status",
     "precondition-failed": "The resource has changed",
+    "precondition-required": "The request must name the version it changes",
     "invalid-criteria": "Criteria cannot be compiled",
     "method-not-allowed": "Method not allowed",
     "internal-error": "Internal error",
@@ -102,6 +103,7 @@ DOMAIN_PROBLEMS: dict[type[errors.DomainError], tuple[int, str]] = {
     errors.NotRecruiting: (409, "not-recruiting"),
     errors.TargetReached: (409, "target-reached"),
     errors.StaleVersion: (412, "precondition-failed"),
+    errors.PreconditionRequired: (428, "precondition-required"),
     errors.InvalidCriteria: (422, "invalid-criteria"),
 }
 

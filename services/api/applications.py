@@ -115,13 +115,15 @@ def read(path: ApplicationPath, query: FormatQuery) -> Response:
         409: ProblemOut,
         412: ProblemOut,
         422: ProblemOut,
+        428: ProblemOut,
     },
 )
 def correct(path: ApplicationPath, body: CorrectApplication) -> Response:
     """Add or correct observations (null removes one); the application is screened again (202).
     Correct a mistyped `screening_id` (200; 409 when another application of the trial and site has it).
 
-    Send `If-Match` with the ETag of your last read to refuse (412) a change made meanwhile.
+    Send `If-Match` with the ETag of your last read to refuse (412) a change made meanwhile; a
+    deployment with ACCRUAL_REQUIRE_IF_MATCH refuses a PATCH without it (428).
     """
     who = caller(Role.COORDINATOR)
     with database().transaction() as session:
@@ -132,6 +134,7 @@ def correct(path: ApplicationPath, body: CorrectApplication) -> Response:
             body.applicant,
             body.screening_id,
             request.headers.get("If-Match"),
+            settings().require_if_match,
         )
         rescreening = application.status == ApplicationStatus.SUBMITTED and application.decision is None
         application_id = application.id

@@ -11,7 +11,14 @@ from sqlalchemy.orm import Session
 from models import Application
 from services.applications import transitions
 from services.applications.transitions import Action
-from services.errors import AlreadySubmitted, FieldError, InvalidInput, NotFound, StaleVersion
+from services.errors import (
+    AlreadySubmitted,
+    FieldError,
+    InvalidInput,
+    NotFound,
+    PreconditionRequired,
+    StaleVersion,
+)
 from services.schemas.observations import ChangesBase, Observations
 from services.tokens import Caller
 
@@ -43,12 +50,20 @@ def correct_application(
     changes: ChangesBase | None,
     screening_id: str | None,
     if_match: str | None,
+    require_if_match: bool = False,
 ) -> Application:
     """Apply corrected observations (queuing a new screening) and a corrected screening id; what is
-    unchanged changes nothing. Both in the caller's transaction, or neither."""
+    unchanged changes nothing. Both in the caller's transaction, or neither. With `require_if_match`,
+    a request without If-Match is refused (428) before anything is written."""
     application = session.get(Application, application_id, with_for_update=True)
     if application is None or not caller.can_use_site(application.site_id):
         raise NotFound(f"no application {application_id} visible to this token")
+    if if_match is None and require_if_match:
+        raise PreconditionRequired(
+            "send If-Match with the ETag of your last read of this application: this deployment refuses "
+            "corrections made without it, so that none overwrites another unseen",
+            fields=[FieldError("If-Match", "required")],
+        )
     if if_match is not None and if_match.strip() not in (etag(application), "*"):
         raise StaleVersion("the application changed since it was read; read it again")
     if screening_id is not None and screening_id != application.screening_id:

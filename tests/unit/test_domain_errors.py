@@ -28,6 +28,7 @@ EXPECTED = {
     errors.NotRecruiting: (409, "not-recruiting"),
     errors.TargetReached: (409, "target-reached"),
     errors.StaleVersion: (412, "precondition-failed"),
+    errors.PreconditionRequired: (428, "precondition-required"),
     errors.InvalidCriteria: (422, "invalid-criteria"),
 }
 
