@@ -1,16 +1,22 @@
-"""Lost updates (RELIABILITY.md section 7, scenario 23; 21 CFR 11.10(e)): two corrections made from the
-same read never both land, and a deployment can insist that every correction names the read it was made
-from (ACCRUAL_REQUIRE_IF_MATCH: 428 without If-Match). On SQLite and PostgreSQL."""
+"""Lost updates and stale requests (RELIABILITY.md section 7, scenarios 23, 29 and 30), on SQLite and
+PostgreSQL: two corrections made from the same read never both land, and a deployment can insist that
+every correction names the read it was made from (ACCRUAL_REQUIRE_IF_MATCH: 428 without If-Match) (23);
+an Idempotency-Key stops standing for its first request once its TTL has passed (29); the ETag moves
+when a worker decides, so a correction made from a read before the decision is refused (30)."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from threading import Barrier
 from typing import Any
 
+import time_machine
+
 from models import Application
+from tests.support.applicants import eligible_applicant
 from tests.support.http import assert_problem, auth
-from tests.support.screening import decide
+from tests.support.screening import decide, screen
 from tests.support.stack import Stack
 
 
@@ -64,3 +70,35 @@ def test_a_deployment_can_require_if_match_on_every_correction(stack: Stack) -> 
     assert accepted.status_code == 202, accepted.get_json()
     stale = patch(stack, application_id, {"applicant": {"abi": 0.35}}, **{"If-Match": read.headers["ETag"]})
     assert_problem(stale, 412)
+
+
+def test_s30_the_etag_moves_when_a_worker_decides_and_a_correction_from_before_is_refused(
+    stack: Stack,
+) -> None:
+    submitted = stack.submit(eligible_applicant("ETAG-WORKER"))
+    application_id = submitted.get_json()["id"]
+    before = stack.client.get(f"/api/v1/applications/{application_id}", headers=auth(stack.coordinator))
+    assert before.get_json()["status"] == "submitted"
+    screen(stack, application_id)  # the worker's decision, as the screening task makes it
+    after = stack.client.get(f"/api/v1/applications/{application_id}", headers=auth(stack.coordinator))
+    assert after.get_json()["status"] == "eligible" and after.headers["ETag"] != before.headers["ETag"]
+    stale = patch(stack, application_id, {"applicant": {"abi": 0.36}}, **{"If-Match": before.headers["ETag"]})
+    assert_problem(stale, 412)
+    with stack.db.sessions() as session:
+        assert session.get_one(Application, application_id).observations["abi"] != 0.36
+
+
+def test_s29_an_idempotency_key_expires_after_its_ttl_and_is_then_a_new_request(stack: Stack) -> None:
+    key = {"Idempotency-Key": "s29-key"}
+    first = stack.submit(eligible_applicant("IDEM-1"), **key)
+    assert first.status_code == 202
+    reused = stack.submit(eligible_applicant("IDEM-2"), **key)
+    assert_problem(reused, 422)  # within the TTL: another body under the same key is refused
+    ttl = timedelta(hours=stack.settings.idempotency_ttl_hours)
+    with time_machine.travel(datetime.now(UTC) + ttl + timedelta(minutes=1)):
+        later = stack.submit(eligible_applicant("IDEM-2"), **key)
+        assert later.status_code == 202 and "Idempotent-Replayed" not in later.headers
+        assert later.get_json()["id"] != first.get_json()["id"]
+        replay = stack.submit(eligible_applicant("IDEM-2"), **key)  # the key now stands for the new one
+        assert replay.headers.get("Idempotent-Replayed") == "true"
+        assert replay.get_json()["id"] == later.get_json()["id"]
