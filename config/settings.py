@@ -14,7 +14,7 @@ from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     )
     session_hours: float = Field(
         default=8, gt=0, le=24 * 30, description="A dashboard sign-in lasts this long."
+    )
+    session_idle_minutes: float = Field(
+        default=30,
+        gt=0,
+        le=24 * 60,
+        description="A dashboard session unused this long ends: the browser must sign in again.",
+    )
+    env: Literal["development", "production"] = Field(
+        default="development",
+        description="production refuses settings that would carry data in clear: a PostgreSQL URL without "
+        "sslmode=require (or verify-ca, verify-full), redis:// instead of rediss://, SMTP without TLS, "
+        "webhooks to plain http:// or private addresses, a session cookie not marked Secure.",
     )
 
     relay_interval_seconds: float = Field(
@@ -81,6 +93,15 @@ class Settings(BaseSettings):
         description="How long a relay holds the events it claimed; those of a relay that died are "
         "claimed again after it.",
     )
+    event_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3660,
+        description="Published events older than this are purged from the outbox (once no pending webhook "
+        "delivery, e-mail or re-screening needs them); the feed answers a cursor before the purge 410. "
+        "Must outlast the webhook retry schedule.",
+    )
+    event_purge_interval_seconds: float = Field(default=3600, gt=0)
 
     worker_concurrency: int = Field(default=2, ge=1, le=64)
     api_workers: int = Field(default=2, ge=1, le=64)
@@ -132,6 +153,13 @@ class Settings(BaseSettings):
     webhook_dispatch_interval_seconds: float = Field(default=0.5, gt=0, le=60)
     webhook_disable_after_hours: float = Field(
         default=120, gt=0, description="A subscription whose endpoint has failed this long is disabled."
+    )
+    webhook_secret_overlap_hours: float = Field(
+        default=24,
+        ge=0,
+        le=24 * 30,
+        description="After a webhook's secret is rotated, deliveries carry a signature with the old secret "
+        "too, for this long, so that the receiver can switch without losing one.",
     )
 
     smtp_host: str = Field(
@@ -186,6 +214,13 @@ class Settings(BaseSettings):
         default=False,
         description="PATCH of an application needs If-Match with the ETag of the caller's last read "
         "(428 without it), so that no correction overwrites another unseen (lost updates).",
+    )
+    small_cell_threshold: int = Field(
+        default=11,
+        ge=0,
+        le=1000,
+        description="Sponsors' answers hide every count below the trial level from 1 to this minus one "
+        "(and the cells that would give one away); 0 turns it off. 11 is the CMS cell-size rule.",
     )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     page_size_max: int = Field(default=200, ge=1)
@@ -249,6 +284,20 @@ class Settings(BaseSettings):
                 raise ValueError(f"{variable} must not hold a negative delay")
         if self.task_soft_time_limit >= self.task_time_limit:
             raise ValueError("ACCRUAL_TASK_SOFT_TIME_LIMIT must be below ACCRUAL_TASK_TIME_LIMIT")
+        if self.env == "production":
+            _refuse_clear_transport(self)
+        return self
+
+    @model_validator(mode="after")
+    def _retention_outlasts_webhook_retries(self) -> Settings:
+        # A delivery rebuilds its body from the event at every attempt: a purge inside the schedule's
+        # longest run (each delay jittered up to 20% longer) would leave it nothing to send.
+        longest = sum(_seconds(self.webhook_retry_schedule)) * 1.2
+        if self.event_retention_days * 86400 < longest:
+            raise ValueError(
+                f"ACCRUAL_EVENT_RETENTION_DAYS must cover ACCRUAL_WEBHOOK_RETRY_SCHEDULE "
+                f"({longest / 86400:.1f} days with jitter)"
+            )
         return self
 
     @property
@@ -307,6 +356,37 @@ class Settings(BaseSettings):
         if self.secret_key:
             return self.secret_key.encode()
         return _kept_secret(self.data_dir / "secret_key", secrets.token_urlsafe(48)).encode()
+
+
+TLS_SSLMODES = frozenset({"require", "verify-ca", "verify-full"})
+
+
+def _clear_transport(settings: Settings) -> list[str]:
+    """What would carry data over the network in clear; an embedded SQLite file or broker goes nowhere."""
+    clear: list[str] = []
+    database = urlsplit(settings.database_url)
+    sslmode = dict(parse_qsl(database.query)).get("sslmode")
+    if database.scheme.startswith("postgresql") and database.hostname and sslmode not in TLS_SSLMODES:
+        clear.append("ACCRUAL_DATABASE_URL needs sslmode=require, verify-ca or verify-full")
+    for variable, url in (
+        ("ACCRUAL_BROKER_URL", settings.broker_url),
+        ("ACCRUAL_RATE_LIMIT_STORAGE_URL", settings.rate_limit_storage_url),
+    ):
+        if urlsplit(url).scheme in ("redis", "amqp"):
+            clear.append(f"{variable} must use TLS (rediss://, amqps://)")
+    if settings.smtp_host and settings.smtp_security == "none":
+        clear.append("ACCRUAL_SMTP_SECURITY must be starttls or ssl")
+    if settings.webhook_allow_private:
+        clear.append("ACCRUAL_WEBHOOK_ALLOW_PRIVATE must be off (webhooks over https:// to public addresses)")
+    if not settings.session_cookie_secure:
+        clear.append("ACCRUAL_SESSION_COOKIE_SECURE must be on (the service is served over HTTPS)")
+    return clear
+
+
+def _refuse_clear_transport(settings: Settings) -> None:
+    clear = _clear_transport(settings)
+    if clear:
+        raise ValueError("ACCRUAL_ENV=production refuses plain-text transport: " + "; ".join(clear))
 
 
 def _kept_secret(path: Path, fresh: str) -> str:

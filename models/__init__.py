@@ -1,6 +1,6 @@
 """Persistence: typed SQLAlchemy 2.x models, the engine and session factory, Alembic migrations."""
 
-from models.application import Application, ApplicationHistory, Screening
+from models.application import Application, ApplicationHistory, PreviousValues, Screening
 from models.audit import AuditEntry, AuditHead, AuditPending
 from models.base import Base
 from models.catalog import CatalogKind, CatalogVersion
@@ -47,6 +47,7 @@ __all__ = [
     "EventStatus",
     "IdempotencyRecord",
     "Outcome",
+    "PreviousValues",
     "ProcessedMessage",
     "RandomisationScheme",
     "Role",

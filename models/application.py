@@ -50,6 +50,26 @@ class Application(Base):
 observations_binding = seal_per_row(Application, "observations")
 
 
+class PreviousValues(Base):
+    """What a correction replaced, kept for ever (21 CFR 11.10(e): changes never obscure what was
+    recorded): an application's observations and screening id as they stood until `superseded_at`.
+
+    Sealed and bound to this row like the application's own observations, so the audit trail, which
+    never holds clinical values, names this row instead; `accrual keys rotate` re-seals it.
+    """
+
+    __tablename__ = "previous_values"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
+    superseded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # {"observations": {...}, "screening_id": "..."}: both, whichever of them the correction changed.
+    values: Mapped[dict[str, Any]] = mapped_column(SealedJSON)
+
+
+previous_values_binding = seal_per_row(PreviousValues, "values")
+
+
 class ApplicationHistory(Base):
     """Append-only: one row per status the application has had."""
 

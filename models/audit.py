@@ -34,9 +34,16 @@ from models.key_lists import KeyListRules, new_key_entry, parse_key_list
 GENESIS = "0" * 64
 CHAINED_FIELDS = (
     "seq", "at", "actor", "actor_role", "entity", "entity_id", "action", "changes", "prev_hash", "key_id",
+    "service", "request_id",
 )  # fmt: skip
 # What a pending entry's writer signs: its content, before the chain gives it a place.
-PENDING_FIELDS = ("at", "actor", "actor_role", "entity", "entity_id", "action", "changes", "key_id")
+PENDING_FIELDS = (
+    "at", "actor", "actor_role", "entity", "entity_id", "action", "changes", "key_id",
+    "service", "request_id",
+)  # fmt: skip
+# Added in revision 0024: left out of the signed content when empty, so that entries written before
+# then (which have neither) hash as they did.
+LATER_FIELDS = frozenset({"service", "request_id"})
 # Distinct prefixes, so that no entry's HMAC can ever be passed off as a checkpoint's signature, or a
 # pending entry's as a chained one's.
 ENTRY_PURPOSE = b"accrual audit entry\x00"
@@ -58,6 +65,10 @@ class _EntryContent:
     entity_id: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(32))
     changes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # The process that wrote it (services.provenance: role@host:pid) and the request it served or
+    # followed, so a worker's act leads back to the request and user that caused it.
+    service: Mapped[str | None] = mapped_column(String(80))
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditEntry(_EntryContent, Base):
@@ -69,7 +80,10 @@ class AuditEntry(_EntryContent, Base):
     """
 
     __tablename__ = "audit_entries"
-    __table_args__ = (Index("ix_audit_entries_entity", "entity", "entity_id", "seq"),)
+    __table_args__ = (
+        Index("ix_audit_entries_entity", "entity", "entity_id", "seq"),
+        Index("ix_audit_entries_request_id", "request_id"),
+    )
 
     # Given by the chainer from the chain's head (under its lock), so seq order is the chain's order.
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -112,7 +126,11 @@ class AuditKeyError(RuntimeError):
 
 def canonical_entry(entry: Mapping[Any, Any], fields: tuple[str, ...] = CHAINED_FIELDS) -> bytes:
     """The fields (by default the chained ones) as canonical JSON: what an entry's HMAC covers."""
-    content = {k: entry[k].isoformat() if isinstance(entry[k], datetime) else entry[k] for k in fields}
+    content = {
+        k: entry[k].isoformat() if isinstance(entry[k], datetime) else entry[k]
+        for k in fields
+        if not (k in LATER_FIELDS and entry.get(k) is None)
+    }
     return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -1,5 +1,5 @@
 """The event log doubling as the transactional outbox, consumers' dedupe records, scheduler leases,
-workers' heartbeats."""
+workers' heartbeats, and how far the retention purge has reached."""
 
 from __future__ import annotations
 
@@ -46,6 +46,24 @@ class Event(Base):
     lease_until: Mapped[datetime | None]
     published_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The request that caused the event (services.provenance): its consumers act under it.
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class EventRetention(Base):
+    """One row: the feed position (txid, seq) of the newest event the retention purge deleted.
+
+    A feed cursor before it may have missed deleted events, so the feed answers it 410 rather than
+    skip them unseen; a cursor at or after it has missed nothing (services.events.retention).
+    """
+
+    __tablename__ = "event_retention"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    purged_txid: Mapped[int] = mapped_column(BigInteger)
+    purged_seq: Mapped[int] = mapped_column(BigInteger)
+    purged_count: Mapped[int] = mapped_column(BigInteger)
+    purged_at: Mapped[datetime | None]
 
 
 class ProcessedMessage(Base):

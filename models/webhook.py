@@ -26,6 +26,9 @@ class WebhookSubscription(Base):
     disabled_at: Mapped[datetime | None]
     disabled_reason: Mapped[str | None] = mapped_column(String(200))
     failing_since: Mapped[datetime | None]
+    # After a rotation, the secret it replaced (sealed the same way), still signing until the overlap ends.
+    previous_secret_sealed: Mapped[str | None] = mapped_column(Text)
+    previous_secret_until: Mapped[datetime | None]
 
 
 class WebhookDelivery(Base):

@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import services.audit  # noqa: F401  registers the audit trail's unit-of-work hooks in every API process
 from config import Settings, get_settings
 from models.db import Database
+from services.provenance import declare_service
 
 __all__ = ["create_app"]
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         worklist,
     )
     from services.api.context import authenticate_request, forget_caller
+    from services.api.correlation import install_correlation
     from services.api.errors import (
         on_validation_error,
         parse_json_body,
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from services.dashboard import configure_sessions
 
     settings = settings or get_settings()
+    declare_service("api")
     app = OpenAPI(
         __name__,
         info=Info(
@@ -94,6 +97,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.extensions["accrual.db"] = database or Database.for_settings(settings)
     app.extensions["accrual.cursor_key"] = settings.signing_key()  # read once, not per request
     logging.getLogger("services").setLevel(settings.log_level)
+    install_correlation(app)
     install_rate_limits(app, settings)
     install_security_headers(app, settings)
     app.before_request(shed_late_requests)  # first: a shed request must cost nothing

@@ -24,23 +24,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import RowMapping, event, insert, inspect, select
+from sqlalchemy import RowMapping, event, func, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from models import (
     Allocation,
     ApiToken,
     Application,
+    ApplicationHistory,
     AuditEntry,
     AuditHead,
     AuditPending,
     CriteriaVersion,
     DoseAssignment,
     DoseEscalation,
+    PreviousValues,
     RandomisationScheme,
     Site,
     Trial,
@@ -58,6 +60,8 @@ from models.audit import (
 )
 from models.base import utcnow
 from models.db import Database
+from services.ids import new_id
+from services.provenance import request_id, service_identity
 
 AUDITED: dict[type[Any], str] = {
     Trial: "trial",
@@ -72,10 +76,15 @@ AUDITED: dict[type[Any], str] = {
     Allocation: "allocation",
 }
 # Sealed at rest, so never copied into the trail: the allocation's arm, the scheme's seed and state.
-OMITTED = frozenset({"token_hash", "secret_sealed", "updated_at", "secret", "state", "sealed"})
+OMITTED = frozenset(
+    {"token_hash", "secret_sealed", "previous_secret_sealed", "updated_at", "secret", "state", "sealed"}
+)
 # Columns whose content is clinical or bulky: the trail says which keys changed, not their values.
 KEYS_ONLY = frozenset({"observations", "registry_record", "document"})
 REDACTED = frozenset({"screening_id"})  # a pseudonym, still kept out of the trail: the id suffices
+# What the trail cannot show of an application: a change keeps the values it replaces, sealed, in
+# previous_values (models.application.PreviousValues), and its entry names that row.
+KEPT_PREVIOUS = frozenset({"observations", "screening_id"})
 PENDING = "accrual.audit.pending"
 
 _actor: ContextVar[tuple[str, str]] = ContextVar("accrual_audit_actor", default=("system", "system"))
@@ -113,6 +122,8 @@ def note(
             "entity_id": entity_id,
             "action": action,
             "changes": changes or {},
+            "service": service_identity(),
+            "request_id": request_id(),
         }
     )
 
@@ -181,14 +192,47 @@ def _capture(session: Session, _context: Any, _instances: Any) -> None:
     for instance in list(session.new):
         if type(instance) in AUDITED:
             note(session, AUDITED[type(instance)], _identity(instance), "create", _changes(instance, True))
+    reasons = _reasons_given(session)
     for instance in list(session.dirty):
         if type(instance) in AUDITED and session.is_modified(instance, include_collections=False):
             changes = _changes(instance, False)
+            if isinstance(instance, Application) and KEPT_PREVIOUS & changes.keys():
+                changes["previous_values"] = _keep_previous(session, instance)
+            if isinstance(instance, Application) and changes and instance.id in reasons:
+                changes["reason"] = reasons[instance.id]
             if changes:
                 note(session, AUDITED[type(instance)], _identity(instance), "change", changes)
     for instance in list(session.deleted):
         if type(instance) in AUDITED:
             note(session, AUDITED[type(instance)], _identity(instance), "delete")
+
+
+def _reasons_given(session: Session) -> dict[str, str]:
+    """The reasons a person gave for the status steps this flush records (an application's new history
+    rows), so the change's one entry carries its reason too."""
+    return {
+        row.application_id: row.reason
+        for row in session.new
+        if isinstance(row, ApplicationHistory) and row.reason is not None
+    }
+
+
+def _previous(instance: Any, name: str) -> Any:
+    history = inspect(instance).attrs[name].history
+    return history.deleted[0] if history.deleted else getattr(instance, name)
+
+
+def _keep_previous(session: Session, application: Application) -> str:
+    """Keep, sealed, the observations and screening id a correction is replacing; the trail names the
+    kept row (never the values), so the application can be rebuilt as it stood before."""
+    kept = PreviousValues(
+        id=new_id("prv"),
+        application_id=application.id,
+        superseded_at=utcnow(),
+        values={name: _previous(application, name) for name in sorted(KEPT_PREVIOUS)},
+    )
+    session.add(kept)
+    return kept.id
 
 
 def note_created(session: Session, instance: Any) -> None:
@@ -204,12 +248,29 @@ def take_signed_entries(session: Session) -> list[dict[str, Any]]:
     if not pending:
         return []
     keys = audit_keys_of(session.get_bind().dialect)  # no key, no commit: never an unsigned entry
+    at = database_clock(session)
     rows = []
     for entry in pending:
         row = {**entry, "key_id": keys.current, "changes": _jsonable(entry["changes"])}
+        if at is not None:
+            row["at"] = at
         row["mac"] = keys.pending_mac(row)
         rows.append(row)
     return rows
+
+
+def database_clock(session: Session) -> datetime | None:
+    """The database server's UTC time, read as the transaction is about to commit; None on SQLite.
+
+    Entries are stamped with it, not with the writing process's clock, so a host whose clock is off
+    cannot misdate the trail; and since a record's next change waits for this one's commit (its row
+    lock), a record's entries are in time order. SQLite is embedded: its clock is the process's own,
+    already taken when the entry was noted, so it costs no query there.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    now: datetime = session.execute(select(func.clock_timestamp())).scalar_one()
+    return now.astimezone(UTC)
 
 
 @event.listens_for(Session, "before_commit")
@@ -396,10 +457,18 @@ def read_checkpoint(text: str, keys: AuditKeys) -> Checkpoint:
 
 
 def audit_page(
-    session: Session, entity: str | None, entity_id: str | None, after: int, limit: int
+    session: Session,
+    entity: str | None,
+    entity_id: str | None,
+    after: int,
+    limit: int,
+    correlation: str | None = None,
 ) -> list[AuditEntry]:
-    """Entries oldest first, filtered by entity and id; seq order is commit order (one chain)."""
+    """Entries oldest first, filtered by entity and id, or by the request that caused them; seq order
+    is commit order (one chain)."""
     query = select(AuditEntry).where(AuditEntry.seq > after)
+    if correlation is not None:
+        query = query.where(AuditEntry.request_id == correlation)
     if entity is not None:
         query = query.where(AuditEntry.entity == entity)
     if entity_id is not None:

@@ -18,17 +18,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 import yaml
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config import Settings, get_settings
 from config.queues import ALL as ALL_QUEUES
+from config.queues import NOTIFICATIONS
 from config.settings import redact_url
 from models import ApiToken, Role, Site, Trial, TrialStatus
 from models.audit import AUDIT_KEYS, AuditTampered, audit_keys_of
@@ -47,6 +49,7 @@ from services.audit import (
     sign_checkpoint,
     verify_trail,
 )
+from services.audit_export import FORMATS, Exported, export_audit
 from services.data_keys import (
     reseal_observations,
     reseal_randomisation,
@@ -55,6 +58,8 @@ from services.data_keys import (
 )
 from services.errors import DomainError, NotFound
 from services.health import check_broker, check_database
+from services.log_lines import LOG_FORMAT
+from services.provenance import declare_service
 from services.randomisation.verification import reveal, verify_allocations
 from services.reporting.counts import count_uncounted
 from services.tokens import TokenError, create_token, list_tokens, resolve_sponsor, revoke_token
@@ -89,7 +94,8 @@ def _require_broker(settings: Settings) -> None:
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Every line names the process and the request it serves or follows (services.provenance).
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
 
 
 P = ParamSpec("P")
@@ -399,6 +405,60 @@ def audit_checkpoint() -> None:
     click.echo(made.text())
 
 
+def _utc_time(_context: click.Context, parameter: click.Parameter, value: str) -> datetime:
+    """An ISO 8601 date or time; UTC when it names no offset."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date or time", param=parameter) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _export_to_file(
+    database: Database, since: datetime, until: datetime, form: str, output: Path
+) -> Exported:
+    """Written beside `output` first, then moved over it: a failed export leaves no half file."""
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as out:
+            exported = export_audit(database, since, until, form, out, str(output))
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)
+    return exported
+
+
+@audit.command("export")
+@click.option(
+    "--since", required=True, callback=_utc_time, help="ISO 8601 start, included (UTC if no offset)."
+)
+@click.option("--until", required=True, callback=_utc_time, help="ISO 8601 end, excluded (UTC if no offset).")
+@click.option("--format", "form", type=click.Choice(FORMATS), required=True, help="jsonl or csv.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write to this file (replaced whole once written) instead of standard output.",
+)
+@_operator
+def audit_export(since: datetime, until: datetime, form: str, output: Path | None) -> None:
+    """Every audit entry of [--since, --until), chained first, as CSV (with headers) or JSON lines (with
+    seq, hash, prev_hash and key_id, so the chain can be checked again); the export itself is audited."""
+    if since >= until:
+        raise click.BadParameter("must be later than --since", param_hint="--until")
+    database = _database(get_settings())
+    try:
+        if output is None:
+            exported = export_audit(database, since, until, form, sys.stdout, "stdout")
+        else:
+            exported = _export_to_file(database, since, until, form, output)
+    except AuditTampered as exc:
+        _fail(str(exc))
+    finally:
+        database.dispose()
+    span = f" (seq {exported.first_seq} to {exported.last_seq})" if exported.entries else ""
+    click.echo(f"exported {exported.entries} audit entries{span}", err=True)
+
+
 @main.group()
 def token() -> None:
     """API tokens."""
@@ -413,7 +473,11 @@ def token() -> None:
     "or its exact name as the trials' registry records give it.",
 )
 @click.option("--name", help="A label for the token's holder.")
-@click.option("--email", help="Where a coordinator's notifications go (decisions, recruitment stopping).")
+@click.option(
+    "--email",
+    help="Where the token's notices go: a coordinator's (decisions, recruitment stopping); "
+    "the owner's of its webhooks (a delivery failed for good).",
+)
 @click.option(
     "--expires-in-days",
     type=click.FloatRange(min=0, min_open=True),
@@ -492,6 +556,7 @@ def api(host: str, port: int) -> None:
 
     settings = get_settings()
     settings = settings.model_copy(update={"public_url": _public_url(settings, host, port)})
+    _logging(settings)
     _database(settings)
 
     class _Server(BaseApplication):  # type: ignore[misc]
@@ -527,8 +592,9 @@ def api(host: str, port: int) -> None:
 )
 def worker(concurrency: int | None, queues: str, wait_for_broker: bool) -> None:
     """A Celery worker consuming the screening and notification queues. An unreachable broker at
-    start-up is one line and exit status 2 (a supervisor restarts it), unless --wait-for-broker."""
-    settings = get_settings()
+    start-up is one line and exit status 2 (a supervisor restarts it), unless --wait-for-broker; so are
+    invalid settings and whatever the start-up self-check (workers/self_check.py) refuses."""
+    settings = _valid_settings()
     _database(settings)
     if (problem := _broker_problem(settings)) is not None:
         if not wait_for_broker:
@@ -537,6 +603,9 @@ def worker(concurrency: int | None, queues: str, wait_for_broker: bool) -> None:
         click.echo(f"accrual: {problem}; the worker keeps retrying (--wait-for-broker)", err=True)
     from workers.celery_app import celery
 
+    _self_check(celery)
+    consumed = {queue.strip() for queue in queues.split(",")}
+    declare_service("notifier" if consumed == {NOTIFICATIONS} else "worker")
     celery.worker_main(
         [
             "worker",
@@ -549,10 +618,30 @@ def worker(concurrency: int | None, queues: str, wait_for_broker: bool) -> None:
     )  # fmt: skip
 
 
+def _valid_settings() -> Settings:
+    """The settings, or each of their errors on one line and exit 2 (not pydantic's traceback)."""
+    try:
+        return get_settings()
+    except ValidationError as invalid:
+        _fail("; ".join(str(error["msg"]).removeprefix("Value error, ") for error in invalid.errors()))
+
+
+def _self_check(app: Any) -> None:
+    """Refuse to start a worker whose delivery guarantees are off; print what only deserves a warning."""
+    from workers import self_check
+
+    findings = self_check.check(app)
+    for warning in findings.warnings:
+        click.echo(f"accrual: warning: {warning}", err=True)
+    if findings.refusals:
+        _fail("unsafe worker configuration, refusing to start: " + "; ".join(findings.refusals))
+
+
 @main.command()
 def beat() -> None:
     """The event relay and the periodic jobs (sweep, purges)."""
     settings = get_settings()
+    declare_service("beat")
     _logging(settings)
     database = _database(settings)
     from workers import beat as scheduler

@@ -58,6 +58,14 @@ class InvalidCursor(DomainError):
     """A page cursor this service did not give to this caller for this list."""
 
 
+class CursorExpired(DomainError):
+    """A feed cursor from before the retention purge: events after it are no longer kept."""
+
+
+class EventExpired(DomainError):
+    """The event is past its retention period and no longer kept: it cannot be sent again."""
+
+
 class InvalidIdempotencyKey(DomainError):
     """An Idempotency-Key that is not 1-255 printable ASCII characters."""
 
@@ -80,6 +88,10 @@ class NotRecruiting(Conflict):
 
 class TargetReached(Conflict):
     """The enrolment target of the trial or site is reached: no place is left."""
+
+
+class TargetBelowEnrolled(Conflict):
+    """A new enrolment target below what the trial or site has already enrolled."""
 
 
 class StaleVersion(DomainError):

@@ -81,8 +81,6 @@ def create_token(
         raise TokenError("a sponsor token needs --sponsor")
     if email is not None and not EMAIL.fullmatch(email):
         raise TokenError(f"not an e-mail address: {email!r}")
-    if email is not None and role is not Role.COORDINATOR:
-        raise TokenError("only coordinator tokens take an --email (their sites' notifications go there)")
     unknown = set(site_ids) - set(session.scalars(select(Site.site_id).where(Site.site_id.in_(site_ids))))
     if unknown:
         raise TokenError(f"no such site: {', '.join(sorted(unknown))}")

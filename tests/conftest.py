@@ -17,12 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.mail import Inbox, smtp_server
 from tests.support.processes import Processes
 from tests.support.servers import (
     PG_UNAVAILABLE,
     REDIS_URL,
     PostgresServer,
     RedisServer,
+    free_port,
     fresh_pg_database,
     next_redis_index,
     pg_reachable,
@@ -188,3 +190,16 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
     started = Processes(tmp_path)
     yield started
     started.stop_all()
+
+
+@pytest.fixture
+def smtp_port() -> int:
+    """A free loopback port for a test's own SMTP server (`inbox`)."""
+    return free_port()
+
+
+@pytest.fixture
+def inbox(smtp_port: int) -> Iterator[Inbox]:
+    """A real SMTP server on `smtp_port` that keeps what it receives."""
+    with smtp_server(smtp_port) as handler:
+        yield handler

@@ -25,6 +25,7 @@ from workers.maintenance import (
     count_missed,
     fold_count_changes,
     purge_consumed_broker_messages,
+    purge_expired_events,
     purge_expired_idempotency,
     recover_from_dead_workers,
     sweep_undecided,
@@ -101,6 +102,12 @@ def periodic_jobs(db: Database, settings: Settings, app: Celery, woken: bool = F
             lambda: purge_consumed_broker_messages(settings),
         ),
         Periodic("purge-idempotency", 3600, lambda: purge_expired_idempotency(db)),
+        # Under its lease: two schedulers purging at once would only wait on each other's deletes.
+        Periodic(
+            "purge-events",
+            settings.event_purge_interval_seconds,
+            lambda: purge_expired_events(db, settings),
+        ),
         Periodic("count-missed", settings.recount_interval_seconds, lambda: count_missed(db)),
         # SKIP LOCKED lets several schedulers fold at once, each different changes.
         Periodic("fold-counts", COUNT_FOLD_SECONDS, lambda: fold_count_changes(db), leased=False),

@@ -23,6 +23,7 @@ import services.audit  # noqa: F401  registers the audit trail's unit-of-work ho
 import workers.heartbeat  # noqa: F401  every worker beats while it runs
 from config import Settings, get_settings, queues
 from services.events.wakeup import Listener, can_wake, signal
+from services.log_lines import LOG_FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "interval_max": 0.5,
         },
         "worker_hijack_root_logger": False,
+        # Every line names the process and the request the task follows (services.provenance).
+        "worker_log_format": LOG_FORMAT,
+        "worker_task_log_format": LOG_FORMAT,
         "worker_max_tasks_per_child": 1000,
         "broker_connection_timeout": 4,
         "include": [

@@ -1,6 +1,6 @@
 """Periodic jobs: publish undecided applications again (after a while, or at once when a worker
-died), fold the counters' changes and count what they missed, drop consumed broker rows and expired
-replays."""
+died), fold the counters' changes and count what they missed, drop consumed broker rows, expired
+replays and published events past their retention."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from models.db import Database, make_engine
 from services.applications.rescreening import republish_unfinished_amendments
 from services.events.heartbeats import DEAD_AFTER_BEATS, reap_silent
 from services.events.outbox import republish_undecided
+from services.events.retention import PURGE_BATCH, purge_batch
 from services.reporting.counts import FOLD_BATCH, count_uncounted, fold_changes
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,22 @@ def purge_expired_idempotency(db: Database) -> int:
     with db.transaction() as session:
         result = session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < utcnow()))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def purge_expired_events(db: Database, settings: Settings, batch: int = PURGE_BATCH) -> int:
+    """Delete published events older than ACCRUAL_EVENT_RETENTION_DAYS that nothing needs any more, a
+    batch per transaction (no long lock, no long transaction holding back the feed); how many."""
+    published_before = utcnow() - timedelta(days=settings.event_retention_days)
+    purged = 0
+    while True:
+        with db.transaction() as session:
+            deleted = purge_batch(session, published_before, batch)
+        purged += deleted
+        if deleted < batch:
+            break
+    if purged:
+        log.info("purged %d published events past their retention", purged)
+    return purged
 
 
 def purge_consumed_broker_messages(settings: Settings) -> int:

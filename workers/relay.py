@@ -37,6 +37,7 @@ from services.events.catalogue import (
     TrialCriteriaChanged,
     TrialStatusChanged,
     TrialTargetReached,
+    WebhookDeliveryFailed,
     WebhookDisabled,
 )
 from services.events.outbox import LEASE, claim_batch, mark_failed, mark_published, release_unsent
@@ -135,6 +136,7 @@ CONSUMERS: dict[str, list[Consumer]] = {
     DoseEscalationDecided.event_type: [WEBHOOKS],
     ApplicationAllocated.event_type: [WEBHOOKS],
     AllocationUnblinded.event_type: [WEBHOOKS],
+    WebhookDeliveryFailed.event_type: [MAIL, WEBHOOKS],
 }
 
 

@@ -8,6 +8,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from models import Application, ApplicationStatus, Role, WithdrawalReason
 from services.api.context import caller, catalog, cursor_key, database, settings, wants_fhir
 from services.applications.corrections import correct_application, etag
+from services.applications.history import revisions, state_at
 from services.applications.intake import (
     application_location,
     fingerprint,
@@ -16,9 +17,11 @@ from services.applications.intake import (
 )
 from services.applications.lifecycle import enroll, review, withdraw
 from services.applications.queries import get_application, list_applications
-from services.audit import note_page_read, note_read
+from services.audit import chain_pending_entries, note_page_read, note_read
+from services.errors import NotFound
 from services.randomisation.schemes import unblind
 from services.schemas.api import (
+    ApplicationHistoryOut,
     ApplicationOut,
     ApplicationPage,
     ApplicationPath,
@@ -27,8 +30,10 @@ from services.schemas.api import (
     DltIn,
     EnrollApplication,
     FormatQuery,
+    HistoryQuery,
     ProblemOut,
     ReviewApplication,
+    RevisionOut,
     SubmitApplication,
     WithdrawApplication,
 )
@@ -103,6 +108,39 @@ def read(path: ApplicationPath, query: FormatQuery) -> Response:
         note_read(session, "application", view.id)  # the answer carries clinical data
     response.headers["ETag"] = tag
     return response
+
+
+@blueprint.get(
+    "/<application_id>/history",
+    responses={
+        200: ApplicationHistoryOut,
+        401: ProblemOut,
+        403: ProblemOut,
+        404: ProblemOut,
+        422: ProblemOut,
+    },
+)
+def application_history(path: ApplicationPath, query: HistoryQuery) -> Response:
+    """Every state the application has had, rebuilt from the audit trail, with who changed it, when,
+    through which process and request; earlier observations and screening ids included (admin).
+
+    With `at`, only the state in force at that moment: 404 if the application was not yet submitted.
+    """
+    caller(Role.ADMIN)
+    chain_pending_entries(database())  # the newest change is in the trail before it is read
+    with database().reading() as session:
+        if query.at is None:
+            found = revisions(session, path.application_id)
+        else:
+            standing = state_at(session, path.application_id, query.at)
+            if standing is None:
+                raise NotFound(f"application {path.application_id} was not yet submitted at {query.at}")
+            found = [standing]
+        items = [RevisionOut.model_validate(revision, from_attributes=True) for revision in found]
+    with database().transaction() as session:
+        note_read(session, "application", path.application_id)  # earlier clinical values were shown
+    body = ApplicationHistoryOut(application_id=path.application_id, revisions=items)
+    return jsonify(body.model_dump(mode="json"))
 
 
 @blueprint.patch(

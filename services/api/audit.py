@@ -30,7 +30,7 @@ def entries(query: AuditQuery) -> Response:
         # entries chained before it are still shown.
         log.error("the audit trail could not be chained: a pending entry was altered")
     with database().reading() as session:
-        rows = audit_page(session, query.entity, query.id, query.after, query.limit)
+        rows = audit_page(session, query.entity, query.id, query.after, query.limit, query.request_id)
         items = [AuditEntryOut.model_validate(row, from_attributes=True) for row in rows]
     next_after = items[-1].seq if items else query.after
     return jsonify(AuditPage(items=items, next_after=next_after).model_dump(mode="json"))

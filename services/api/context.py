@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import current_app, g, request, session
 
 from config import Settings
@@ -45,6 +47,29 @@ DASHBOARD_OPEN = ("/dashboard/login", "/dashboard/logout", "/dashboard/static/")
 # moves the generation on, which ends every session stamped with an older one (services.tokens).
 SESSION_KEY = "token_id"
 GENERATION_KEY = "generation"
+# When the session was signed in and last used (Unix seconds, in the signed cookie): a session ends
+# ACCRUAL_SESSION_HOURS after sign-in, or once unused for ACCRUAL_SESSION_IDLE_MINUTES, whichever
+# comes first. The cookie is re-signed at every request, so only these stamps bound its life.
+SIGNED_IN_AT_KEY = "signed_in_at"
+LAST_SEEN_KEY = "last_seen"
+
+
+def stamp_sign_in() -> None:
+    """Mark the session signed in, and used, now."""
+    session[SIGNED_IN_AT_KEY] = session[LAST_SEEN_KEY] = int(time.time())
+
+
+def _session_lasts() -> bool:
+    """Whether the session is neither idle too long nor older than its lifetime; if so, it is used now."""
+    now = int(time.time())
+    signed_in_at, last_seen = session.get(SIGNED_IN_AT_KEY), session.get(LAST_SEEN_KEY)
+    if not isinstance(signed_in_at, int) or not isinstance(last_seen, int):
+        return False
+    limits = settings()
+    if now - last_seen > limits.session_idle_minutes * 60 or now - signed_in_at > limits.session_hours * 3600:
+        return False
+    session[LAST_SEEN_KEY] = now
+    return True
 
 
 def authenticate_request() -> None:
@@ -91,9 +116,9 @@ def catalog() -> CatalogAt:
 
 def signed_in_caller() -> Caller | None:
     """The caller of this browser's dashboard session; None without one, or once it has ended (signed
-    out, token revoked or expired)."""
+    out, idle or too old, token revoked or expired)."""
     token_id, generation = session.get(SESSION_KEY), session.get(GENERATION_KEY)
-    if not isinstance(token_id, str) or not isinstance(generation, int):
+    if not isinstance(token_id, str) or not isinstance(generation, int) or not _session_lasts():
         return None
     with database().reading() as db_session:
         return caller_of_session(db_session, token_id, generation)

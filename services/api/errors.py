@@ -8,11 +8,14 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from services.errors import DomainError
+from services.api.context import database
+from services.audit import note
+from services.errors import Conflict, DomainError
+from services.log_lines import install_one_line_records
 from services.problems import Problem, field_error, invalid, problem_for
 from services.schemas.vocabulary import closest_names
 
@@ -121,9 +124,60 @@ def _first_nul(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...]
     return None
 
 
+# The path parameter that names what a refused request tried to change, and its audit entity; the
+# first present wins (a site's path names its trial too).
+ATTEMPTED_ON = (
+    ("application_id", "application"),
+    ("site_id", "site"),
+    ("webhook_id", "webhook"),
+    ("trial_id", "trial"),
+)
+REFUSED = "refused"
+
+
+def _attempted_on(error: DomainError) -> tuple[str, str]:
+    """The audit entity and id of what the request tried to change; a duplicate submission names the
+    application it duplicates; anything else its blueprint, `*`."""
+    arguments = request.view_args or {}
+    for parameter, entity in ATTEMPTED_ON:
+        if parameter in arguments:
+            return entity, str(arguments[parameter])
+    existing = error.context.get("existing_application")
+    if existing is not None:
+        return "application", str(existing)
+    return request.blueprint or "request", "*"
+
+
+def audit_refusal(error: DomainError, problem: Problem) -> None:
+    """A state change refused for the state it found (409) is an attempt the trail keeps: who (the
+    request's audit actor), what (the route and method), and why not (the problem type, the status it
+    was in). The request's transaction rolled back with every entry it had noted, so this is a small
+    transaction of its own. Failing to write it must not turn the refusal into a 500: it is logged."""
+    entity, entity_id = _attempted_on(error)
+    rule = request.url_rule.rule if request.url_rule is not None else request.path
+    changes = {"attempted": f"{request.method} {rule}", "problem": f"/problems/{problem.kind}"}
+    if "status_now" in error.context:
+        changes["status_now"] = error.context["status_now"]
+    try:
+        with database().transaction() as session:
+            note(session, entity, entity_id, REFUSED, changes)
+    except SQLAlchemyError as exc:
+        log.error("could not audit a refused %s %s (%s)", request.method, rule, type(exc).__name__)
+
+
+def on_domain_error(error: DomainError) -> Response:
+    problem = problem_for(error)
+    if isinstance(error, Conflict):
+        audit_refusal(error, problem)
+    return problem_response(problem)
+
+
 def register_error_handlers(app: Flask) -> None:
+    # The paths and headers of requests reach log lines (gunicorn's access line, the handlers below):
+    # none of them may start a line of its own.
+    install_one_line_records()
     app.register_error_handler(Problem, problem_response)
-    app.register_error_handler(DomainError, lambda error: problem_response(problem_for(error)))
+    app.register_error_handler(DomainError, on_domain_error)
     app.register_error_handler(ValidationError, on_validation_error)
 
     @app.errorhandler(HTTPException)

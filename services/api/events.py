@@ -17,13 +17,17 @@ blueprint = APIBlueprint(
 )
 
 
-@blueprint.get("", responses={200: EventPage, 400: ProblemOut, 401: ProblemOut, 403: ProblemOut})
+@blueprint.get(
+    "", responses={200: EventPage, 400: ProblemOut, 401: ProblemOut, 403: ProblemOut, 410: ProblemOut}
+)
 def feed(query: EventQuery) -> Response:
     """The events of the caller's trials (admins: all), oldest first.
 
     Keep `next_cursor` and pass it as `after`: a consumer reading from the start sees every event once,
     in a fixed order, even while events are being written. Events carry ids and statuses only; the
     criterion ids that decided an applicant's screening (`application.screened`) reach admins alone.
+    Published events are kept ACCRUAL_EVENT_RETENTION_DAYS (30 by default): a cursor from before the
+    last purge gets 410 `cursor-expired`; read again without `after`, from the oldest event kept.
     """
     who = caller(Role.SPONSOR, Role.ADMIN)
     with database().reading() as session:

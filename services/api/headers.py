@@ -21,7 +21,9 @@ def install_security_headers(app: Flask, settings: Settings) -> None:
         if request.path.startswith("/api/"):
             headers.setdefault("Content-Security-Policy", API_POLICY)
             headers.setdefault("Cache-Control", "no-store")
-        if settings.session_cookie_secure:  # served over HTTPS: browsers must keep to it
+        # Served over HTTPS (directly, or behind ACCRUAL_TRUSTED_PROXIES saying X-Forwarded-Proto: https),
+        # or configured as such: browsers must keep to HTTPS. Browsers ignore it over plain http.
+        if settings.session_cookie_secure or request.is_secure:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         return response
 

@@ -11,12 +11,13 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from models import Role, Site
-from services.api.context import caller, database, wants_fhir
+from services.api.context import caller, database, settings, wants_fhir
 from services.eligibility.document import CriteriaDocument
 from services.problems import invalid
 from services.randomisation.schemes import configure as configure_randomisation
 from services.randomisation.schemes import scheme_row, scheme_view
 from services.reporting.report import recruitment_report, visible_report_trial
+from services.reporting.small_cells import answer_threshold, suppress_sites
 from services.schemas.api import (
     CriteriaOut,
     CriteriaPreview,
@@ -121,8 +122,10 @@ def read(path: TrialPath, query: FormatQuery) -> Response:
 def sites(path: TrialPath) -> Response:
     """Every site of a trial the caller sees, with status, optional target and counts."""
     who = caller()
+    threshold = answer_threshold(who, settings().small_cell_threshold, database())
     with database().reading() as session:
-        return jsonify(SiteList(items=list_sites(session, who, path.trial_id)).model_dump(mode="json"))
+        items = suppress_sites(list_sites(session, who, path.trial_id), threshold)
+    return jsonify(SiteList(items=items).model_dump(mode="json"))
 
 
 @blueprint.get("/<trial_id>/criteria", responses={200: CriteriaOut, 401: ProblemOut, 404: ProblemOut})
@@ -293,5 +296,6 @@ def recruitment(path: TrialPath) -> Response:
     For the trial's sponsor and admins; counts only, never application-level data.
     """
     who = caller(Role.SPONSOR, Role.ADMIN)
+    threshold = answer_threshold(who, settings().small_cell_threshold, database())
     with database().reading() as session:
-        return jsonify(recruitment_report(session, who, path.trial_id).model_dump(mode="json"))
+        return jsonify(recruitment_report(session, who, path.trial_id, threshold).model_dump(mode="json"))

@@ -15,6 +15,7 @@ from services.notifications.webhooks import (
     list_deliveries,
     list_subscriptions,
     redeliver,
+    rotate_secret,
     subscription_view,
 )
 from services.schemas.api import (
@@ -71,6 +72,17 @@ def read(path: WebhookPath) -> Response:
     return jsonify(WebhookOut.model_validate(view).model_dump(mode="json"))
 
 
+@blueprint.post("/<webhook_id>/rotate-secret", responses={200: WebhookCreated, **ANSWERS})
+def rotate(path: WebhookPath) -> Response:
+    """A new signing secret, shown this once. The replaced one keeps signing beside it (a second `v1`
+    signature) for ACCRUAL_WEBHOOK_SECRET_OVERLAP_HOURS, so the receiver can switch without a gap."""
+    who = caller(Role.SPONSOR, Role.ADMIN)
+    with database().transaction() as session:
+        subscription, secret = rotate_secret(session, who, path.webhook_id, settings())
+        answer = {**subscription_view(subscription), "secret": secret}
+    return jsonify(WebhookCreated.model_validate(answer).model_dump(mode="json"))
+
+
 @blueprint.delete("/<webhook_id>", responses={204: None, **ANSWERS})
 def delete(path: WebhookPath) -> Response:
     """Stop the subscription; its pending deliveries are cancelled."""
@@ -92,7 +104,7 @@ def deliveries(path: WebhookPath, query: DeliveryQuery) -> Response:
 
 @blueprint.post(
     "/<webhook_id>/deliveries/<delivery_id>/redeliver",
-    responses={202: DeliveryOut, 409: ProblemOut, **ANSWERS},
+    responses={202: DeliveryOut, 409: ProblemOut, 410: ProblemOut, **ANSWERS},
 )
 def send_again(path: DeliveryPath) -> Response:
     """Send a finished delivery again (same webhook-id, new timestamp and signature)."""

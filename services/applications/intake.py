@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
+from pydantic import ValidationError
 from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -28,7 +29,7 @@ from services.errors import (
     NotRecruiting,
 )
 from services.ids import new_id
-from services.schemas.api import SubmitApplication
+from services.schemas.api import ApplicationOut, SubmitApplication
 from services.tokens import Caller
 from services.trials.queries import registry_id
 
@@ -101,7 +102,17 @@ def _replay(session: Session, caller: Caller, key: str, body_fingerprint: str) -
         return None
     if record.fingerprint != body_fingerprint:
         raise IdempotencyKeyReused("this Idempotency-Key was used with a different request body")
-    return Submission(record.body["id"], record.body, replayed=True)
+    return Submission(record.body["id"], _as_first_shown(record.body), replayed=True)
+
+
+def _as_first_shown(body: dict[str, Any]) -> dict[str, Any]:
+    """The stored answer with its fields in the order it was first shown, so that the replay is the
+    same bytes: PostgreSQL's JSONB keeps an object's keys in an order of its own, which the view's
+    schema undoes. A body of an older shape (a record from before an upgrade) is replayed as stored."""
+    try:
+        return ApplicationOut.model_validate(body).model_dump(mode="json")
+    except ValidationError:
+        return body
 
 
 def _trial_and_site(

@@ -14,13 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from models import Application, Site, Trial, TrialStatus, WithdrawalReason
 from services.applications import transitions
 from services.applications.transitions import Action
-from services.errors import NotFound, TargetReached
+from services.errors import Conflict, NotFound, NotRecruiting, TargetReached
 from services.events.catalogue import TrialTargetReached
 from services.events.outbox import add_event
 from services.randomisation.schemes import allocate_at_enrolment
@@ -81,8 +81,10 @@ def enroll(session: Session, caller: Caller, application_id: str, reason: str | 
     """Enrol an eligible applicant into a place under both the trial's and the site's target."""
     application = _application(session, caller, application_id, Action.ENROLL)
     assign_dose(session, application)  # a dose-escalation trial: the open level, if it has a place
-    trial = _take_place(session, Trial, Trial.trial_id == application.trial_id, "the trial")
-    site = _take_place(session, Site, Site.site_id == application.site_id, "the site")
+    trial = _take_place(session, Trial, Trial.trial_id == application.trial_id)
+    site = _take_place(session, Site, Site.site_id == application.site_id) if trial else None
+    if trial is None or site is None:
+        raise _refusal(session, application)
     allocate_at_enrolment(session, application)  # a randomised trial: the next arm, with the place taken
     transitions.advance(session, application, Action.ENROLL, by=caller.token_id, reason=reason)
     # The site first: closing the trial then closes only the sites still recruiting.
@@ -109,8 +111,8 @@ class Place:
         return self.target is not None and self.enrolled >= self.target
 
 
-def _take_place(session: Session, model: type[Trial] | type[Site], which: Any, name: str) -> Place:
-    """One atomic step: still recruiting and below target, then one more enrolled. 409 otherwise."""
+def _take_place(session: Session, model: type[Trial] | type[Site], which: Any) -> Place | None:
+    """One atomic step: still recruiting and below target, then one more enrolled; None otherwise."""
     status_column = Trial.overall_status if model is Trial else Site.status
     result = session.execute(
         update(model)
@@ -124,8 +126,32 @@ def _take_place(session: Session, model: type[Trial] | type[Site], which: Any, n
         .execution_options(synchronize_session=False)
     ).first()
     if result is None:
-        raise TargetReached(f"{name} is not recruiting or its enrolment target is reached")
+        return None
     return Place(int(result[0]), result[1], str(result[2]))
+
+
+def _refusal(session: Session, application: Application) -> Conflict:
+    """Why no place was taken, read after the refused UPDATEs: a full trial or site (`target-reached`,
+    also once the last place closed recruitment, or closed the trial with its last site) before a
+    trial or site paused or closed with room left (`not-recruiting`). Read without a lock: either
+    answer is a refusal and the transaction rolls back; only the problem type differs."""
+    trial = session.execute(
+        select(Trial.enrolled_count, Trial.enrollment_target, Trial.overall_status).where(
+            Trial.trial_id == application.trial_id
+        )
+    ).one()
+    site = session.execute(
+        select(Site.enrolled_count, Site.enrollment_target, Site.status).where(
+            Site.site_id == application.site_id
+        )
+    ).one()
+    for name, (enrolled, target, _status) in (("the trial", trial), ("the site", site)):
+        if target is not None and enrolled >= target:
+            return TargetReached(f"{name}'s enrolment target is reached ({enrolled} of {target} enrolled)")
+    for name, (_enrolled, _target, status) in (("the trial", trial), ("the site", site)):
+        if status not in RECRUITING:
+            return NotRecruiting(f"{name} is not recruiting (status {status})", recruitment_status=status)
+    return TargetReached("no place is left")  # the counters moved since the UPDATE: a race lost
 
 
 def _close_trial(session: Session, trial: Trial, place: Place) -> None:

@@ -18,6 +18,8 @@ from services.applications import transitions
 from services.applications.results import stored
 from services.applications.transitions import Action
 from services.eligibility import Evaluation
+from services.events.outbox import requests_of
+from services.provenance import correlated
 from services.reporting.counts import preload_counted
 from services.trials.criteria import compiled_version
 
@@ -73,6 +75,22 @@ def screen_application(
     review, dead-lettered, rather than leaving it `submitted` for the sweep to redeliver for ever.
     `counted`: this delivery was already counted (by its batch), as the delivery count it made.
     """
+    with db.reading() as session:
+        cause = requests_of(session, [message_id]).get(message_id)
+    with correlated(cause):  # its audit entries, events and log line lead back to the request
+        outcome = _screen_one(db, application_id, message_id, max_deliveries, also_transient, counted)
+        log.info("screening of %s: %s", application_id, outcome.status)
+        return outcome
+
+
+def _screen_one(
+    db: Database,
+    application_id: str,
+    message_id: str,
+    max_deliveries: int,
+    also_transient: tuple[type[Exception], ...],
+    counted: int | None,
+) -> ScreeningOutcome:
     deliveries = count_delivery(db, application_id) if counted is None else counted
     if deliveries is None:
         return ScreeningOutcome(application_id, "duplicate")
@@ -331,6 +349,7 @@ def _decide_batch(
         )
     }
     preload_counted(session, ids)
+    causes = requests_of(session, [message_id for _, message_id in items])
     outcomes = []
     for application_id, message_id in items:
         application = applications.get(application_id)
@@ -338,8 +357,8 @@ def _decide_batch(
             outcomes.append(ScreeningOutcome(application_id, "duplicate"))
             continue
         trial = trials[application.trial_id]
-        outcomes.append(
-            _decide_in_batch(
+        with correlated(causes.get(message_id)):  # its audit entries and events lead back to the request
+            outcome = _decide_in_batch(
                 session,
                 application,
                 message_id,
@@ -348,7 +367,8 @@ def _decide_batch(
                 max_deliveries,
                 also_transient,
             )
-        )
+            log.info("screening of %s in a batch: %s", application_id, outcome.status)  # with its request id
+        outcomes.append(outcome)
     return outcomes
 
 

@@ -286,7 +286,7 @@ def decide(
     )
     if not getattr(result, "rowcount", 0):
         return False
-    _note_decision(session, application, status, version, dead_lettered_at)
+    _note_decision(session, application, status, version, now, dead_lettered_at)
     _add_history(session, application, status, by, reason, now)
     _announce_screened(session, application, action, evaluation, version)
     counts.count_change(session, application, status.value, evaluation.deciding)
@@ -298,16 +298,25 @@ def _note_decision(
     application: Application,
     status: Status,
     version: int | None,
+    now: datetime,
     dead_lettered_at: datetime | None,
 ) -> None:
-    # A guarded Core UPDATE: the unit of work does not see it, so the audit trail is told here.
+    # A guarded Core UPDATE: the unit of work does not see it, so the audit trail is told here, with
+    # every column it set (the application can be rebuilt from the trail as it stood at any moment).
     change: dict[str, list[Any]] = {
         "status": [application.status, status.value],
-        "criteria_version": [None, version],
+        "decision": [application.decision, status.value],
+        "decided_at": [_iso(application.decided_at), now.isoformat()],
+        "criteria_version": [application.criteria_version, version],
+        "version": [application.version, application.version + 1],
     }
     if dead_lettered_at is not None:
         change["dead_lettered_at"] = [None, dead_lettered_at.isoformat()]
     note(session, "application", application.id, "change", change)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
 
 
 def rescreen(

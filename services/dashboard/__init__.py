@@ -3,6 +3,7 @@
 Authenticated like the API (Authorization: Bearer), or by signing in once with a token: the signed
 session cookie names the token and its session generation, both checked again on every request (see
 services.api.context); signing out moves the generation on, ending the token's sessions on the server.
+A session also ends once unused for ACCRUAL_SESSION_IDLE_MINUTES, or ACCRUAL_SESSION_HOURS after sign-in.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from config import Settings
 from models import Role
-from services.api.context import GENERATION_KEY, SESSION_KEY, caller, database, signed_in_caller
+from services.api.context import (
+    GENERATION_KEY,
+    SESSION_KEY,
+    caller,
+    database,
+    settings,
+    signed_in_caller,
+    stamp_sign_in,
+)
 from services.api.rate_limits import count_failed_authentication
 from services.audit import acting_as
 from services.dashboard import charts, exports
@@ -27,6 +36,7 @@ from services.errors import DomainError
 from services.problems import Problem, problem_for
 from services.reporting.overview import coordinator_overview, trial_rows
 from services.reporting.report import recruitment_report, visible_report_trial
+from services.reporting.small_cells import answer_threshold
 from services.tokens import end_sessions, start_session
 
 blueprint = Blueprint(
@@ -62,6 +72,12 @@ def configure_sessions(app: Flask, settings: Settings) -> None:
         SESSION_COOKIE_PATH="/dashboard",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
     )
+
+
+@blueprint.app_template_filter("cell")
+def _cell(count: int | None) -> str:
+    """A count as the page shows it: withheld ones (small cells) say so, never "None"."""
+    return charts.WITHHELD if count is None else str(count)
 
 
 @blueprint.after_request
@@ -134,6 +150,7 @@ def sign_in() -> Any:
     session.permanent = True
     session[SESSION_KEY] = found.token_id
     session[GENERATION_KEY] = generation
+    stamp_sign_in()
     return redirect(next_path, code=303)
 
 
@@ -166,12 +183,13 @@ def index() -> str:
 @blueprint.get("/trials/<trial_id>")
 def trial_page(trial_id: str) -> str:
     who = caller(Role.SPONSOR, Role.ADMIN)
+    threshold = answer_threshold(who, settings().small_cell_threshold, database())
     with database().reading() as db_session:
-        report = recruitment_report(db_session, who, trial_id)
+        report = recruitment_report(db_session, who, trial_id, threshold)
         trial = visible_report_trial(db_session, who, trial_id)
         title, sponsor = trial.title, trial.sponsor
     today = datetime.now(UTC).date()
-    enrolled = report.counts.get("enrolled", 0)
+    enrolled = report.counts.get("enrolled") or 0  # trial-level: never withheld
     withheld = charts.projection_withheld(report.weekly, enrolled, report.enrollment_target, today)
     drawn = report.forecast
     if withheld is not None:  # too few data: no date, no band, however confident the model would be
@@ -187,7 +205,7 @@ def trial_page(trial_id: str) -> str:
         withheld=withheld,
         weekly=charts.weekly_chart(report.weekly, today),
         projection=charts.forecast_chart(report.weekly, enrolled, report.enrollment_target, drawn, today),
-        funnel=charts.funnel(report.counts),
+        funnel=charts.funnel(report.counts, report.applied_count),
         failures=charts.failure_bars(report.screen_failures),
         consort=(boxes := charts.consort_diagram(report.consort)),
         consort_height=charts.consort_height(boxes),
@@ -201,8 +219,9 @@ def report_table(trial_id: str, table: str) -> Response:
     who = caller(Role.SPONSOR, Role.ADMIN)
     if table not in exports.TABLES:
         raise Problem(404, "not-found", f"no table {table}: {', '.join(exports.TABLES)}")
+    threshold = answer_threshold(who, settings().small_cell_threshold, database())
     with database().reading() as db_session:
-        report = recruitment_report(db_session, who, trial_id)
+        report = recruitment_report(db_session, who, trial_id, threshold)
     response = Response(exports.csv_of(report, table), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{report.trial_id}-{table}.csv"'
     return response

@@ -18,6 +18,8 @@ MAX_X_LABELS = 8
 MAX_BAR_WIDTH = 28.0
 TOP_FAILURES = 10
 CHART_HORIZON = timedelta(days=366 * 10)
+# A count withheld by small-cell suppression (services.reporting.small_cells), as the page says it.
+WITHHELD = "withheld"
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ class ForecastChart:
 @dataclass(frozen=True)
 class FunnelStep:
     label: str
-    count: int
+    count: int | None  # None: withheld (small-cell suppression)
     share: float
     note: str
 
@@ -96,7 +98,7 @@ class FunnelStep:
 class FailureBar:
     criterion_id: str
     text: str
-    count: int
+    count: int | None
     share: float
 
 
@@ -145,7 +147,7 @@ def weekly_chart(weeks: Sequence[WeekCount], today: date, frame: Frame | None = 
     """Applied and enrolled per week as side-by-side bars."""
     frame = frame or Frame()
     series = continuous_weeks(weeks, today)
-    ticks = nice_ticks(max((max(w.applied, w.enrolled) for w in series), default=0))
+    ticks = nice_ticks(max((max(w.applied or 0, w.enrolled or 0) for w in series), default=0))
     slot = frame.plot_width / max(len(series), 1)
     bar = min(slot * 0.42, MAX_BAR_WIDTH)  # a young trial's few weeks would otherwise fill the chart
     applied: list[Rect] = []
@@ -158,8 +160,10 @@ def weekly_chart(weeks: Sequence[WeekCount], today: date, frame: Frame | None = 
             (week.applied, applied, 0.0, "applied"),
             (week.enrolled, enrolled, bar, "enrolled"),
         ):
-            top = frame.y(value, ticks[-1])
-            bars.append(Rect(x + offset, top, bar, frame.baseline - top, f"week of {day}: {value} {what}"))
+            # A withheld count is drawn as no bar, and its title says it is withheld, not zero.
+            top = frame.y(value or 0, ticks[-1])
+            said = f"{value} {what}" if value is not None else f"{what} withheld (small cell)"
+            bars.append(Rect(x + offset, top, bar, frame.baseline - top, f"week of {day}: {said}"))
         labels.append((x + bar, week.week_start))
     return WeeklyChart(frame, applied, enrolled, _x_labels(labels, frame), _y_labels(frame, ticks))
 
@@ -198,6 +202,10 @@ def forecast_chart(
 
     cumulative, observed = 0, [(x(start), y(0))]
     for week in series:
+        if week.enrolled is None:
+            # From a withheld week on, only the total is known: the line goes straight to it.
+            observed.append((x(today), y(enrolled)))
+            break
         cumulative += week.enrolled
         observed.append((x(min(week.week_start + timedelta(days=7), today)), y(cumulative)))
     projection = band = None
@@ -240,46 +248,50 @@ def projection_withheld(
     )
 
 
-def funnel(counts: Mapping[str, int]) -> list[FunnelStep]:
-    """Applied -> found eligible -> enrolled, each with what fell out at that step."""
-    applied = sum(counts.values())
-    passed = counts.get("eligible", 0) + counts.get("enrolled", 0)
-    enrolled = counts.get("enrolled", 0)
+def funnel(counts: Mapping[str, int | None], applied: int | None = None) -> list[FunnelStep]:
+    """Applied -> found eligible -> enrolled, each with what fell out at that step. The eligible step is
+    withheld with the eligible count: it is that count plus the enrolled. `applied` is the trial's total
+    (the sum of the counts when none is withheld)."""
+    if applied is None:
+        applied = sum(n or 0 for n in counts.values())
+    eligible = counts.get("eligible", 0)
+    enrolled = counts.get("enrolled", 0) or 0
+    passed = None if eligible is None else eligible + enrolled
     steps = [
         (
             "Applied",
             applied,
-            f"every applicant submitted; of them, {counts.get('submitted', 0)} still wait for screening "
-            f"and {counts.get('withdrawn', 0)} withdrew before enrolment",
+            f"every applicant submitted; of them, {_shown(counts.get('submitted', 0))} still wait for "
+            f"screening and {_shown(counts.get('withdrawn', 0))} withdrew before enrolment",
         ),
         (
             "Eligible",
             passed,
             f"found eligible by screening or an investigator (the enrolled among them); not counted here: "
-            f"{counts.get('ineligible', 0)} found ineligible and {counts.get('needs_review', 0)} waiting "
-            "for an investigator's review",
+            f"{_shown(counts.get('ineligible', 0))} found ineligible and "
+            f"{_shown(counts.get('needs_review', 0))} waiting for an investigator's review",
         ),
         (
             "Enrolled",
             enrolled,
-            f"enrolled into the trial; {counts.get('eligible', 0)} more are eligible and not yet enrolled",
+            f"enrolled into the trial; {_shown(eligible)} more are eligible and not yet enrolled",
         ),
     ]
-    return [FunnelStep(label, n, n / applied if applied else 0.0, note) for label, n, note in steps]
+    return [FunnelStep(label, n, (n or 0) / applied if applied else 0.0, note) for label, n, note in steps]
 
 
 def failure_bars(failures: Sequence[ScreenFailure]) -> list[FailureBar]:
     """The criteria that excluded the most applicants, longest bar first."""
     top = list(failures)[:TOP_FAILURES]
-    most = max((f.count for f in top), default=0)
-    return [FailureBar(f.criterion_id, f.text, f.count, f.count / most if most else 0.0) for f in top]
+    most = max((f.count or 0 for f in top), default=0)
+    return [FailureBar(f.criterion_id, f.text, f.count, (f.count or 0) / most if most else 0.0) for f in top]
 
 
 @dataclass(frozen=True)
 class ConsortBox:
     key: str  # the data-testid suffix
     title: str
-    count: int
+    count: int | None
     lines: tuple[str, ...]  # the breakdown under the title
     x: float
     y: float
@@ -304,13 +316,12 @@ def consort_diagram(consort: Consort) -> list[ConsortBox]:
     """The CONSORT flow as boxes: the main column (assessed, enrolled, allocated, withdrawn after
     enrolment) and, beside the step from assessed to enrolled, the excluded with their reasons."""
     excluded = consort.excluded
-    not_enrolled = sum(r.count for r in excluded.not_enrolled)
-    lines = [f"ineligible: {excluded.ineligible}"]
-    lines += [f"  excluded by {c.criterion_id}: {c.count}" for c in excluded.reasons[:TOP_EXCLUSIONS]]
-    lines += [f"{REASON_LABELS.get(r.reason, r.reason)}: {r.count}" for r in excluded.not_enrolled]
-    allocated = sum(arm.count for arm in consort.allocated)
+    lines = [f"ineligible: {_shown(excluded.ineligible)}"]
+    lines += [f"  excluded by {c.criterion_id}: {_shown(c.count)}" for c in excluded.reasons[:TOP_EXCLUSIONS]]
+    lines += [f"{REASON_LABELS.get(r.reason, r.reason)}: {_shown(r.count)}" for r in excluded.not_enrolled]
+    allocated = sum(arm.count or 0 for arm in consort.allocated)  # the arms' total is the trial's
     # Per arm for those who may see arms; a blinded caller gets the total as one line.
-    arms = [f"{arm.arm_id or 'all arms (blinded)'}: {arm.count}" for arm in consort.allocated]
+    arms = [f"{arm.arm_id or 'all arms (blinded)'}: {_shown(arm.count)}" for arm in consort.allocated]
     column = [
         ("assessed", "Assessed for eligibility", consort.assessed, ()),
         ("enrolled", "Enrolled", consort.enrolled, ()),
@@ -323,9 +334,14 @@ def consort_diagram(consort: Consort) -> list[ConsortBox]:
         boxes.append(box)
         y += box.height + (max(70.0, 24 + CONSORT_LINE * (2 + len(lines)) - box.height) if index == 0 else 40)
     boxes.append(
-        ConsortBox("excluded", "Excluded", excluded.ineligible + not_enrolled, tuple(lines), 380, 40, 336)
+        # The excluded are the assessed less the enrolled, both trial-level: shown whatever is withheld.
+        ConsortBox("excluded", "Excluded", consort.assessed - consort.enrolled, tuple(lines), 380, 40, 336)
     )
     return boxes
+
+
+def _shown(count: int | None) -> str:
+    return WITHHELD if count is None else str(count)
 
 
 def consort_height(boxes: Sequence[ConsortBox]) -> float:

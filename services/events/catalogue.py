@@ -237,6 +237,21 @@ class AllocationUnblinded(ApplicationEvent):
     by: str
 
 
+class WebhookDeliveryFailed(EventPayload):
+    """A delivery spent its retry schedule (or its endpoint answered 410): it is `failed`, the dead
+    letter, until someone redelivers it. The subscription's owner is told by e-mail when its token has
+    an address, and admins read it in the feed. A failed delivery of this notice raises no notice in
+    turn, so endpoints failing together cannot keep one another busy."""
+
+    event_type = "webhook.delivery_failed"
+
+    webhook_id: str
+    delivery_id: str
+    event_id: str
+    attempts: int
+    last_status_code: int | None = Field(description="The last attempt's HTTP status, null if none came")
+
+
 # --- the catalogue ---------------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from models import Application, ApplicationStatus, Event, EventStatus
@@ -20,6 +20,7 @@ from services.events.catalogue import (
 )
 from services.events.wakeup import OUTBOX, wake
 from services.ids import new_id
+from services.provenance import request_id
 
 LEASE = timedelta(seconds=60)
 # Events that ask for an application to be screened: its submission, and corrected observations.
@@ -68,7 +69,15 @@ def event_row(
         "attempts": 0,
         "occurred_at": now,
         "next_attempt_at": now,
+        "request_id": request_id(),
     }
+
+
+def requests_of(session: Session, event_ids: Sequence[str]) -> dict[str, str | None]:
+    """The request that caused each of these events (services.provenance), for their consumers to act
+    under; an id that is not an event (a message sent by hand) is absent."""
+    rows = session.execute(select(Event.id, Event.request_id).where(Event.id.in_(event_ids)))
+    return {event_id: correlation for event_id, correlation in rows}
 
 
 def claim_batch(session: Session, holder: str, limit: int = 100, lease: timedelta = LEASE) -> list[Event]:
@@ -78,13 +87,28 @@ def claim_batch(session: Session, holder: str, limit: int = 100, lease: timedelt
     transaction already holds the write lock (BEGIN IMMEDIATE), so relays take turns.
     """
     now = utcnow()
+    events = list(session.scalars(due_events(now, limit)))
+    for event in events:
+        event.claimed_by = holder
+        event.lease_until = now + lease
+    return events
+
+
+def due_events(now: datetime, limit: int) -> Select[Event]:
+    """The claim's query: pending events due at `now`, earliest due first (then oldest), none behind an
+    older pending event of its application; rows another relay holds are skipped (PostgreSQL).
+
+    Ordered as the index ix_events_due (status, next_attempt_at, seq) is, so the claim reads the first
+    `limit` due rows off the index however many events wait and however many published ones precede
+    them: ordered by seq alone, both databases scan the table by seq instead, past every published row
+    (tests/integration/test_outbox_retention.py checks the plans)."""
     older = aliased(Event)
     earlier_pending = exists().where(
         older.application_id == Event.application_id,
         older.status == EventStatus.PENDING.value,
         older.seq < Event.seq,
     )
-    due = (
+    return (
         select(Event)
         .where(
             Event.status == EventStatus.PENDING.value,
@@ -92,15 +116,10 @@ def claim_batch(session: Session, holder: str, limit: int = 100, lease: timedelt
             (Event.lease_until.is_(None)) | (Event.lease_until < now),
             (Event.application_id.is_(None)) | ~earlier_pending,
         )
-        .order_by(Event.seq)
+        .order_by(Event.next_attempt_at, Event.seq)
         .limit(limit)
         .with_for_update(skip_locked=True, of=Event)
     )
-    events = list(session.scalars(due))
-    for event in events:
-        event.claimed_by = holder
-        event.lease_until = now + lease
-    return events
 
 
 def mark_published(session: Session, event_ids: Sequence[str], holder: str) -> list[str]:

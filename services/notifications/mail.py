@@ -1,4 +1,5 @@
-"""E-mail to site coordinators: when their applications are decided and when recruitment stops.
+"""E-mail to site coordinators, when their applications are decided and when recruitment stops, and to
+a webhook's owner when one of its deliveries fails for good.
 
 A `mail.compose` task consumes the events and writes one message row per (event, recipient), at most
 once; the rows are then sent like webhook deliveries: claimed on a schedule kept in the row, retried,
@@ -21,9 +22,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config import Settings
-from models import ApiToken, Decision, EmailMessage, Event, Role, Site, Trial, TrialStatus
+from models import (
+    ApiToken,
+    Decision,
+    EmailMessage,
+    Event,
+    Role,
+    Site,
+    Trial,
+    TrialStatus,
+    WebhookSubscription,
+)
 from models.base import utcnow
 from models.db import Database
+from services.events.catalogue import WebhookDeliveryFailed
 from services.events.wakeup import SENDS, wake
 from services.ids import new_id
 from services.notifications import scheduled_sends
@@ -67,8 +79,43 @@ def _site_names(session: Session, trial_id: str) -> dict[str, str]:
     return {site_id: name for site_id, name in rows}
 
 
+OWNER_FOOTER = (
+    "\n\nThis message carries no clinical data. You receive it as the owner of the webhook (the address "
+    "of the token that created it).\n"
+)
+
+
+def _owner_address(session: Session, subscription_id: str) -> str | None:
+    """The e-mail address of the live token that created the subscription, if it has one."""
+    subscription = session.get(WebhookSubscription, subscription_id)
+    owner = session.get(ApiToken, subscription.owner_token_id) if subscription is not None else None
+    if owner is None or owner.revoked_at is not None:
+        return None
+    return owner.email
+
+
+def _delivery_failed(session: Session, event: Event, settings: Settings) -> list[Draft]:
+    """Tell a webhook's owner that a delivery is a dead letter, and how to send it again."""
+    data = event.data
+    address = _owner_address(session, str(data["webhook_id"]))
+    if address is None:
+        return []
+    deliveries = f"{settings.public_url.rstrip('/')}/api/v1/webhooks/{data['webhook_id']}/deliveries"
+    answer = data.get("last_status_code")
+    subject = f"Accrual: webhook {data['webhook_id']} failed to deliver event {data['event_id']}"
+    body = (
+        f"Delivery {data['delivery_id']} of event {data['event_id']} to webhook {data['webhook_id']} "
+        f"failed after {data['attempts']} attempts (last answer: {answer or 'none'}); no more attempts "
+        f"will be made.\n\nList the failed deliveries: {deliveries}?status=failed\n"
+        f"Send it again: POST {deliveries}/{data['delivery_id']}/redeliver"
+    )
+    return [Draft(address, subject, body + OWNER_FOOTER)]
+
+
 def drafts_for(session: Session, event: Event, settings: Settings) -> list[Draft]:
-    """The messages an event calls for; none for events coordinators need not be told of."""
+    """The messages an event calls for; none for events nobody needs to be told of by e-mail."""
+    if event.type == WebhookDeliveryFailed.event_type:
+        return _delivery_failed(session, event, settings)
     if event.trial_id is None:
         return []
     names = _site_names(session, event.trial_id)

@@ -18,11 +18,11 @@ import secrets
 import ssl
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -37,8 +37,9 @@ from models.sealing import (
     open_with_secret_key,
     sealed_with_secret_key,
 )
-from services.errors import Conflict, InvalidInput, NotFound
-from services.events.catalogue import WebhookDisabled
+from services.audit import note
+from services.errors import Conflict, EventExpired, InvalidInput, NotFound
+from services.events.catalogue import WebhookDeliveryFailed, WebhookDisabled
 from services.events.outbox import add_event
 from services.events.wakeup import SENDS, wake
 from services.ids import new_id
@@ -62,26 +63,32 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def secret_binding(subscription_id: str) -> bytes:
+CURRENT, PREVIOUS = "secret_sealed", "previous_secret_sealed"  # the columns a secret is sealed in
+
+
+def secret_binding(subscription_id: str, column: str = CURRENT) -> bytes:
     """The associated data of a subscription's sealed secret: its table, column and id."""
-    return binding(WebhookSubscription.__tablename__, "secret_sealed", subscription_id)
+    return binding(WebhookSubscription.__tablename__, column, subscription_id)
 
 
-def seal(keyring: Keyring, subscription_id: str, secret: str) -> str:
+def seal(keyring: Keyring, subscription_id: str, secret: str, column: str = CURRENT) -> str:
     """The secret sealed at rest like observations (models.sealing): under the current data key, bound
-    to its subscription's row, so that copied into another subscription's row it does not open."""
-    return keyring.seal(secret, secret_binding(subscription_id))
+    to its subscription's row and column, so that copied into another row (or from the previous
+    secret's column into the current one) it does not open."""
+    return keyring.seal(secret, secret_binding(subscription_id, column))
 
 
-def unseal(keyring: Keyring, subscription_id: str, sealed: str, secret_key: bytes) -> str:
+def unseal(
+    keyring: Keyring, subscription_id: str, sealed: str, secret_key: bytes, column: str = CURRENT
+) -> str:
     """The secret sealed for this subscription; SealingError naming the subscription (never the text)
     if it does not open there. A secret sealed before revision 0012 opens with ACCRUAL_SECRET_KEY."""
     try:
         if sealed_with_secret_key(sealed):
             return open_with_secret_key(sealed, secret_key)
-        return str(keyring.open(sealed, secret_binding(subscription_id)))
+        return str(keyring.open(sealed, secret_binding(subscription_id, column)))
     except SealingError as exc:
-        raise SealingError(f"webhook_subscriptions.secret_sealed of {subscription_id}: {exc}") from None
+        raise SealingError(f"webhook_subscriptions.{column} of {subscription_id}: {exc}") from None
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
@@ -89,6 +96,12 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
     signed = f"{message_id}.{timestamp}.".encode() + body
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def signatures(keys: tuple[str, ...], message_id: str, timestamp: int, body: bytes) -> str:
+    """The webhook-signature header: one `v1,` entry per secret, space-separated (the current secret's
+    first; during a rotation's overlap the previous one's too, so either verifies)."""
+    return " ".join(sign(secret, message_id, timestamp, body) for secret in keys)
 
 
 # --- subscriptions -----------------------------------------------------------------------------------
@@ -102,7 +115,14 @@ def subscription_view(subscription: WebhookSubscription) -> dict[str, Any]:
         "status": "disabled" if subscription.disabled_at else "active",
         "disabled_reason": subscription.disabled_reason,
         "created_at": subscription.created_at,
+        "previous_secret_until": _overlap_end(subscription),
     }
+
+
+def _overlap_end(subscription: WebhookSubscription) -> datetime | None:
+    """Until when the replaced secret still signs; None once it no longer does."""
+    until = subscription.previous_secret_until
+    return until if until is not None and until > utcnow() else None
 
 
 def create_subscription(
@@ -145,6 +165,42 @@ def find_subscription(session: Session, caller: Caller, subscription_id: str) ->
     if found is None or not _owns(caller, found):
         raise NotFound(f"no webhook {subscription_id} visible to this token")
     return found
+
+
+def rotate_secret(
+    session: Session, caller: Caller, subscription_id: str, settings: Settings
+) -> tuple[WebhookSubscription, str]:
+    """A new signing secret for the subscription, returned now and never again. For
+    ACCRUAL_WEBHOOK_SECRET_OVERLAP_HOURS the secret it replaces still signs too (a second `v1`
+    signature), so the receiver can switch to the new one without refusing a delivery meanwhile."""
+    subscription = find_subscription(session, caller, subscription_id)
+    session.refresh(subscription, with_for_update=True)  # two rotations at once: one after the other
+    keyring = keyring_of(session.get_bind().dialect)
+    replaced = unseal(keyring, subscription.id, subscription.secret_sealed, settings.signing_key())
+    secret = new_secret()
+    overlap = timedelta(hours=settings.webhook_secret_overlap_hours)
+    keep = overlap > timedelta(0)
+    subscription.previous_secret_sealed = seal(keyring, subscription.id, replaced, PREVIOUS) if keep else None
+    subscription.previous_secret_until = utcnow() + overlap if keep else None
+    subscription.secret_sealed = seal(keyring, subscription.id, secret)
+    # Said in so many words: the sealed columns never enter the trail, and with no overlap nothing
+    # else of the row changes.
+    hours = overlap / timedelta(hours=1)
+    note(session, "webhook", subscription.id, "rotate_secret", {"overlap_hours": hours})
+    return subscription, secret
+
+
+def signing_secrets(
+    session: Session, subscription: WebhookSubscription, settings: Settings
+) -> tuple[str, ...]:
+    """The secrets a delivery is signed with now: the current one, and the previous one until its
+    overlap ends."""
+    keyring = keyring_of(session.get_bind().dialect)
+    current = unseal(keyring, subscription.id, subscription.secret_sealed, settings.signing_key())
+    previous = subscription.previous_secret_sealed
+    if previous is None or _overlap_end(subscription) is None:
+        return (current,)
+    return current, unseal(keyring, subscription.id, previous, settings.signing_key(), PREVIOUS)
 
 
 def delete_subscription(session: Session, caller: Caller, subscription_id: str) -> None:
@@ -204,6 +260,8 @@ def redeliver(session: Session, caller: Caller, subscription_id: str, delivery_i
         raise Conflict("the webhook is disabled; create a new subscription to re-enable")
     if delivery.status == "pending":
         raise Conflict("the delivery is pending: it is being sent already")
+    if session.scalar(select(Event.seq).where(Event.id == delivery.event_id)) is None:
+        raise EventExpired(f"event {delivery.event_id} is past the retention period and was purged")
     delivery.status = "pending"
     delivery.round_attempts = 0
     delivery.next_attempt_at = utcnow()
@@ -231,7 +289,7 @@ class Request:
     url: str
     message_id: str
     body: bytes
-    secret: str
+    secrets: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -256,13 +314,14 @@ def _request(session: Session, delivery_id: str, claim: str, settings: Settings)
     if subscription.deleted_at is not None or subscription.disabled_at is not None:
         delivery.status, delivery.next_attempt_at, delivery.completed_at = "cancelled", None, utcnow()
         return None
-    event = session.scalars(select(Event).where(Event.id == delivery.event_id)).one()
+    event = session.scalars(select(Event).where(Event.id == delivery.event_id)).one_or_none()
+    if event is None:  # purged past retention while a redelivery was being asked for: nothing to send
+        delivery.status, delivery.next_attempt_at, delivery.completed_at = "cancelled", None, utcnow()
+        return None
     # Built at each attempt for this subscriber: a sponsor's body never names an applicant's criteria.
     seen = envelope(event, for_admin=for_admin(subscription))
     body = json.dumps(seen, separators=(",", ":"), ensure_ascii=False).encode()
-    keyring = keyring_of(session.get_bind().dialect)
-    secret = unseal(keyring, subscription.id, subscription.secret_sealed, settings.signing_key())
-    return Request(subscription.url, event.id, body, secret)
+    return Request(subscription.url, event.id, body, signing_secrets(session, subscription, settings))
 
 
 @functools.cache
@@ -340,7 +399,7 @@ def send(request: Request, settings: Settings) -> Response:
         "user-agent": "Accrual-Webhooks/1",
         "webhook-id": request.message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(request.secret, request.message_id, timestamp, request.body),
+        "webhook-signature": signatures(request.secrets, request.message_id, timestamp, request.body),
     }
     try:
         client = _client(settings.webhook_timeout_seconds)
@@ -365,6 +424,24 @@ def _disable(session: Session, subscription: WebhookSubscription, reason: str) -
     _cancel_pending(session, subscription.id)
     add_event(session, WebhookDisabled(webhook_id=subscription.id, reason=reason), trial_id=None)
     log.warning("webhook %s disabled: %s", subscription.id, reason)
+
+
+def _tell_the_owner(session: Session, delivery: WebhookDelivery, response: Response) -> None:
+    """The dead letter is announced in the feed, and by e-mail to the owner (services.notifications.mail);
+    never for a failed notice of this kind, which would announce itself again and again."""
+    if delivery.event_type == WebhookDeliveryFailed.event_type:
+        return
+    attempts = session.scalar(
+        select(func.count()).select_from(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery.id)
+    )
+    notice = WebhookDeliveryFailed(
+        webhook_id=delivery.subscription_id,
+        delivery_id=delivery.id,
+        event_id=delivery.event_id,
+        attempts=int(attempts or 0),
+        last_status_code=response.status_code,
+    )
+    add_event(session, notice, trial_id=None)
 
 
 def record(
@@ -396,6 +473,7 @@ def record(
     delay = next_delay(settings.webhook_delays, delivery.round_attempts, response.retry_after)
     if response.status_code == 410 or delay is None:
         delivery.status, delivery.next_attempt_at, delivery.completed_at = "failed", None, now
+        _tell_the_owner(session, delivery, response)
     else:
         delivery.next_attempt_at = now + delay
     if response.status_code == 410:

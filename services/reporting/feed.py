@@ -6,6 +6,9 @@ but committed late. On PostgreSQL every event carries its transaction's id (txid
 (pg_snapshot_xmin), so nothing can ever appear behind a cursor. On SQLite writers take the database
 lock one at a time (BEGIN IMMEDIATE), so seq order is commit order and txid is 0 throughout.
 
+Published events past the retention period are purged (services.events.retention): a cursor from
+before the purge gets 410 `cursor-expired`, never a page that silently skips what was purged.
+
 What an event says depends on who reads it (the feed here, webhooks at each attempt): an admin gets
 its data whole; a sponsor, of an event about one applicant, only the fields its type lists in
 `sponsor_sees` (services.events.catalogue): never the criteria of one applicant's screening (v1.1).
@@ -20,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from models import Event, Role, Trial
 from services.events.catalogue import sponsor_sees
+from services.events.retention import require_within_reach
 from services.pagination import decode_cursor, encode_cursor
 from services.tokens import Caller
 
@@ -71,7 +75,11 @@ def _visible_to(session: Session, caller: Caller) -> ColumnElement[bool]:
 def read_feed(
     session: Session, caller: Caller, cursor: str | None, limit: int, key: bytes
 ) -> tuple[list[dict[str, Any]], str]:
-    """Up to `limit` events after `cursor`, and the cursor to continue from (the same one if none)."""
+    """Up to `limit` events after `cursor`, and the cursor to continue from (the same one if none).
+
+    CursorExpired when events after `cursor` were purged. Checked after the page is read: a purge that
+    committed before the read is seen by the check, one that committed after took nothing from the page.
+    """
     position = decode_cursor(cursor, FEED_SCOPE, key) if cursor else START
     txid, seq = int(position["t"]), int(position["s"])
     events = list(
@@ -86,6 +94,8 @@ def read_feed(
             .limit(limit)
         )
     )
+    if cursor:
+        require_within_reach(session, (txid, seq))
     if events:
         position = {"t": events[-1].txid, "s": events[-1].seq}
     for_admin = caller.role is Role.ADMIN

@@ -24,6 +24,7 @@ from services.reporting.counts import (
     weekly_rows,
     withdrawal_reason,
 )
+from services.reporting.small_cells import suppress_report
 from services.schemas.api import (
     Consort,
     ConsortArm,
@@ -145,8 +146,11 @@ def trial_forecast(session: Session, trial: Trial, rate_scale: float = 1.0) -> F
     return forecast(enrolled, trial.enrollment_target, first_week, datetime.now(UTC).date(), rate_scale)
 
 
-def recruitment_report(session: Session, caller: Caller, trial_id: str) -> RecruitmentReport:
-    """The trial's recruitment report, read from the counters; 404 unless the caller may see it."""
+def recruitment_report(
+    session: Session, caller: Caller, trial_id: str, threshold: int = 0
+) -> RecruitmentReport:
+    """The trial's recruitment report, read from the counters; 404 unless the caller may see it. Counts
+    below the trial level from 1 to `threshold` - 1 are withheld (services.reporting.small_cells)."""
     trial = visible_report_trial(session, caller, trial_id)
     by_status = status_counts(session, trial.trial_id)
     counts, per_site = by_status.total, by_status.per_site
@@ -160,12 +164,12 @@ def recruitment_report(session: Session, caller: Caller, trial_id: str) -> Recru
             for c in compiled_version(session, trial.trial_id, trial.current_criteria_version).criteria
         }
     today = datetime.now(UTC).date()
-    return RecruitmentReport(
+    report = RecruitmentReport(
         trial_id=trial.trial_id,
         overall_status=trial.overall_status,  # type: ignore[arg-type]
         enrollment_target=trial.enrollment_target,
         applied_count=sum(counts.values()),
-        counts=counts,
+        counts=dict[str, int | None](counts),
         sites=[
             ReportSite(
                 site_id=s.site_id,
@@ -188,6 +192,7 @@ def recruitment_report(session: Session, caller: Caller, trial_id: str) -> Recru
         withdrawn_after_enrolment=by_status.withdrawn_after_enrolment,
         consort=consort(by_status, failures, allocated_by_arm(session, trial.trial_id, caller)),
     )
+    return suppress_report(report, threshold)
 
 
 # Where the applicants neither ineligible nor enrolled stand, in the order of the flow.

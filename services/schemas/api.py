@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -206,8 +207,12 @@ class SiteOut(BaseModel):
     country: str | None
     status: TrialStatusName
     enrollment_target: int | None
-    applied_count: int
-    enrolled_count: int
+    applied_count: int | None
+    enrolled_count: int | None
+    suppressed: list[str] = Field(
+        default_factory=list,
+        description="The count fields of this entry withheld (null) by small-cell suppression",
+    )
 
 
 class SiteList(BaseModel):
@@ -569,21 +574,33 @@ class ReportSite(BaseModel):
     site_id: str
     name: str
     status: TrialStatusName
-    applied_count: int
-    enrolled_count: int
+    applied_count: int | None
+    enrolled_count: int | None
     enrollment_target: int | None
+    suppressed: list[str] = Field(
+        default_factory=list,
+        description="The count fields of this entry withheld (null) by small-cell suppression",
+    )
 
 
 class ScreenFailure(BaseModel):
     criterion_id: str
     text: str
-    count: int = Field(description="Applications now ineligible that this criterion excluded")
+    count: int | None = Field(description="Applications now ineligible that this criterion excluded")
+    suppressed: list[str] = Field(
+        default_factory=list,
+        description="The count fields of this entry withheld (null) by small-cell suppression",
+    )
 
 
 class WeekCount(BaseModel):
     week_start: date
-    applied: int
-    enrolled: int
+    applied: int | None
+    enrolled: int | None
+    suppressed: list[str] = Field(
+        default_factory=list,
+        description="The count fields of this entry withheld (null) by small-cell suppression",
+    )
 
 
 class Forecast(BaseModel):
@@ -700,7 +717,11 @@ class CriteriaPreview(BaseModel):
 
 class ConsortCount(BaseModel):
     criterion_id: str
-    count: int
+    count: int | None
+    suppressed: list[str] = Field(
+        default_factory=list,
+        description="The count fields of this entry withheld (null) by small-cell suppression",
+    )
 
 
 class ConsortReason(BaseModel):
@@ -709,18 +730,30 @@ class ConsortReason(BaseModel):
         "investigator_decision, other), or where the others stand: awaiting_screening, awaiting_review, "
         "awaiting_enrolment"
     )
-    count: int
+    count: int | None
+    suppressed: list[str] = Field(
+        default_factory=list,
+        description="The count fields of this entry withheld (null) by small-cell suppression",
+    )
 
 
 class ConsortArm(BaseModel):
     arm_id: str | None = Field(description="The arm; null for blinded callers, who get the total only")
-    count: int
+    count: int | None
+    suppressed: list[str] = Field(
+        default_factory=list,
+        description="The count fields of this entry withheld (null) by small-cell suppression",
+    )
 
 
 class ConsortExcluded(BaseModel):
-    ineligible: int
+    ineligible: int | None
     reasons: list[ConsortCount] = Field(description="The criteria that excluded, most frequent first")
     not_enrolled: list[ConsortReason] = Field(description="Not ineligible, and not enrolled: why")
+    suppressed: list[str] = Field(
+        default_factory=list,
+        description="The count fields of this entry withheld (null) by small-cell suppression",
+    )
 
 
 class Consort(BaseModel):
@@ -732,7 +765,11 @@ class Consort(BaseModel):
     allocated: list[ConsortArm] = Field(
         description="Per arm for unblinded callers; a trial without randomisation allocates nobody"
     )
-    withdrawn_after_enrolment: int
+    withdrawn_after_enrolment: int | None
+    suppressed: list[str] = Field(
+        default_factory=list,
+        description="The count fields of this entry withheld (null) by small-cell suppression",
+    )
 
 
 class RecruitmentReport(BaseModel):
@@ -742,7 +779,7 @@ class RecruitmentReport(BaseModel):
     applied_count: int = Field(
         description="Each applicant (trial, site, screening id) once, whatever its status"
     )
-    counts: dict[str, int] = Field(
+    counts: dict[str, int | None] = Field(
         description="Applications by status, each once: `enrolled` counts every participant ever enrolled, "
         "`withdrawn` the withdrawals before enrolment"
     )
@@ -750,11 +787,21 @@ class RecruitmentReport(BaseModel):
     screen_failures: list[ScreenFailure]
     weekly: list[WeekCount]
     forecast: Forecast
-    withdrawn_after_enrolment: int = Field(
+    withdrawn_after_enrolment: int | None = Field(
         description="Participants withdrawn after enrolment, reported apart: still counted in "
         "`counts.enrolled`, since the place they took is not freed"
     )
     consort: Consort
+    suppressed: list[str] = Field(
+        default_factory=list,
+        description="The report's own count fields withheld (null) by small-cell suppression: "
+        "`counts.<status>`, `withdrawn_after_enrolment`",
+    )
+    small_cell_threshold: int = Field(
+        default=0,
+        description="Counts below the trial level from 1 to this minus one are withheld, with the cells "
+        "that would give one away; 0: none is (admins)",
+    )
 
 
 # --- the event feed and webhooks ---------------------------------------------------------------------
@@ -806,6 +853,11 @@ class WebhookOut(BaseModel):
     status: Literal["active", "disabled"]
     disabled_reason: str | None
     created_at: datetime
+    previous_secret_until: datetime | None = Field(
+        default=None,
+        description="After POST .../rotate-secret: until when deliveries are signed with the replaced "
+        "secret too (a second v1 signature); null when only the current secret signs",
+    )
 
 
 class WebhookCreated(WebhookOut):
@@ -841,11 +893,44 @@ class DeliveryList(BaseModel):
 # --- the audit trail ---------------------------------------------------------------------------------
 
 
+class HistoryQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    at: AwareDatetime | None = Field(
+        default=None,
+        description="Only the state in force at this moment (ISO 8601 with a UTC offset); all when absent",
+    )
+
+
+class RevisionOut(BaseModel):
+    seq: int = Field(description="The audit entry that made this state")
+    at: datetime = Field(description="When, by the database's clock")
+    actor: str
+    actor_role: str
+    service: str | None = Field(description="The process that wrote it, `role@host:pid`")
+    request_id: str | None = Field(description="The request that caused it (`X-Request-Id`)")
+    action: str = Field(description="`create` or `change`")
+    state: dict[str, Any] = Field(
+        description="The application just after this change: its recorded columns, observations and "
+        "screening id included"
+    )
+
+
+class ApplicationHistoryOut(BaseModel):
+    application_id: str
+    revisions: list[RevisionOut] = Field(description="Oldest first; with `at`, the one then in force")
+
+
 class AuditQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     entity: Literal["trial", "site", "criteria", "application", "token", "webhook"] | None = None
     id: str | None = Field(default=None, max_length=100, description="The entity's id")
+    request_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Only entries caused by this request (its `X-Request-Id`), by whichever process",
+    )
     # seq is a 64-bit column: a larger number cannot even be bound to a query, so it is refused here.
     after: int = Field(default=0, ge=0, le=2**63 - 1, description="`next_after` of the previous page")
     limit: int = Field(default=100, ge=1, le=1000)
@@ -861,6 +946,12 @@ class AuditEntryOut(BaseModel):
     action: str = Field(description="create, change, delete or read")
     changes: dict[str, Any] = Field(
         description="Per changed field: [previous, new]; clinical fields name keys only"
+    )
+    service: str | None = Field(
+        default=None, description="The process that wrote it, `role@host:pid` (null before revision 0022)"
+    )
+    request_id: str | None = Field(
+        default=None, description="The request that caused it (`X-Request-Id`), also for a worker's acts"
     )
     prev_hash: str
     hash: str

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models import Site, Trial, TrialStatus
-from services.errors import Conflict, FieldError, InvalidInput, NotFound
+from services.errors import Conflict, FieldError, InvalidInput, NotFound, TargetBelowEnrolled
 from services.events.catalogue import SiteStatusChanged
 from services.events.outbox import add_event
 from services.ids import new_id
@@ -48,7 +48,9 @@ def _new_status(
 
 def _check_target(target: int | None, enrolled: int, what: str) -> None:
     if target is not None and target < enrolled:
-        raise Conflict(f"{what} already has {enrolled} enrolled; its enrollment_target cannot be {target}")
+        raise TargetBelowEnrolled(
+            f"{what} already has {enrolled} enrolled; its enrollment_target cannot be {target}"
+        )
 
 
 def _check_may_open(trial: Trial, field: str) -> None:

@@ -330,7 +330,7 @@ def test_the_upgrade_refuses_to_rechain_a_trail_already_broken(old_database: Dat
 # --- bulk reads -----------------------------------------------------------------------------------
 
 
-def test_each_page_of_the_application_list_is_audited_as_a_read(stack: Stack) -> None:
+def test_s44_each_read_and_each_page_of_the_list_is_audited_with_who_which_and_when(stack: Stack) -> None:
     submitted = [stack.submit(eligible_applicant(f"{CANARY}-{n}")).get_json()["id"] for n in range(3)]
     first = stack.client.get("/api/v1/applications?limit=2", headers=auth(stack.coordinator)).get_json()
     second = stack.client.get(
@@ -353,6 +353,15 @@ def test_each_page_of_the_application_list_is_audited_as_a_read(stack: Stack) ->
         "/api/v1/audit", query_string={"entity": "application", "id": "*"}, headers=auth(stack.admin)
     ).get_json()["items"]
     assert len(after) == 2  # a page that showed nothing read nothing
+    # One application read, as JSON and as FHIR: who read which, and when.
+    for suffix in ("", "?format=fhir"):
+        read = stack.client.get(f"/api/v1/applications/{submitted[0]}{suffix}", headers=auth(stack.admin))
+        assert read.status_code == 200
+    single = stack.client.get(
+        "/api/v1/audit", query_string={"entity": "application", "id": submitted[0]}, headers=auth(stack.admin)
+    ).get_json()["items"]
+    viewed = [e for e in single if e["action"] == "read"]
+    assert [e["actor_role"] for e in viewed] == ["admin", "admin"] and all(e["at"] for e in viewed)
 
 
 # --- chained after commit -------------------------------------------------------------------------

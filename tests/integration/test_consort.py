@@ -46,12 +46,12 @@ def test_withdrawals_are_counted_by_coded_reason_in_the_consort_flow(stack: Stac
     consort = body["consort"]
     assert (consort["assessed"], consort["enrolled"], consort["withdrawn_after_enrolment"]) == (6, 1, 1)
     assert consort["excluded"]["ineligible"] == 1
-    assert consort["excluded"]["reasons"] == [{"criterion_id": "E11", "count": 1}]
+    assert consort["excluded"]["reasons"] == [{"criterion_id": "E11", "count": 1, "suppressed": []}]
     assert consort["excluded"]["not_enrolled"] == [
-        {"reason": "declined", "count": 1},
-        {"reason": "not_reachable", "count": 1},
-        {"reason": "other", "count": 1},
-        {"reason": "awaiting_enrolment", "count": 1},
+        {"reason": "declined", "count": 1, "suppressed": []},
+        {"reason": "not_reachable", "count": 1, "suppressed": []},
+        {"reason": "other", "count": 1, "suppressed": []},
+        {"reason": "awaiting_enrolment", "count": 1, "suppressed": []},
     ]
     # The seeded trial randomises: the one participant was allocated; an admin sees it per arm.
     allocated = consort["allocated"]
@@ -112,4 +112,6 @@ def test_withdrawals_from_before_the_codes_become_other_and_go_back_on_a_downgra
             text("SELECT reason_code FROM application_history WHERE status = 'withdrawn'")
         )
         assert codes.scalars().all() == ["other"]
-    assert {"reason": "other", "count": 1} in report(stack)["consort"]["excluded"]["not_enrolled"]
+    assert {"reason": "other", "count": 1, "suppressed": []} in report(stack)["consort"]["excluded"][
+        "not_enrolled"
+    ]

@@ -1,12 +1,19 @@
-"""Dashboard sessions end on the server at sign-out, and sign-in's `next` never reaches a header raw."""
+"""Dashboard sessions end on the server at sign-out, after an idle period and after their lifetime, and
+sign-in's `next` never reaches a header raw; tokens that are missing, expired or forged get 401."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from flask.testing import FlaskClient
 
+from models import Role
+from models.base import utcnow
+from services.tokens import create_token
+from tests.support.http import assert_problem, auth
 from tests.support.stack import TRIAL, Stack
 from tests.support.tokens import sponsor_token
 
@@ -116,3 +123,67 @@ def test_a_plain_dashboard_next_is_kept(stack: Stack) -> None:
     target = f"{PAGE}?week=3"
     answer = stack.client.post("/dashboard/login", data={"token": stack.admin, "next": target})
     assert answer.status_code == 303 and answer.headers["Location"] == target
+
+
+# --- scenario 37: authentication -------------------------------------------------------------------
+
+
+def test_s37_missing_expired_or_forged_tokens_get_401_on_the_api_and_the_dashboard(stack: Stack) -> None:
+    """Scenario 37, tokens: no token, an expired one, a made-up one, a valid one with a character
+    changed, and one sent without its scheme are each refused with 401 problem+json naming the Bearer
+    scheme (the dashboard: 401, or sign-in for a browser with nothing); the valid token passes."""
+    with stack.db.transaction() as session:
+        expired = create_token(session, Role.ADMIN, expires_at=utcnow() - timedelta(seconds=1))
+    last = stack.admin[-1]
+    forged = stack.admin[:-1] + ("A" if last != "A" else "B")
+    for headers in ({}, auth(expired), auth("acr_" + "x" * 43), auth(forged), {"Authorization": stack.admin}):
+        for path in ("/api/v1/trials", "/api/v1/webhooks", "/api/v1/events"):
+            refused = stack.client.get(path, headers=headers)
+            assert_problem(refused, 401)
+            assert refused.headers["WWW-Authenticate"] == "Bearer"
+        page = stack.client.get(PAGE, headers=headers)
+        if headers:  # a presented credential that fails: an error page
+            assert page.status_code == 401
+        else:  # a browser with nothing: sent to sign in
+            assert page.status_code == 303 and page.headers["Location"].startswith("/dashboard/login")
+    assert stack.client.get("/api/v1/trials", headers=auth(stack.admin)).status_code == 200
+
+
+IDLE = timedelta(minutes=30)  # ACCRUAL_SESSION_IDLE_MINUTES' default
+
+
+def test_s37_an_idle_dashboard_session_ends_and_must_sign_in_again(stack: Stack) -> None:
+    """Scenario 37, idle sessions: a session used within ACCRUAL_SESSION_IDLE_MINUTES of its last use
+    lasts; one left unused longer is refused (the browser is sent to sign in), and so is any copy of its
+    cookie; signing in again works. The clock is simulated (time_machine)."""
+    assert stack.settings.session_idle_minutes == IDLE.total_seconds() / 60
+    token = sponsor_token(stack)
+    with time_machine.travel(datetime.now(UTC), tick=False) as clock:
+        browser, _ = signed_in(stack, token)
+        for _ in range(3):  # 87 minutes in all, never idle for 30
+            clock.shift(IDLE - timedelta(minutes=1))
+            assert is_signed_in(browser)
+        cookie = browser.get_cookie(COOKIE, path="/dashboard")
+        assert cookie is not None
+        clock.shift(IDLE + timedelta(seconds=1))
+        assert not is_signed_in(replayed(stack, cookie.value))  # a copy is refused as well
+        assert not is_signed_in(browser)
+        again, _ = signed_in(stack, token)
+        assert is_signed_in(again)
+
+
+def test_s37_a_dashboard_session_in_use_still_ends_after_session_hours(stack: Stack) -> None:
+    """Used every 20 minutes, a session still ends ACCRUAL_SESSION_HOURS after sign-in: the cookie is
+    re-signed at every request, so the sign-in time it carries is what bounds it."""
+    lifetime = timedelta(hours=stack.settings.session_hours)
+    with time_machine.travel(datetime.now(UTC), tick=False) as clock:
+        browser, _ = signed_in(stack, sponsor_token(stack))
+        used = timedelta(0)
+        while used + timedelta(minutes=20) <= lifetime:
+            clock.shift(timedelta(minutes=20))
+            used += timedelta(minutes=20)
+            assert is_signed_in(browser), used
+        cookie = browser.get_cookie(COOKIE, path="/dashboard")
+        assert cookie is not None
+        clock.shift(lifetime - used + timedelta(seconds=1))
+        assert not is_signed_in(replayed(stack, cookie.value))

@@ -2,41 +2,22 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import func, select, update
 
-from models import ApiToken, EmailMessage, Event, Site
-from services.notifications.mail import mail_lease, queue_emails, send_email
-from services.notifications.scheduled_sends import claim_due
+from models import ApiToken, EmailMessage, Site
 from services.tokens import Role, TokenError, create_token
 from tests.support.applications import post
 from tests.support.database import set_targets
-from tests.support.mail import Inbox
+from tests.support.mail import Inbox, compose_all, pump_mail
 from tests.support.screening import decide
-from tests.support.servers import free_port
 from tests.support.stack import TRIAL, Stack, database_url_for, make_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:aiosmtpd")
 COORDINATOR_MAIL = "coordinator@beijing.example"
-
-
-@pytest.fixture
-def smtp_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def inbox(smtp_port: int) -> Iterator[Inbox]:
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=smtp_port)
-    controller.start()
-    yield handler
-    controller.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -66,31 +47,6 @@ def mailing(request: pytest.FixtureRequest, tmp_path: Path, smtp_port: int) -> I
     built.close()
 
 
-def compose_all(stack: Stack) -> int:
-    """What the mail.compose consumer does for every event the relay hands it."""
-    with stack.db.sessions() as session:
-        ids = list(session.scalars(select(Event.id).order_by(Event.seq)))
-    return sum(queue_emails(stack.db, event_id, stack.settings) for event_id in ids)
-
-
-def pending(stack: Stack) -> int:
-    with stack.db.sessions() as session:
-        query = select(func.count()).select_from(EmailMessage).where(EmailMessage.status == "pending")
-        return int(session.scalar(query) or 0)
-
-
-def pump(stack: Stack, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while pending(stack) and time.monotonic() < deadline:
-        with stack.db.transaction() as session:
-            due = claim_due(session, EmailMessage, mail_lease(stack.settings), 100)
-        for message_id, claim in due:
-            send_email(stack.db, message_id, claim, stack.settings)
-        if not due:
-            time.sleep(0.02)
-    assert pending(stack) == 0
-
-
 def statuses(stack: Stack) -> list[tuple[str, int]]:
     with stack.db.sessions() as session:
         return [(m.status, m.attempts) for m in session.scalars(select(EmailMessage))]
@@ -101,7 +57,7 @@ def test_a_decision_is_mailed_to_the_sites_live_coordinators_without_clinical_da
 ) -> None:
     application = decide(mailing, screening_id="MAIL-CANARY-7", wagner_grade=5)  # ineligible
     assert compose_all(mailing) == 1
-    pump(mailing)
+    pump_mail(mailing)
     [(recipients, message)] = inbox.messages
     assert recipients == [COORDINATOR_MAIL]
     assert message["Subject"] == f"Accrual: application {application} is ineligible"
@@ -116,7 +72,7 @@ def test_a_redelivered_event_is_mailed_once(mailing: Stack, inbox: Inbox) -> Non
     decide(mailing, screening_id="A")
     assert compose_all(mailing) == 1
     assert compose_all(mailing) == 0  # the relay delivered every event again
-    pump(mailing)
+    pump_mail(mailing)
     assert len(inbox.messages) == 1
 
 
@@ -124,7 +80,7 @@ def test_recruitment_stopping_is_mailed_once_per_coordinator(mailing: Stack, inb
     set_targets(mailing, trial=1, site=None)
     post(mailing, decide(mailing, screening_id="A"), "enroll")
     compose_all(mailing)
-    pump(mailing)
+    pump_mail(mailing)
     subjects = sorted(m["Subject"] for _, m in inbox.messages)
     # the decision, then the trial closing; the site closing with it is told by the trial's message
     assert subjects == sorted([f"Accrual: trial {TRIAL} stopped recruiting", subjects[0]])
@@ -139,26 +95,34 @@ def test_a_site_reaching_its_own_target_is_mailed(mailing: Stack, inbox: Inbox) 
     set_targets(mailing, trial=None, site=1)
     post(mailing, decide(mailing, screening_id="A"), "enroll")
     compose_all(mailing)
-    pump(mailing)
+    pump_mail(mailing)
     subjects = [m["Subject"] for _, m in inbox.messages]
     assert any(s.endswith(f"stopped recruiting for trial {TRIAL}") for s in subjects)
     assert any(s == f"Accrual: trial {TRIAL} stopped recruiting" for s in subjects)  # its only site
 
 
-def test_an_smtp_server_that_is_down_is_retried_then_the_message_fails(mailing: Stack) -> None:
-    decide(mailing, screening_id="A")  # nothing listens on the SMTP port
+def test_s19_smtp_down_is_retried_then_dead_lettered_and_no_message_holds_health_data(
+    mailing: Stack,
+) -> None:
+    """Scenario 19: nothing listens on the SMTP port; the message is tried on the whole schedule (three
+    attempts), then kept as `failed`, the dead letter. Neither its subject nor its body holds the
+    applicant's canary screening id or observations."""
+    decide(mailing, screening_id="SMTP-CANARY-19", wagner_grade=5, abi=0.37)
     compose_all(mailing)
-    pump(mailing)
+    pump_mail(mailing)
     assert statuses(mailing) == [("failed", 3)]
     with mailing.db.sessions() as session:
-        assert "Error" in str(session.scalars(select(EmailMessage.last_error)).one())
+        [dead] = session.scalars(select(EmailMessage)).all()
+        assert "Error" in str(dead.last_error)
+    for leak in ("SMTP-CANARY", "wagner", "Wagner", "0.37", "ulcer", "1955"):
+        assert leak not in dead.subject and leak not in dead.body
 
 
 def test_a_permanent_refusal_fails_at_once(mailing: Stack, inbox: Inbox) -> None:
     inbox.refuse = True
     decide(mailing, screening_id="A")
     compose_all(mailing)
-    pump(mailing)
+    pump_mail(mailing)
     assert statuses(mailing) == [("failed", 1)] and inbox.messages == []
 
 
@@ -177,7 +141,7 @@ def test_with_no_smtp_host_mail_is_off(stack: Stack) -> None:
         (Role.COORDINATOR, "not-an-address", None),
         (Role.COORDINATOR, "two@@example.org", None),
         (Role.COORDINATOR, "a@b.org, c@d.org", None),
-        (Role.SPONSOR, "sponsor@example.org", "Allife"),
+        (Role.SPONSOR, "sponsor at example.org", "Allife"),
     ],
 )
 def test_token_emails_are_checked(sqlite_stack: Stack, role: Role, email: str, sponsor: str | None) -> None:

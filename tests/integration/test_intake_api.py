@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from tests.support.applicants import eligible_applicant
 from tests.support.database import stored
 from tests.support.http import assert_problem
 from tests.support.stack import TRIAL, Stack
+from tests.support.waiting import wait_until
 
 
 def test_a_valid_submission_is_accepted_with_202_location_and_one_outbox_event(stack: Stack) -> None:
@@ -132,6 +134,60 @@ def test_malformed_bodies_get_a_problem_and_store_nothing(
     assert stored(stack) == (0, 0, 0)
 
 
+ECHO_CANARY = "ECHO-CANARY-5521"  # in each bad value that is a string: never echoed back
+BAD_APPLICANTS: list[tuple[str, dict[str, Any], str]] = [
+    ("unknown field", {"nonsense_field": ECHO_CANARY}, "applicant.nonsense_field"),
+    ("wrong type", {"abi": f"high {ECHO_CANARY}"}, "applicant.abi"),
+    ("invalid enum", {"sex": ECHO_CANARY}, "applicant.sex"),
+    ("invalid date", {"birth_date": "1955-02-30"}, "applicant.birth_date"),
+    ("NUL byte", {"screening_id": f"A\u0000{ECHO_CANARY}"}, "applicant.screening_id"),
+    ("very long string", {"screening_id": ECHO_CANARY * 10_000}, "applicant.screening_id"),
+    ("mixed Unicode digits", {"abi": "\u0660\u066b\u0665"}, "applicant.abi"),
+    ("fullwidth unit", {"hemoglobin_g_l": {"value": 12.1, "unit": "g/d\uff2c"}}, "applicant.hemoglobin_g_l"),
+]
+
+
+def _assert_clean_problem(response: Any, status: int, field: str | None) -> None:
+    """A problem+json with type, title, status and detail (naming the field with a JSON pointer), and
+    neither a stack trace nor the rejected value in it."""
+    problem = assert_problem(response, status, field)
+    assert problem["title"] and problem["type"].startswith("/problems/")
+    if field is not None:
+        assert all(e["pointer"].startswith("/") for e in problem["errors"])
+    text_ = response.get_data(as_text=True)
+    assert "Traceback" not in text_ and 'File "' not in text_ and ECHO_CANARY not in text_
+
+
+@pytest.mark.parametrize(("case", "changes", "field"), BAD_APPLICANTS, ids=[c[0] for c in BAD_APPLICANTS])
+def test_s28_each_kind_of_bad_field_gets_a_clean_422_naming_it_and_stores_nothing(
+    stack: Stack, case: str, changes: dict[str, Any], field: str
+) -> None:
+    _assert_clean_problem(stack.submit(eligible_applicant(**changes)), 422, field)
+    assert stored(stack) == (0, 0, 0)
+
+
+def test_s28_bad_bodies_missing_fields_wrong_types_and_media_get_clean_problems_and_store_nothing(
+    stack: Stack,
+) -> None:
+    def send(raw: bytes, content_type: str = "application/json") -> Any:
+        return stack.client.post(
+            "/api/v1/applications",
+            data=raw,
+            headers={"Authorization": f"Bearer {stack.coordinator}", "Content-Type": content_type},
+        )
+
+    whole = {"trial_id": TRIAL, "site_id": stack.site_id, "applicant": eligible_applicant()}
+    _assert_clean_problem(send(b'{"trial_id": "' + ECHO_CANARY.encode()), 400, None)
+    _assert_clean_problem(send(json.dumps(whole).encode(), "text/plain"), 415, None)
+    _assert_clean_problem(send(json.dumps({**whole, "pad": "x" * 1_100_000}).encode()), 413, None)
+    _assert_clean_problem(send(json.dumps({**whole, "site_id": None}).encode()), 422, "site_id")
+    without_site = {k: v for k, v in whole.items() if k != "site_id"}
+    _assert_clean_problem(send(json.dumps(without_site).encode()), 422, "site_id")
+    _assert_clean_problem(send(json.dumps({**whole, "trial_id": 5}).encode()), 422, "trial_id")
+    _assert_clean_problem(send(json.dumps({**whole, "extra": ECHO_CANARY}).encode()), 422, "extra")
+    assert stored(stack) == (0, 0, 0)
+
+
 def test_a_body_over_one_megabyte_is_413(stack: Stack) -> None:
     big = json.dumps({"trial_id": TRIAL, "site_id": stack.site_id, "applicant": {"pad": "x" * 1_100_000}})
     response = stack.client.post(
@@ -169,7 +225,11 @@ def test_a_second_submission_of_the_same_applicant_is_409_pointing_at_the_first(
     assert body["existing_application"] == first["id"]
     assert body["existing_application_url"] == f"/api/v1/applications/{first['id']}"
     assert stored(stack) == (1, 1, 1)
-    assert _rows_written_with_an_application(stack) == written  # none of its dependent rows either
+    # None of its dependent rows either: only the audit entry of the refused attempt (scenario 31).
+    assert _rows_written_with_an_application(stack) == {
+        **written,
+        "audit_pending": written["audit_pending"] + 1,
+    }
 
 
 def _rows_written_with_an_application(stack: Stack) -> dict[str, int]:
@@ -248,16 +308,20 @@ def test_reading_an_application_shows_its_status_observations_and_history(stack:
     assert body["status"] == "submitted" and body["criteria"] == [] and body["observations"]["abi"] == 0.5
 
 
-def test_another_sites_coordinator_gets_404_for_an_application(stack: Stack) -> None:
+def test_s33_an_unknown_id_or_another_sites_application_is_the_same_404(stack: Stack) -> None:
+    """Scenario 33 (the async half, a decision visible after the 202 within its bound, is
+    tests/integration/test_status_resource.py, with real workers)."""
     created = stack.submit(eligible_applicant()).get_json()
     with stack.db.transaction() as session:
         session.add(Site(site_id="site_other", trial_id=TRIAL, name="Other hospital", status="RECRUITING"))
         other = create_token(session, Role.COORDINATOR, ["site_other"])
-    for token in (other,):
-        response = stack.client.get(
-            f"/api/v1/applications/{created['id']}", headers={"Authorization": f"Bearer {token}"}
-        )
-        assert_problem(response, 404)
+    hidden = stack.client.get(
+        f"/api/v1/applications/{created['id']}", headers={"Authorization": f"Bearer {other}"}
+    )
+    unknown = stack.client.get("/api/v1/applications/app_nope", headers={"Authorization": f"Bearer {other}"})
+    shown = [assert_problem(r, 404) for r in (hidden, unknown)]
+    # No existence leak: the same answer as for an id that never existed, the id aside.
+    assert shown[0]["detail"].replace(created["id"], "ID") == shown[1]["detail"].replace("app_nope", "ID")
     assert_problem(
         stack.client.get("/api/v1/applications/app_nope", headers={"Authorization": f"Bearer {stack.admin}"}),
         404,
@@ -278,7 +342,58 @@ def test_the_list_pages_with_signed_cursors_newest_first(stack: Stack) -> None:
     assert seen == list(reversed(ids)) and pages == 3
 
 
-def test_a_tampered_or_foreign_cursor_is_400(stack: Stack) -> None:
+def test_s27_walking_the_pages_while_others_submit_sees_each_earlier_application_once(stack: Stack) -> None:
+    """Scenario 27 on the application list (the event feed's own is test_event_feed.py's reader racing
+    writers): a writer thread submits all along while a reader walks the pages; every application that
+    existed at the start is seen exactly once, in order, and a cursor read again gives the same page."""
+    existing = [stack.submit(eligible_applicant(f"OLD-{n}")).get_json()["id"] for n in range(10)]
+    walking = threading.Event()
+    written: list[int] = []
+
+    def write() -> None:
+        client = stack.app.test_client()
+        while not walking.is_set() and len(written) < 200:
+            body = {
+                "trial_id": TRIAL,
+                "site_id": stack.site_id,
+                "applicant": eligible_applicant(f"NEW-{len(written)}"),
+            }
+            answer = client.post("/api/v1/applications", json=body, headers=auth_of(stack.coordinator))
+            written.append(answer.status_code)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    seen: list[str] = []
+    pages: dict[str, list[str]] = {}
+    cursor = ""
+    while True:
+        before = len(written)
+        url = "/api/v1/applications?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        body = stack.client.get(url, headers=auth_of(stack.coordinator)).get_json()
+        seen += [item["id"] for item in body["items"]]
+        pages[cursor] = [item["id"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+        wait_until(lambda before=before: len(written) > before, timeout=30, what="a submission between pages")
+    walking.set()
+    writer.join()
+    assert set(written) == {202}
+    assert len(seen) == len(set(seen))  # no duplicates
+    assert [i for i in seen if i in existing] == list(reversed(existing))  # no skips, newest first
+    for page_cursor, items in pages.items():
+        if page_cursor:  # a cursor is stable: the page after it holds what it held
+            again = stack.client.get(
+                f"/api/v1/applications?limit=3&cursor={page_cursor}", headers=auth_of(stack.coordinator)
+            )
+            assert [item["id"] for item in again.get_json()["items"]] == items
+
+
+def auth_of(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_s32_a_garbled_truncated_tampered_or_foreign_cursor_is_400_and_a_big_limit_422(stack: Stack) -> None:
     for n in range(3):
         stack.submit(eligible_applicant(f"S-{n}"))
     auth = {"Authorization": f"Bearer {stack.coordinator}"}
@@ -286,6 +401,13 @@ def test_a_tampered_or_foreign_cursor_is_400(stack: Stack) -> None:
     tampered = cursor[:-2] + ("AA" if cursor[-2:] != "AA" else "BB")
     assert_problem(stack.client.get(f"/api/v1/applications?cursor={tampered}", headers=auth), 400)
     assert_problem(stack.client.get("/api/v1/applications?cursor=garbage!", headers=auth), 400)
+    for truncated in (cursor[: len(cursor) // 2], cursor[:-1]):
+        refused = assert_problem(
+            stack.client.get(f"/api/v1/applications?cursor={truncated}", headers=auth), 400
+        )
+        assert refused["type"] == "/problems/invalid-cursor"
+    # The page size is refused above its documented maximum (200), not clamped.
+    assert_problem(stack.client.get("/api/v1/applications?limit=201", headers=auth), 422, "limit")
     admin = {"Authorization": f"Bearer {stack.admin}"}
     assert_problem(stack.client.get(f"/api/v1/applications?limit=1&cursor={cursor}", headers=admin), 400)
 
@@ -359,11 +481,19 @@ def test_racing_submissions_of_one_applicant_store_it_once(stack: Stack) -> None
     assert stored(stack) == (1, 1, 1)
 
 
-def test_racing_retries_with_one_idempotency_key_all_get_the_first_answer(stack: Stack) -> None:
-    responses = _concurrently(stack, 8, {"Idempotency-Key": "race-1"})
-    assert {r.status_code for r in responses} == {202}
-    assert len({r.get_json()["id"] for r in responses}) == 1
+def test_s22_twenty_racing_posts_with_one_idempotency_key_store_one_and_replay_its_answer(
+    stack: Stack,
+) -> None:
+    """Scenario 22. The design makes a racer wait for the first request's answer (the intake lock)
+    rather than answer 409 while it is in flight, so every racer gets that answer, byte for byte."""
+    responses = _concurrently(stack, 20, {"Idempotency-Key": "race-1"})
+    assert [r.status_code for r in responses] == [202] * 20
+    assert len({r.get_data() for r in responses}) == 1  # byte-identical
+    accepted = responses
     assert stored(stack) == (1, 1, 1)
+    afterwards = stack.submit(eligible_applicant(), **{"Idempotency-Key": "race-1"})
+    assert afterwards.status_code == 202 and afterwards.headers["Idempotent-Replayed"] == "true"
+    assert afterwards.get_data() == accepted[0].get_data()
 
 
 def test_authentication_comes_before_validation_and_admins_do_not_submit(stack: Stack) -> None:

@@ -61,7 +61,7 @@ def test_postgresql_with_redis_decides_every_submission(
         stack.close()
 
 
-def test_intake_keeps_answering_while_the_broker_is_down_and_nothing_is_lost(
+def test_s07_intake_answers_202_while_redis_is_down_and_all_are_decided_once_it_returns(
     pg_url: str, private_redis: RedisServer, tmp_path: Path, processes: Processes
 ) -> None:
     stack = Stack(make_settings(tmp_path, pg_url, private_redis.url))
@@ -89,7 +89,7 @@ def test_intake_keeps_answering_while_the_broker_is_down_and_nothing_is_lost(
         stack.close()
 
 
-def test_redis_restarted_without_persistence_loses_its_queue_and_the_sweep_publishes_again(
+def test_s06_redis_restarted_without_persistence_loses_its_queue_and_the_sweep_publishes_again(
     pg_url: str, private_redis: RedisServer, tmp_path: Path, processes: Processes
 ) -> None:
     stack = Stack(make_settings(tmp_path, pg_url, private_redis.url))
@@ -119,7 +119,7 @@ def test_redis_restarted_without_persistence_loses_its_queue_and_the_sweep_publi
         stack.close()
 
 
-def test_a_worker_started_while_the_broker_is_down_exits_2_or_with_wait_for_broker_works_when_it_returns(
+def test_s07_a_worker_started_while_redis_is_down_exits_2_or_with_wait_for_broker_works_once_it_returns(
     pg_url: str, private_redis: RedisServer, tmp_path: Path, processes: Processes
 ) -> None:
     stack = Stack(make_settings(tmp_path, pg_url, private_redis.url))

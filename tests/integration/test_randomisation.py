@@ -286,7 +286,7 @@ def test_the_consort_flow_shows_arms_only_to_those_who_may_see_them(stack: Stack
     with stack.db.transaction() as session:
         sponsor = create_token(session, Role.SPONSOR, sponsor=as_admin_sponsor(stack))
     as_sponsor = stack.client.get(f"/api/v1/trials/{TRIAL}/recruitment", headers=auth(sponsor)).get_json()
-    assert as_sponsor["consort"]["allocated"] == [{"arm_id": None, "count": 2}]
+    assert as_sponsor["consort"]["allocated"] == [{"arm_id": None, "count": 2, "suppressed": []}]
     scheme = stack.client.get(SCHEME_URL, headers=auth(sponsor))
     assert scheme.status_code == 200 and scheme.get_json()["commitment"].startswith("sha256:")
 

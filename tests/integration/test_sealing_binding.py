@@ -227,7 +227,8 @@ def test_one_seal_per_write_and_one_open_per_read(stack: Stack, monkeypatch: pyt
     assert cost(screen) == {"open": 1, "seal": 1}
     correct_cost = cost(correct)
     # The answer to a correction shows the application with its latest screening's results: one more open.
-    assert correct_cost["seal"] == 1 and 1 <= correct_cost["open"] <= 4
+    # Two seals: the corrected observations, and the ones they replace, kept in previous_values.
+    assert correct_cost["seal"] == 2 and 1 <= correct_cost["open"] <= 4
 
 
 def counted(calls: Counter[str], name: str, original: Callable[..., Any]) -> Callable[..., Any]:

@@ -121,7 +121,9 @@ def test_the_chain_verifies_and_every_entry_links_to_the_one_before(stack: Stack
     "statement",
     ["UPDATE audit_entries SET actor = 'mallory' WHERE seq = 1", "DELETE FROM audit_entries WHERE seq = 1"],
 )
-def test_the_database_refuses_to_change_or_delete_an_entry(stack: Stack, statement: str) -> None:
+def test_s45_the_database_refuses_to_change_or_delete_an_entry(stack: Stack, statement: str) -> None:
+    """Scenario 45: the service connects as one database role, so the append-only triggers are the
+    guard for it and for any other role short of the owner; the owner is caught by the chain (below)."""
     chain_pending_entries(stack.db)
     with pytest.raises(sa.exc.DBAPIError, match="append-only"), stack.db.transaction() as session:
         session.execute(text(statement))
@@ -153,7 +155,7 @@ def _bypass_append_only(db: Database, statement: str) -> None:
         ("DELETE FROM audit_entries WHERE seq = (SELECT max(seq) FROM audit_entries)", "head says"),
     ],
 )
-def test_an_edit_or_a_gap_made_behind_the_triggers_breaks_the_chain(
+def test_s45_an_edit_or_a_gap_made_behind_the_triggers_breaks_the_chain(
     stack: Stack, statement: str, problem: str
 ) -> None:
     decide(stack, screening_id="A")
@@ -192,7 +194,7 @@ def test_intake_beyond_the_tokens_limit_gets_429_with_retry_after(limited: Stack
     assert limited.submit(eligible_applicant("OTHER"), token=other).status_code == 202  # per token
 
 
-def test_an_address_that_keeps_failing_authentication_must_wait(limited: Stack) -> None:
+def test_s42_guessed_tokens_are_throttled_and_big_lists_are_capped(limited: Stack) -> None:
     for _ in range(5):
         assert_problem(limited.client.get("/api/v1/trials", headers=auth("acr_guess")), 401)
     locked = limited.client.get("/api/v1/trials", headers=auth("acr_guess"))
@@ -200,6 +202,11 @@ def test_an_address_that_keeps_failing_authentication_must_wait(limited: Stack) 
     assert int(locked.headers["Retry-After"]) >= 1
     # Only the guesses wait: a valid token from the same address passes (see test_auth_lockout.py).
     assert limited.client.get("/api/v1/trials", headers=auth(limited.admin)).status_code == 200
+    # A page holds at most 200 applications, 1000 events or audit entries: a bigger one is refused.
+    for path, most in (("/api/v1/applications", 200), ("/api/v1/events", 1000), ("/api/v1/audit", 1000)):
+        too_many = limited.client.get(f"{path}?limit={most + 1}", headers=auth(limited.admin))
+        assert_problem(too_many, 422, "limit")
+        assert limited.client.get(f"{path}?limit={most}", headers=auth(limited.admin)).status_code == 200
 
 
 def test_intake_passes_when_the_limits_store_is_down_and_tries_it_again_later(

@@ -22,10 +22,10 @@ from tests.support.mail import Inbox
 from tests.support.pipeline import start_pipeline, submit_many
 from tests.support.processes import Processes
 from tests.support.servers import free_port
-from tests.support.stack import Stack, make_settings, sqlite_url
+from tests.support.stack import Stack
 from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import receiving
-from tests.support.webhooks import subscribe
+from tests.support.webhooks import pipeline_settings, subscribe
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:aiosmtpd")]
 HOOK_ENV = {
@@ -38,12 +38,7 @@ HOOK_ENV = {
 
 @pytest.fixture(params=["sqlite", "postgres+redis"])
 def pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
-    if request.param == "sqlite":
-        settings = make_settings(tmp_path, sqlite_url(tmp_path), webhook_allow_private=True)
-    else:
-        pg_url, redis_url = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
-        settings = make_settings(tmp_path, pg_url, redis_url, webhook_allow_private=True)
-    built = Stack(settings)
+    built = Stack(pipeline_settings(request, tmp_path))
     yield built
     built.close()
 

@@ -104,7 +104,8 @@ def fresh_client() -> Iterator[None]:
 class Endpoint(ThreadingHTTPServer):
     """An HTTP(S) server on loopback recording each connection, TLS server name and Host header.
 
-    `mode`: "answer" 200, "silent" never answers, "garbage" answers something that is not HTTP."""
+    `mode`: "answer" 200, "silent" never answers, "garbage" answers something that is not HTTP,
+    "redirect" 302 to `location`."""
 
     daemon_threads = True
 
@@ -113,6 +114,7 @@ class Endpoint(ThreadingHTTPServer):
         self.server_names: list[str | None] = []
         self.hosts: list[str] = []
         self.tls, self.mode, self.stopping = tls, mode, threading.Event()
+        self.location = ""
         if tls is not None:
             tls.sni_callback = lambda _connection, name, _context: self.server_names.append(name)
         super().__init__((LOOPBACK, port), _Handler)
@@ -152,6 +154,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.stopping.wait(10)
         elif self.server.mode == "garbage":
             self.wfile.write(b"this is not HTTP\r\n\r\n")
+        elif self.server.mode == "redirect":
+            self.send_response(302)
+            self.send_header("Location", self.server.location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         else:
             self.send_response(200)
             self.send_header("Content-Length", "0")
@@ -216,6 +223,17 @@ def certificate_for(tmp_path: Path, name: str) -> tuple[Path, ssl.SSLContext]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(chain_file, key_file)
     return ca_file, context
+
+
+def public_endpoint(
+    tmp_path: Path, name: str, network: tuple[Resolver, Network], monkeypatch: pytest.MonkeyPatch, **kw: Any
+) -> Endpoint:
+    """An HTTPS endpoint standing for PUBLIC, its certificate naming `name`, trusted by the sender."""
+    ca_file, server_tls = certificate_for(tmp_path, name)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    endpoint = Endpoint(tls=server_tls, **kw)
+    network[1].public_route = endpoint.port
+    return endpoint
 
 
 # --- stacks and helpers ------------------------------------------------------------------------------
@@ -315,10 +333,8 @@ def test_the_pinned_connection_keeps_the_name_for_sni_the_host_header_and_the_ce
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     resolver, net = network
-    ca_file, server_tls = certificate_for(tmp_path, NAME)  # names NAME, not the address connected to
-    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
-    endpoints.append(public := Endpoint(tls=server_tls))
-    net.public_route = public.port
+    # Its certificate names NAME, not the address connected to.
+    endpoints.append(public := public_endpoint(tmp_path, NAME, network, monkeypatch))
     hook = subscribed(guarded, f"https://{NAME}:{port}/in")
     resolver.lookups = 0
     send_one_event(guarded)
@@ -337,11 +353,7 @@ def test_a_certificate_for_another_name_fails_the_attempt_as_tls_failed(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _, net = network
-    ca_file, server_tls = certificate_for(tmp_path, "elsewhere.example.test")
-    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
-    endpoints.append(public := Endpoint(tls=server_tls))
-    net.public_route = public.port
+    endpoints.append(public := public_endpoint(tmp_path, "elsewhere.example.test", network, monkeypatch))
     hook = subscribed(guarded, f"https://{NAME}:{port}/in")
     send_one_event(guarded)
     [attempt] = attempts(guarded, hook)
@@ -431,3 +443,85 @@ def test_with_private_targets_allowed_any_port_and_http_pass_but_control_charact
     assert subscribe(local, "https://10.0.0.1:6379/x").status_code == 201
     assert_problem(subscribe(local, "http://127.0.0.1:9/\u0000"), 422, "url")
     assert_problem(subscribe(local, "http://127.0.0.1\u0000:9/"), 422, "url")
+
+
+# --- scenario 35: every form of an internal target, at registration and at send ---------------------
+
+
+def internal_forms(port: int) -> list[str]:
+    """The scenario's list: plain http in production, loopback by name and number, the unspecified
+    address, private ranges, cloud metadata, IPv6 loopback and IPv4-mapped loopback, decimal and octal
+    IPv4 forms, and a name that resolves to a private address."""
+    return [
+        f"http://{NAME}:{port}/in",
+        f"https://localhost:{port}/in",
+        f"https://127.0.0.1:{port}/in",
+        f"https://0.0.0.0:{port}/in",
+        "https://10.0.0.1/in",
+        "https://172.16.0.1/in",
+        "https://192.168.1.1/in",
+        "https://169.254.169.254/latest/meta-data/",
+        f"https://[::1]:{port}/in",
+        f"https://[::ffff:127.0.0.1]:{port}/in",
+        f"https://2130706433:{port}/in",
+        f"https://0177.0.0.1:{port}/in",
+        f"https://0x7f000001:{port}/in",
+        f"https://{PRIVATE_NAME}:{port}/in",
+    ]
+
+
+PRIVATE_NAME = "internal.example.test"  # resolves to loopback
+REDIRECT_NAME = "redirect.example.test"  # resolves to PUBLIC, whose endpoint redirects to the canary
+
+
+def test_s35_every_internal_target_is_refused_at_registration_or_send_and_the_canary_gets_nothing(
+    guarded: Stack,
+    network: tuple[Resolver, Network],
+    endpoints: list[Endpoint],
+    port: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    resolver, net = network
+    endpoints.append(canary := Endpoint(port))  # on loopback, on the allowed port: what SSRF would hit
+    real = resolver.real
+    named = {PRIVATE_NAME: LOOPBACK, REDIRECT_NAME: PUBLIC}
+    resolver.real = lambda host, *rest, **kw: real(named.get(host, host), *rest, **kw)
+    for url in internal_forms(port):
+        assert_problem(subscribe(guarded, url), 422, "url")
+    with guarded.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(WebhookSubscription)) == 0
+
+    # At send: a name public when subscribed and loopback after (DNS rebinding), a public endpoint that
+    # redirects to the canary, and subscriptions whose stored URL names internal targets by now.
+    redirecting = public_endpoint(tmp_path, REDIRECT_NAME, network, monkeypatch, mode="redirect")
+    endpoints.append(redirecting)
+    redirecting.location = f"http://{LOOPBACK}:{port}/in"
+    rebound = subscribed(guarded, f"https://{NAME}:{port}/in")
+    redirect = subscribed(guarded, f"https://{REDIRECT_NAME}:{port}/in")
+    stored_internal = {
+        subscribed(guarded, f"https://{REDIRECT_NAME}:{port}/stored/{n}"): url
+        for n, url in enumerate(
+            [
+                f"https://127.0.0.1:{port}/in",
+                f"https://[::ffff:127.0.0.1]:{port}/in",
+                f"https://{PRIVATE_NAME}:{port}/in",
+                f"http://{REDIRECT_NAME}:{port}/in",
+            ]
+        )
+    }
+    with guarded.db.transaction() as session:
+        for webhook_id, url in stored_internal.items():
+            session.get_one(WebhookSubscription, webhook_id).url = url
+    resolver.answers = [LOOPBACK]  # NAME was public when subscribed; it now answers loopback
+    send_one_event(guarded)
+
+    assert canary.connections == 0 and canary.hosts == []
+    [rebound_attempt] = attempts(guarded, rebound)  # connected to the checked address, whose
+    assert rebound_attempt["status_code"] is None  # certificate is not NAME's; or refused outright
+    [redirected] = attempts(guarded, redirect)
+    assert redirected["status_code"] == 302 and redirecting.hosts == [f"{REDIRECT_NAME}:{port}"]
+    for webhook_id in stored_internal:
+        [attempt] = attempts(guarded, webhook_id)
+        assert attempt["status_code"] is None and attempt["error"].startswith("refused"), attempt
+    assert {address for address, _ in net.asked} <= {PUBLIC}  # no connection asked for anything else

@@ -18,6 +18,7 @@ from threading import Barrier
 from typing import Any
 
 import pytest
+import time_machine
 from sqlalchemy import func, select, update
 from standardwebhooks.webhooks import Webhook
 
@@ -143,7 +144,7 @@ def test_a_receiver_down_for_the_whole_schedule_fails_then_redelivery_succeeds_w
     pump(hooks)
 
 
-def test_a_410_disables_the_subscription_with_an_event_and_cancels_what_is_pending(hooks: Stack) -> None:
+def test_s16_a_410_disables_the_subscription_with_an_event_and_cancels_what_is_pending(hooks: Stack) -> None:
     with receiving(default=410) as receiver:
         hook = subscribe(hooks, receiver.url, ["application.submitted"])
         hooks.submit(eligible_applicant("A"))
@@ -156,9 +157,11 @@ def test_a_410_disables_the_subscription_with_an_event_and_cancels_what_is_pendi
     assert shown["status"] == "disabled" and "410" in shown["disabled_reason"]
     with hooks.db.sessions() as session:
         disabled = session.scalars(select(Event).where(Event.type == "webhook.disabled")).one()
+        dead = session.scalars(select(Event).where(Event.type == "webhook.delivery_failed")).one()
     assert disabled.data["webhook_id"] == hook["id"]
+    assert dead.data["webhook_id"] == hook["id"] and dead.data["last_status_code"] == 410
     hooks.submit(eligible_applicant("C"))
-    assert relay(hooks) == 2  # C's submission, and webhook.disabled
+    assert relay(hooks) == 3  # C's submission, webhook.disabled and webhook.delivery_failed
     assert pending(hooks) == 0  # a disabled subscription is owed nothing new
     refused = hooks.client.post(
         f"/api/v1/webhooks/{hook['id']}/deliveries/{deliveries(hooks, hook['id'])[0]['id']}/redeliver",
@@ -167,30 +170,48 @@ def test_a_410_disables_the_subscription_with_an_event_and_cancels_what_is_pendi
     assert_problem(refused, 409)
 
 
-def test_a_redirect_is_a_failure_and_is_not_followed(hooks: Stack) -> None:
-    with receiving(script=[302], headers={"Location": "http://127.0.0.1:9/elsewhere"}) as receiver:
-        hook = subscribe(hooks, receiver.url, ["application.submitted"])
-        hooks.submit(eligible_applicant("A"))
-        pump(hooks)
+@pytest.mark.parametrize("status", [301, 302])
+def test_s16_a_redirect_is_a_failure_and_is_not_followed(hooks: Stack, status: int) -> None:
+    elsewhere = Receiver().start()
+    try:
+        with receiving(script=[status], headers={"Location": f"{elsewhere.url}/elsewhere"}) as receiver:
+            hook = subscribe(hooks, receiver.url, ["application.submitted"])
+            hooks.submit(eligible_applicant("A"))
+            pump(hooks)
+    finally:
+        elsewhere.stop()
     assert [r.path for r in receiver.received] == ["/hooks/accrual", "/hooks/accrual"]
+    assert elsewhere.received == []  # the Location was never asked for
     [delivery] = deliveries(hooks, hook["id"])
-    assert [a["status_code"] for a in delivery["attempts"]] == [302, 200]
+    assert [a["status_code"] for a in delivery["attempts"]] == [status, 200]
 
 
-def test_retry_after_is_honoured(hooks: Stack) -> None:
-    with receiving(script=[503], headers={"Retry-After": "120"}) as receiver:
+@pytest.mark.parametrize("status", [429, 503])
+def test_s16_retry_after_120_means_no_attempt_before_120_s(hooks: Stack, status: int) -> None:
+    """The schedule's own wait here is 50 ms; the receiver's Retry-After: 120 lengthens it. The clock is
+    simulated: nothing is due 119 s after the refusal, the retry is due after 120 s."""
+    with receiving(script=[status], headers={"Retry-After": "120"}) as receiver:
         hook = subscribe(hooks, receiver.url, ["application.submitted"])
-        hooks.submit(eligible_applicant("A"))
-        relay(hooks)
-        with hooks.db.transaction() as session:
-            [(delivery_id, claim)] = claim_due(session, lease_for(hooks.settings))
-        before = utcnow()
-        assert deliver(hooks.db, delivery_id, claim, hooks.settings) == "pending"
+        with time_machine.travel(utcnow(), tick=False) as clock:
+            hooks.submit(eligible_applicant("A"))
+            relay(hooks)
+            with hooks.db.transaction() as session:
+                [(delivery_id, claim)] = claim_due(session, lease_for(hooks.settings))
+            refused_at = utcnow()
+            assert deliver(hooks.db, delivery_id, claim, hooks.settings) == "pending"
+            with hooks.db.sessions() as session:
+                next_at = session.get_one(WebhookDelivery, delivery_id).next_attempt_at
+            assert next_at is not None and next_at - refused_at >= timedelta(seconds=120)
+            clock.shift(timedelta(seconds=119))
+            with hooks.db.transaction() as session:
+                assert claim_due(session, lease_for(hooks.settings)) == []
+            clock.move_to(next_at)
+            with hooks.db.transaction() as session:
+                [(_, claim)] = claim_due(session, lease_for(hooks.settings))
+            assert deliver(hooks.db, delivery_id, claim, hooks.settings) == "succeeded"
+    assert len(receiver.received) == 2
     [delivery] = deliveries(hooks, hook["id"])
-    assert len(receiver.received) == 1
-    with hooks.db.sessions() as session:
-        next_at = session.get_one(WebhookDelivery, delivery["id"]).next_attempt_at
-    assert next_at is not None and next_at - before >= timedelta(seconds=119)
+    assert [a["status_code"] for a in delivery["attempts"]] == [status, 200]
 
 
 def claimed_until_its_lease_ran_out(stack: Stack, url: str, screening_id: str) -> tuple[str, str]:
@@ -270,7 +291,7 @@ def test_the_secret_is_shown_once_and_stored_sealed(hooks: Stack) -> None:
     single = hooks.client.get(f"/api/v1/webhooks/{hook['id']}", headers=auth(hooks.admin)).get_data(
         as_text=True
     )
-    assert "secret" not in listed and "secret" not in single and hook["secret"] not in listed + single
+    assert '"secret"' not in listed + single and hook["secret"] not in listed + single
     with hooks.db.sessions() as session:
         sealed = session.get_one(WebhookSubscription, hook["id"]).secret_sealed
     assert hook["secret"] not in sealed and hook["secret"][6:] not in sealed

@@ -6,11 +6,14 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from tests.support.waiting import wait_until
+
+STOP_GRACE_SECONDS = 3.0
 
 
 class Processes:
@@ -49,9 +52,12 @@ class Processes:
         for child in self.children:
             if child.poll() is None:
                 child.terminate()
+        # One deadline for all: a test's state is thrown away with it, so a child still shutting down
+        # politely after a few seconds (a Celery worker finishing its pool) gains nothing by waiting.
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
         for child in self.children:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(10)
+                child.wait(max(0.0, deadline - time.monotonic()))
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, 9)  # whatever is left of its group
             child.wait(5)
@@ -59,10 +65,17 @@ class Processes:
             log.close()
 
 
-def start_api(processes: Processes, environment: dict[str, str], port: int) -> str:
-    """`accrual api` on a loopback `port`, once its /healthz answers; its base URL."""
+def start_api(
+    processes: Processes,
+    environment: dict[str, str],
+    port: int,
+    name: str = "api",
+    module: str = "services.cli",
+) -> str:
+    """`accrual api` (or a faulty variant's `module`) on a loopback `port`, once its /healthz answers; its
+    base URL."""
     base = f"http://127.0.0.1:{port}"
-    processes.start("api", ["api", "--port", str(port)], environment)
+    processes.start(name, ["api", "--port", str(port)], environment, module)
 
     def healthy() -> bool:
         try:
@@ -71,5 +84,5 @@ def start_api(processes: Processes, environment: dict[str, str], port: int) -> s
         except OSError:
             return False
 
-    wait_until(healthy, timeout=60, what="the API: " + processes.log("api")[-1500:])
+    wait_until(healthy, timeout=60, what="the API: " + processes.log(name)[-1500:])
     return base

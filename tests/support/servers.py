@@ -125,9 +125,10 @@ def next_redis_index() -> int:
 class RedisServer:
     """A private redis-server on a spare loopback port, which a test may stop and start again."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *options: str) -> None:
         self.port = free_port()
         self.workdir = workdir
+        self.options = options  # more redis-server options, e.g. "--maxmemory-policy", "allkeys-lru"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -150,6 +151,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.workdir),
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

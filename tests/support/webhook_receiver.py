@@ -21,13 +21,15 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Answers the scripted statuses in turn (then `default`); `hold` seconds before the first answer."""
+    """Answers the scripted statuses in turn (then `default`); `hold` seconds before the first answer,
+    `hang` seconds before every answer (both may be changed while it runs)."""
 
     port: int = 0
     script: list[int] = field(default_factory=list)
     default: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     hold: float = 0.0
+    hang: float = 0.0
     received: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -52,6 +54,8 @@ class Receiver:
                     status = receiver.script.pop(0) if receiver.script else receiver.default
                 if first and receiver.hold:
                     time.sleep(receiver.hold)
+                if receiver.hang:
+                    time.sleep(receiver.hang)
                 self.send_response(status)
                 for name, value in receiver.headers.items():
                     self.send_header(name, value)
@@ -63,6 +67,8 @@ class Receiver:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        # Stopping never waits for a request still hanging: the sender has given up on it long since.
+        self._server.daemon_threads, self._server.block_on_close = True, False
         self.port = self._server.server_port
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
+from config import Settings
 from models import WebhookDelivery
 from services.notifications.webhooks import claim_due, deliver, lease_for
 from tests.support.http import auth
 from tests.support.relay import relay
-from tests.support.stack import Stack
+from tests.support.stack import Stack, make_settings, sqlite_url
 
 
 def subscribe(stack: Stack, url: str, types: list[str], who: str | None = None) -> dict[str, Any]:
@@ -48,3 +51,12 @@ def pump(stack: Stack, timeout: float = 15) -> None:
         if not due:
             time.sleep(0.02)
     assert pending(stack) == 0, "deliveries still pending"
+
+
+def pipeline_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """For a fixture parametrised "sqlite" (embedded broker) / "postgres+redis": webhooks to loopback
+    allowed, as the real processes of a pipeline test need."""
+    if request.param == "sqlite":
+        return make_settings(tmp_path, sqlite_url(tmp_path), webhook_allow_private=True)
+    pg_url, redis_url = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
+    return make_settings(tmp_path, pg_url, redis_url, webhook_allow_private=True)

@@ -57,6 +57,7 @@ def test_the_catalogue_declares_the_contracts_names_in_order() -> None:
         "dose_escalation.decided",
         "application.allocated",
         "allocation.unblinded",
+        "webhook.delivery_failed",
     )
     assert [payload_model(name).event_type for name in event_types()] == list(event_types())
     with pytest.raises(UnknownEventType):

@@ -33,14 +33,13 @@ def run(self: Task, application_id: str, event_id: str) -> None:
     outlives the soft time limit is left to its delivery count, like one that kills its worker.
     """
     settings = self.app.conf.accrual_settings
-    outcome = screen_application(
+    screen_application(  # which logs the outcome, with the request that caused the screening
         database_for(settings),
         application_id,
         event_id,
         settings.screening_max_deliveries,
         also_transient=(SoftTimeLimitExceeded,),
     )
-    log.info("screening of %s: %s", application_id, outcome.status)
 
 
 @shared_task(

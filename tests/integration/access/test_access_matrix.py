@@ -29,7 +29,7 @@ def test_the_matrix_names_every_protected_route(world: World) -> None:
 
 
 @pytest.mark.parametrize(("route", "role"), matrix_cases())
-def test_access_matrix(world: World, route: Route, role: str) -> None:
+def test_s36_access_matrix_every_route_by_role_and_site(world: World, route: Route, role: str) -> None:
     params = {**world.ids, **(route.prepare(world) if route.prepare else {})}
     path = fill(route.rule, params) + route.query
     before = route.snapshot(world, params) if route.snapshot else None

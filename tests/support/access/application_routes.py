@@ -103,6 +103,11 @@ def _check_corrected(world: World, role: str, response: Any, params: Params) -> 
         assert session.get_one(Application, params["application_id"]).observations["wagner_grade"] == 2
 
 
+def _check_history(world: World, role: str, response: Any, params: Params) -> None:
+    revisions = response.get_json()["revisions"]
+    assert revisions[0]["action"] == "create" and revisions[-1]["state"]["id"] == params["application_id"]
+
+
 def _check_prescreen(world: World, role: str, response: Any, params: Params) -> None:
     assert [result["trial_id"] for result in response.get_json()["results"]] == [TRIAL]
 
@@ -131,6 +136,12 @@ APPLICATION_ROUTES = [
         APPLICATION_READ,
         check=_check_read,
         hides_like_missing=True,
+    ),
+    Route(
+        "GET",
+        "/api/v1/applications/<application_id>/history",
+        ADMIN_ONLY,
+        check=_check_history,
     ),
     Route(
         "PATCH",

@@ -102,6 +102,15 @@ def _check_webhook_deleted(world: World, role: str, response: Any, params: Param
     assert _webhook_alive(world, params) is not None
 
 
+def _sealed_secret(world: World, params: Params) -> Any:
+    with world.stack.db.sessions() as session:
+        return session.get_one(WebhookSubscription, params["webhook_id"]).secret_sealed
+
+
+def _check_rotated(world: World, role: str, response: Any, params: Params) -> None:
+    assert response.get_json()["secret"].startswith("whsec_") and response.get_json()["previous_secret_until"]
+
+
 def _check_redelivered(world: World, role: str, response: Any, params: Params) -> None:
     assert response.get_json()["status"] == "pending" and _delivery_status(world, params) == "pending"
 
@@ -138,6 +147,14 @@ FEED_ROUTES = [
         prepare=lambda w: {"webhook_id": w.fresh_hook()},
         snapshot=_webhook_alive,
         check=_check_webhook_deleted,
+    ),
+    Route(
+        "POST",
+        "/api/v1/webhooks/<webhook_id>/rotate-secret",
+        WEBHOOK_OWNER,
+        prepare=lambda w: {"webhook_id": w.fresh_hook()},
+        snapshot=_sealed_secret,
+        check=_check_rotated,
     ),
     Route("GET", "/api/v1/webhooks/<webhook_id>/deliveries", WEBHOOK_OWNER, check=_check_deliveries),
     Route(

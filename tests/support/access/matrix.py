@@ -12,7 +12,7 @@ from tests.support.access.trial_routes import TRIAL_ROUTES
 from tests.support.access.world import ROLES
 
 # The protected routes (rule, method) the matrix knows: a new route fails the walk until it is added.
-EXPECTED_PROTECTED_ROUTES = 36
+EXPECTED_PROTECTED_ROUTES = 38
 
 ROUTES = APPLICATION_ROUTES + TRIAL_ROUTES + FEED_ROUTES
 
