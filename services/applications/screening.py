@@ -99,7 +99,11 @@ def _screen_one(
             return _decide(session, application_id, message_id, deliveries, max_deliveries)
     except IntegrityError:
         return _already_recorded(application_id)
-    except (*TRANSIENT, *also_transient):
+    except TRANSIENT:
+        if counted is None:  # counted here; a batch gives back what it counted
+            give_back_deliveries(db, [application_id])
+        raise
+    except also_transient:
         raise
     except Exception as exc:
         return _set_aside(db, application_id, message_id, _failure_note(application_id, exc))
@@ -259,18 +263,22 @@ def screen_batch(
         return _one_at_a_time(db, items, max_deliveries, also_transient)
     deliveries = count_deliveries(db, ids)
     try:
-        with db.transaction() as session:
-            return _decide_batch(session, items, deliveries, max_deliveries, also_transient)
-    except (*TRANSIENT, *also_transient):
+        try:
+            with db.transaction() as session:
+                return _decide_batch(session, items, deliveries, max_deliveries, also_transient)
+        except (*TRANSIENT, *also_transient):
+            raise
+        except Exception as exc:
+            # A concurrent delivery committed first (IntegrityError), or a write failed: nothing of the
+            # batch was kept, and one at a time each application meets its own outcome.
+            log.warning(
+                "screening a batch of %d failed (%s); one at a time instead", len(items), type(exc).__name__
+            )
+            # This delivery is counted already: counting it again would dead-letter a killer one death early.
+            return _one_at_a_time(db, items, max_deliveries, also_transient, deliveries)
+    except TRANSIENT:
+        give_back_deliveries(db, list(deliveries))
         raise
-    except Exception as exc:
-        # A concurrent delivery committed first (IntegrityError), or a write failed: nothing of the batch
-        # was kept, and one at a time each application meets its own outcome.
-        log.warning(
-            "screening a batch of %d failed (%s); one at a time instead", len(items), type(exc).__name__
-        )
-        # This delivery is counted already: counting it again would dead-letter a killer one death early.
-        return _one_at_a_time(db, items, max_deliveries, also_transient, deliveries)
 
 
 def _one_at_a_time(
@@ -300,6 +308,29 @@ def _delivered_before(db: Database, application_ids: Sequence[str]) -> bool:
                 .limit(1)
             )
             is not None
+        )
+
+
+def give_back_deliveries(db: Database, application_ids: Sequence[str]) -> None:
+    """Uncount a delivery of each still undecided application: its screening met a database fault (the
+    task retries it) and lived to say so, unlike a message that kills its worker, which is what the
+    count is for. Without this, a few database restarts would dead-letter a healthy application. Best
+    effort: a database still away keeps the count, which only brings review nearer."""
+    try:
+        with db.transaction() as session:
+            session.execute(
+                update(Application)
+                .where(
+                    Application.id.in_(application_ids),
+                    Application.status.in_(SCREENED_FROM),
+                    Application.screening_deliveries > 0,
+                )
+                .values(screening_deliveries=Application.screening_deliveries - 1)
+                .execution_options(synchronize_session=False)
+            )
+    except TRANSIENT as exc:
+        log.warning(
+            "%d deliveries stay counted: the database is away (%s)", len(application_ids), type(exc).__name__
         )
 
 

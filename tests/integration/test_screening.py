@@ -5,11 +5,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
+import services.applications.screening as screening_module
 from models import Application, ApplicationHistory, Event, ProcessedMessage, Screening
 from services.applications.results import read_results
-from services.applications.screening import screen_application
+from services.applications.screening import screen_application, screen_batch
 from tests.support.applicants import eligible_applicant
 from tests.support.stack import Stack
 
@@ -128,3 +131,46 @@ def test_a_message_delivered_too_often_goes_to_review_instead_of_looping(stack: 
     assert (outcome.status, outcome.decision) == ("decided", "needs_review")
     body = read(stack, application_id)
     assert body["status"] == "needs_review" and "by hand" in body["history"][-1]["reason"]
+
+
+def test_a_delivery_that_meets_a_database_fault_is_given_back_and_never_brings_review_nearer(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database away is the task's to retry: however often it happens, the application is still
+    decided, never dead-lettered for deliveries that lived to report the fault (one batch, one alone)."""
+    singles = [submit(stack, screening_id=f"FAULT-{n}") for n in range(1)]
+    batch = [submit(stack, screening_id=f"FAULT-B{n}") for n in range(3)]
+    real = screening_module._decide_in_batch
+    faults = {"left": 0}
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if faults["left"] > 0:
+            faults["left"] -= 1
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        return real(*args, **kwargs)
+
+    def flaky_single(session: Any, *args: Any) -> Any:
+        if faults["left"] > 0:
+            faults["left"] -= 1
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        return real_single(session, *args)
+
+    real_single = screening_module._decide
+    monkeypatch.setattr(screening_module, "_decide_in_batch", flaky)
+    monkeypatch.setattr(screening_module, "_decide", flaky_single)
+    for run in (
+        lambda: screen_application(stack.db, *singles[0], 2),
+        lambda: screen_batch(stack.db, batch, 2),
+    ):
+        for _ in range(4):  # more faults than the limit of deliveries (2)
+            faults["left"] = 1
+            with pytest.raises(OperationalError):
+                run()
+        run()
+    with stack.db.sessions() as session:
+        rows = session.execute(
+            select(Application.status, Application.screening_deliveries, Application.dead_lettered_at).where(
+                Application.id.in_([a for a, _ in singles + batch])
+            )
+        ).all()
+    assert rows == [("eligible", 1, None)] * 4

@@ -37,9 +37,9 @@ def test_s12_a_database_fault_inside_a_decision_rolls_it_back_whole_and_the_task
         "DB_FAULT_RECORD": str(record),
         "ACCRUAL_WORKER_CONCURRENCY": "1",  # one pool process: FAULTS faults in all
         "ACCRUAL_LOG_LEVEL": "INFO",  # Celery's line for each retry
-        # A failed transaction counts as a delivery; the dead-letter limit is for tasks that kill their
-        # worker, not what this test is about.
-        "ACCRUAL_SCREENING_MAX_DELIVERIES": "10",
+        # As many faults as the default limit of deliveries (3): a delivery that met a database fault
+        # is given back, so none of them brings an application nearer to review.
+        "ACCRUAL_SCREENING_MAX_DELIVERIES": str(FAULTS),
     }
     ids = submit_many(backend, 30, "DBFAULT")
     processes.start("worker", ["worker"], environment, module="tests.support.db_fault_worker")
