@@ -55,7 +55,9 @@ def test_s06_the_embedded_brokers_queue_emptied_is_published_again_by_the_sweep_
     processes.start("beat", ["beat"], environment)  # no worker yet: the tasks wait in the broker
     ids = submit_many(sqlite_stack, 60, "EMPTIED")
     wait_until(lambda: all_published(sqlite_stack), timeout=60, what="the relay to publish")
-    assert empty_the_embedded_broker(sqlite_stack) == 3  # 60 applications, 3 screening messages of 20
+    # 60 applications, in screening messages of up to 20: at least 3 (more when the relay caught them
+    # arriving a few at a time).
+    assert empty_the_embedded_broker(sqlite_stack) >= 3
     processes.start("worker", ["worker"], environment)
     wait_until(lambda: decided(sqlite_stack, ids), timeout=90, what="the sweep to recover the lost tasks")
     assert_decided_exactly_once(sqlite_stack, ids)

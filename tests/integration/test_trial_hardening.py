@@ -254,7 +254,10 @@ def test_a_transient_failure_is_raised_for_the_task_to_retry_and_leaves_the_appl
         screen_application(stack.db, application_id, event_id, 5, also_transient=also_transient)
     with stack.db.sessions() as session:
         row = session.get_one(Application, application_id)
-        assert (row.status, row.dead_lettered_at, row.screening_deliveries) == ("submitted", None, 1)
+        # A database fault gives the delivery back (the task retries it); a time limit the task declared
+        # keeps it counted, like a delivery that killed its worker.
+        counted = 0 if isinstance(error, OperationalError) else 1
+        assert (row.status, row.dead_lettered_at, row.screening_deliveries) == ("submitted", None, counted)
 
 
 @pytest.mark.slow
