@@ -17,7 +17,7 @@ from services.problems import invalid
 from services.randomisation.schemes import configure as configure_randomisation
 from services.randomisation.schemes import scheme_row, scheme_view
 from services.reporting.report import recruitment_report, visible_report_trial
-from services.reporting.small_cells import answer_threshold, suppress_sites
+from services.reporting.small_cells import answer_threshold, suppress_preview, suppress_sites
 from services.schemas.api import (
     CriteriaOut,
     CriteriaPreview,
@@ -172,7 +172,8 @@ def preview(path: TrialPath, body: CriteriaDocument) -> Response:
     with database().reading() as session:
         trial = visible_report_trial(session, who, path.trial_id)
         answer = preview_amendment(session, trial, request.get_json())
-    return jsonify(answer.model_dump(mode="json"))
+    threshold = answer_threshold(who, settings().small_cell_threshold, database())
+    return jsonify(suppress_preview(answer, threshold).model_dump(mode="json"))
 
 
 DOSE_RESPONSES = {

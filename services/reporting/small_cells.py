@@ -35,7 +35,7 @@ from models import AuditEntry, AuditPending, Role
 from models.db import Database
 from services.audit import acting_as, note
 from services.reporting.suppression import Table, suppress
-from services.schemas.api import RecruitmentReport, SiteOut
+from services.schemas.api import CriteriaPreview, DecisionCounts, RecruitmentReport, SiteOut
 from services.tokens import Caller
 
 SETTING_ENTITY = "setting"
@@ -207,3 +207,66 @@ def _entries(report: RecruitmentReport) -> Iterator[tuple[Any, str]]:
         yield waiting, _AWAITING.get(waiting.reason, f"reason:{waiting.reason}")
     for arm in report.consort.allocated:
         yield arm, f"arm:{arm.arm_id}"
+
+
+# --- an amendment's preview --------------------------------------------------------------------------
+
+DECISIONS = ("eligible", "ineligible", "needs_review")
+CONSIDERED = "considered"
+
+
+def _phases(preview: CriteriaPreview) -> list[str]:
+    """`after` always; `before` only when the trial has criteria now (else it is all zeros)."""
+    return ["after"] if preview.current_version is None else ["before", "after"]
+
+
+def _preview_table(preview: CriteriaPreview) -> Table:
+    """The decision counts before and after add up to the applications considered (the trial-level
+    total, shown), per decision over the sites; a site's applications are the same before and after, a
+    total never shown. A criterion's exclusions are at most the ineligible: no equation ties them."""
+    table = Table()
+    table.cell(CONSIDERED, preview.applications_considered, exempt=True)
+    for phase in _phases(preview):
+        counts: DecisionCounts = getattr(preview, phase)
+        totals = [table.cell(f"{phase}.{d}", getattr(counts, d) or 0) for d in DECISIONS]
+        table.equation(CONSIDERED, totals)
+        for d in DECISIONS:
+            table.equation(f"{phase}.{d}", [f"site:{s.site_id}:{phase}.{d}" for s in preview.by_site])
+    for site in preview.by_site:
+        size = sum(getattr(site.after, d) or 0 for d in DECISIONS)
+        table.cell(f"site:{site.site_id}", size, virtual=True)
+        for phase in _phases(preview):
+            counts = getattr(site, phase)
+            cells = [
+                table.cell(f"site:{site.site_id}:{phase}.{d}", getattr(counts, d) or 0) for d in DECISIONS
+            ]
+            table.equation(f"site:{site.site_id}", cells)
+    for criterion in preview.by_criterion:
+        table.cell(f"criterion:{criterion.criterion_id}:before", criterion.excluded_before or 0)
+        table.cell(f"criterion:{criterion.criterion_id}:after", criterion.excluded_after or 0)
+    return table
+
+
+def _withhold_decisions(counts: DecisionCounts, prefix: str, hidden: frozenset[str]) -> None:
+    for decision in DECISIONS:
+        _withhold(counts, decision, f"{prefix}{decision}" in hidden)
+
+
+def suppress_preview(preview: CriteriaPreview, threshold: int) -> CriteriaPreview:
+    """The preview with its small counts withheld, and, under any threshold, without the ids of the
+    applications that would change: a list of ids is row-level data, and its length a count."""
+    preview.small_cell_threshold = threshold
+    if threshold <= 1:
+        return preview
+    if preview.changed:
+        preview.changed = []
+    preview.suppressed.append("changed")
+    hidden = suppress(_preview_table(preview), threshold)
+    for phase in _phases(preview):
+        _withhold_decisions(getattr(preview, phase), f"{phase}.", hidden)
+        for site in preview.by_site:
+            _withhold_decisions(getattr(site, phase), f"site:{site.site_id}:{phase}.", hidden)
+    for criterion in preview.by_criterion:
+        _withhold(criterion, "excluded_before", f"criterion:{criterion.criterion_id}:before" in hidden)
+        _withhold(criterion, "excluded_after", f"criterion:{criterion.criterion_id}:after" in hidden)
+    return preview

@@ -678,9 +678,12 @@ class DoseDecisionIn(BaseModel):
 
 
 class DecisionCounts(BaseModel):
-    eligible: int = 0
-    ineligible: int = 0
-    needs_review: int = 0
+    eligible: int | None = 0
+    ineligible: int | None = 0
+    needs_review: int | None = 0
+    suppressed: list[str] = Field(
+        default_factory=list, description="Counts withheld as small cells (null above)"
+    )
 
 
 class SitePreview(BaseModel):
@@ -691,8 +694,11 @@ class SitePreview(BaseModel):
 
 class CriterionPreview(BaseModel):
     criterion_id: str
-    excluded_before: int = Field(description="Applications this criterion excludes under the current version")
-    excluded_after: int = Field(description="Applications it would exclude under the draft")
+    excluded_before: int | None = Field(
+        description="Applications this criterion excludes under the current version"
+    )
+    excluded_after: int | None = Field(description="Applications it would exclude under the draft")
+    suppressed: list[str] = Field(default_factory=list, description="Counts withheld as small cells")
 
 
 class ForecastPreview(BaseModel):
@@ -711,8 +717,13 @@ class CriteriaPreview(BaseModel):
     after: DecisionCounts
     by_site: list[SitePreview]
     by_criterion: list[CriterionPreview]
-    changed: list[str] = Field(description="Applications whose decision would change")
+    changed: list[str] = Field(
+        description="Applications whose decision would change (empty, and listed in `suppressed`, for a "
+        "caller under a small-cell threshold: their ids are row-level data)"
+    )
     forecast: ForecastPreview
+    small_cell_threshold: int = Field(default=0, description="Counts from 1 to this minus 1 are withheld")
+    suppressed: list[str] = Field(default_factory=list, description="Fields withheld from this caller")
 
 
 class ConsortCount(BaseModel):

@@ -73,7 +73,11 @@ class _Tally:
 
 
 def _counts(counter: Counter[str]) -> DecisionCounts:
-    return DecisionCounts(**{decision: counter.get(decision, 0) for decision in DecisionCounts.model_fields})
+    return DecisionCounts(
+        eligible=counter.get("eligible", 0),
+        ineligible=counter.get("ineligible", 0),
+        needs_review=counter.get("needs_review", 0),
+    )
 
 
 def preview_amendment(session: Session, trial: Trial, document: dict[str, Any]) -> CriteriaPreview:

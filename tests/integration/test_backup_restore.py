@@ -31,7 +31,7 @@ from models.base import utcnow
 from models.db import Database
 from tests.support.applications import post
 from tests.support.cli import invoke
-from tests.support.processes import Processes
+from tests.support.processes import LOG_COMPLETE_GRACE_SECONDS, Processes
 from tests.support.screening import decide
 from tests.support.servers import fresh_pg_database, postgres_bindir, unavailable
 from tests.support.stack import Stack, make_settings
@@ -146,7 +146,7 @@ def test_s51_a_restored_dump_holds_everything_verifies_and_resends_only_seen_eve
                 restart_and_drain(processes, environment, copy, receiver, sent_before)
                 assert_enrolled_once(copy, enrolled)
             finally:
-                processes.stop_all()
+                processes.stop_all(LOG_COMPLETE_GRACE_SECONDS)
                 copy.dispose()
     resent = receiver.ids()[sent_before:]
     assert resent and set(resent) <= seen

@@ -46,8 +46,8 @@ def test_a_draft_shows_how_every_decision_would_move_and_stores_nothing(stack: S
     assert answer.status_code == 200, answer.get_json()
     body = answer.get_json()
     assert body["applications_considered"] == 3 and body["current_version"] == 1
-    assert body["before"] == {"eligible": 1, "ineligible": 1, "needs_review": 1}
-    assert body["after"] == {"eligible": 3, "ineligible": 0, "needs_review": 0}
+    assert body["before"] == {"eligible": 1, "ineligible": 1, "needs_review": 1, "suppressed": []}
+    assert body["after"] == {"eligible": 3, "ineligible": 0, "needs_review": 0, "suppressed": []}
     assert sorted(body["changed"]) == sorted([excluded, review]) and eligible not in body["changed"]
     [site] = body["by_site"]
     assert (site["site_id"], site["after"]["eligible"]) == (stack.site_id, 3)
@@ -70,3 +70,29 @@ def test_the_trials_sponsor_may_preview_others_may_not_and_a_broken_draft_is_422
     assert_problem(stack.client.post(PREVIEW, json=broken, headers=auth(stack.admin)), 422)
     elsewhere = {**without_e11(), "trial_id": "NCT03239535"}
     assert_problem(stack.client.post(PREVIEW, json=elsewhere, headers=auth(stack.admin)), 422, "trial_id")
+
+
+def test_s39_a_sponsors_preview_withholds_small_counts_and_the_ids_that_would_change(stack: Stack) -> None:
+    decide(stack, screening_id="SC-OK")
+    decide(stack, screening_id="SC-HIV", hiv_positive=True)
+    with stack.db.transaction() as session:
+        sponsor = create_token(session, Role.SPONSOR, sponsor=session.get_one(Trial, TRIAL).sponsor)
+    body = stack.client.post(PREVIEW, json=without_e11(), headers=auth(sponsor)).get_json()
+    assert body["applications_considered"] == 2 and body["small_cell_threshold"] == 11  # the trial's total
+    assert body["changed"] == [] and "changed" in body["suppressed"]
+    published = [
+        value
+        for counts in (
+            body["before"],
+            body["after"],
+            *(s[p] for s in body["by_site"] for p in ("before", "after")),
+        )
+        for key, value in counts.items()
+        if key != "suppressed"
+    ] + [c[k] for c in body["by_criterion"] for k in ("excluded_before", "excluded_after")]
+    assert all(value is None or value == 0 or value >= 11 for value in published), published
+    assert body["before"]["eligible"] is None and "eligible" in body["before"]["suppressed"]
+    admin = stack.client.post(PREVIEW, json=without_e11(), headers=auth(stack.admin)).get_json()
+    assert (
+        admin["before"]["eligible"] == 1 and len(admin["changed"]) == 1 and admin["small_cell_threshold"] == 0
+    )

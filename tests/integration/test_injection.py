@@ -26,7 +26,7 @@ from services.tokens import create_token
 from tests.support.applications import post
 from tests.support.database import stored
 from tests.support.http import assert_problem, auth
-from tests.support.processes import Processes, start_api
+from tests.support.processes import LOG_COMPLETE_GRACE_SECONDS, Processes, start_api
 from tests.support.screening import decide
 from tests.support.servers import free_port
 from tests.support.stack import TRIAL, Stack
@@ -170,7 +170,7 @@ def test_s41_a_line_break_sent_in_a_path_a_name_or_a_reason_forges_no_log_line(
     assert send("POST", f"/api/v1/applications/{application_id}/withdraw", stack.coordinator, reason) == 200
     assert post(stack, application_id, "withdraw", {"reason": f"again\n{FORGED}"}).status_code == 409
 
-    processes.stop_all()  # its log complete
+    processes.stop_all(LOG_COMPLETE_GRACE_SECONDS)  # its log complete
     log = processes.log("api")
     assert "FORGED-LINE" in log, "the forged text never reached the log: the test would pass vacuously"
     forged = [line for line in log.splitlines() if line.startswith(FORGED.split(" ", 1)[0])]

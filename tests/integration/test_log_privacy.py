@@ -31,7 +31,7 @@ from tests.support.applicants import eligible_applicant
 from tests.support.applications import post
 from tests.support.http import auth
 from tests.support.pipeline import decided, start_pipeline
-from tests.support.processes import Processes
+from tests.support.processes import LOG_COMPLETE_GRACE_SECONDS, Processes
 from tests.support.screening import decide
 from tests.support.stack import TRIAL, Stack, make_settings, sqlite_url
 from tests.support.waiting import wait_until
@@ -337,7 +337,7 @@ def test_the_worker_and_beat_at_debug_log_no_clinical_value_and_no_secret(
         wait_until(
             lambda: decided(stack, ids), timeout=60, what="decisions: " + processes.log("worker")[-2000:]
         )
-        processes.stop_all()
+        processes.stop_all(LOG_COMPLETE_GRACE_SECONDS)
         logs = {name: processes.log(name) for name in ("worker", "beat")}
         data_keys = [
             entry.partition(":")[2] for entry in stack.settings.data_keyring_text().split(",") if entry

@@ -34,7 +34,7 @@ from tests.integration.test_log_privacy import (
 )
 from tests.support.applications import patch, post
 from tests.support.pipeline import decided
-from tests.support.processes import Processes
+from tests.support.processes import LOG_COMPLETE_GRACE_SECONDS, Processes
 from tests.support.stack import Stack
 from tests.support.waiting import wait_until
 
@@ -172,7 +172,7 @@ def test_s38_no_canary_reaches_the_broker_queued_or_after_a_full_lifecycle(
 
     after = broker_contents(stack)
     assert not leaks(after, CANARIES), f"the broker holds {found_in(after)} after the lifecycle"
-    processes.stop_all()
+    processes.stop_all(LOG_COMPLETE_GRACE_SECONDS)
     for name in ("worker", "beat"):
         log = processes.log(name)
         assert log.strip(), f"the {name} logged nothing"

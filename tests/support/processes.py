@@ -13,7 +13,11 @@ from typing import Any
 
 from tests.support.waiting import wait_until
 
-STOP_GRACE_SECONDS = 3.0
+# After a test: its state is thrown away with it, so a child still shutting down politely after a
+# second (a Celery worker finishing its pool) gains nothing by waiting. A test that reads a child's log
+# after stopping it gives its children longer, to flush what they buffered.
+STOP_GRACE_SECONDS = 1.0
+LOG_COMPLETE_GRACE_SECONDS = 10.0
 
 
 class Processes:
@@ -45,16 +49,14 @@ class Processes:
         path = self.logdir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def stop_all(self) -> None:
+    def stop_all(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """Stop every child, politely first, and close their logs."""
         # SIGTERM to the main process only: signalled as a group, a Celery worker's pool children can die
         # holding billiard's queue lock, and the main process then hangs at exit until SIGKILL.
         for child in self.children:
             if child.poll() is None:
                 child.terminate()
-        # One deadline for all: a test's state is thrown away with it, so a child still shutting down
-        # politely after a few seconds (a Celery worker finishing its pool) gains nothing by waiting.
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        deadline = time.monotonic() + grace  # one deadline for all
         for child in self.children:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(max(0.0, deadline - time.monotonic()))
