@@ -52,6 +52,7 @@ from services.audit import (
 from services.audit_export import FORMATS, Exported, export_audit
 from services.data_keys import (
     reseal_observations,
+    reseal_previous_values,
     reseal_randomisation,
     reseal_screening_results,
     reseal_webhook_secrets,
@@ -328,14 +329,17 @@ def keys_new(key_id: str) -> None:
 @keys.command("rotate")
 @_operator
 def keys_rotate() -> None:
-    """Re-seal every application's observations, every screening's results, every webhook secret and
-    every allocation and randomisation scheme under the current (first) data key, bound to its row; then
-    the older keys may be removed from ACCRUAL_DATA_KEYS."""
+    """Re-seal every application's observations and the values its corrections replaced, every
+    screening's results, every webhook secret and every allocation and randomisation scheme under the
+    current (first) data key, bound to its row; then the older keys may be removed from
+    ACCRUAL_DATA_KEYS."""
     settings = get_settings()
     database = _database(settings)
     try:
         applications = reseal_observations(database)
         click.echo(f"applications re-sealed under the current key: {applications}")
+        previous = reseal_previous_values(database)
+        click.echo(f"values replaced by corrections re-sealed under the current key: {previous}")
         screenings = reseal_screening_results(database)
         click.echo(f"screening results re-sealed under the current key: {screenings}")
         webhook_secrets = reseal_webhook_secrets(database, settings.signing_key())

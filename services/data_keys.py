@@ -1,5 +1,5 @@
-"""Key rotation for what is sealed at rest (see models.sealing): observations, screenings' results,
-webhook secrets, and randomisation's arms, seeds and state."""
+"""Key rotation for what is sealed at rest (see models.sealing): observations and the values corrections
+replaced, screenings' results, webhook secrets, and randomisation's arms, seeds and state."""
 
 from __future__ import annotations
 
@@ -10,8 +10,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, Text, select, type_coerce, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from models import Allocation, Application, RandomisationScheme, Screening, WebhookSubscription
-from models.application import observations_binding, results_binding
+from models import (
+    Allocation,
+    Application,
+    PreviousValues,
+    RandomisationScheme,
+    Screening,
+    WebhookSubscription,
+)
+from models.application import observations_binding, previous_values_binding, results_binding
 from models.db import Database
 from models.randomisation import allocation_binding, scheme_secret_binding, scheme_state_binding
 from models.sealing import Keyring, Sealed, SealingError, keyring_of
@@ -35,6 +42,9 @@ class SealedColumn:
 
 
 OBSERVATIONS = SealedColumn("application", Application.observations, (Application.id,), observations_binding)
+PREVIOUS_VALUES = SealedColumn(
+    "previous_values", PreviousValues.values, (PreviousValues.id,), previous_values_binding
+)
 SCREENING_RESULTS = SealedColumn(
     "screening", Screening.results, (Screening.application_id, Screening.round), results_binding
 )
@@ -68,6 +78,11 @@ def reseal_observations(db: Database, batch: int = 500) -> int:
     are not yet (an older key, or the v1 format); how many were. Raises SealingError naming the first
     application whose observations do not open; the batches before it stay re-sealed."""
     return reseal(db, OBSERVATIONS, batch)
+
+
+def reseal_previous_values(db: Database, batch: int = 500) -> int:
+    """Re-seal every kept previous value (what a correction replaced) not sealed under the current key."""
+    return reseal(db, PREVIOUS_VALUES, batch)
 
 
 def reseal_screening_results(db: Database, batch: int = 500) -> int:

@@ -36,9 +36,12 @@ import services.audit
 from models import Application, AuditEntry, AuditPending, PreviousValues
 from models.audit import CHAINED_FIELDS, GENESIS, audit_keys_of, canonical_entry
 from models.base import JSONType, UTCDateTime
+from models.db import Database
 from models.migrate import alembic_config
+from models.sealing import Keyring
 from services.applications.history import snapshot
 from services.audit import chain_pending_entries
+from services.data_keys import reseal_previous_values
 from tests.support.applicants import eligible_applicant
 from tests.support.applications import post
 from tests.support.http import auth
@@ -315,3 +318,21 @@ def test_a_downgrade_below_0024_rechains_the_trail_so_it_still_verifies(stack: S
             previous = row["hash"]
         last = connection.execute(sa.text("SELECT last_seq, last_hash FROM audit_head")).one()
     assert (last.last_seq, last.last_hash) == (count, previous) and count > 3
+
+
+def test_the_values_a_correction_replaced_are_resealed_by_a_key_rotation(stack: Stack) -> None:
+    application_id = decide(stack, screening_id="ROT-PREV", abi=0.36)
+    correct(stack, application_id, abi=0.37)
+    old, new = stack.settings.data_keyring_text(), Keyring.new_entry("k2")
+    rotated = Database(
+        stack.settings.database_url, Keyring.parse(f"{new},{old}"), audit_keys_of(stack.db.engine.dialect)
+    )
+    new_only = Database(stack.settings.database_url, Keyring.parse(new))
+    try:
+        assert reseal_previous_values(rotated) == 1 and reseal_previous_values(rotated) == 0
+        with new_only.sessions() as session:  # the old key can now be dropped
+            [kept] = session.scalars(select(PreviousValues)).all()
+            assert kept.values["observations"]["abi"] == 0.36
+    finally:
+        rotated.dispose()
+        new_only.dispose()
