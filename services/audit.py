@@ -207,13 +207,19 @@ def _capture(session: Session, _context: Any, _instances: Any) -> None:
             note(session, AUDITED[type(instance)], _identity(instance), "delete")
 
 
+# A reason typed by a person is free text, which may hold clinical detail: it stays in the application's
+# history (shown to those who may see the application), and the trail says only that one was given.
+REASON_IN_HISTORY = "[given: see the application's history]"
+
+
 def _reasons_given(session: Session) -> dict[str, str]:
     """The reasons a person gave for the status steps this flush records (an application's new history
-    rows), so the change's one entry carries its reason too."""
+    rows), so the change's one entry says why: the coded reason (a withdrawal's) as it is, free text
+    only as having been given."""
     return {
-        row.application_id: row.reason
+        row.application_id: row.reason_code or REASON_IN_HISTORY
         for row in session.new
-        if isinstance(row, ApplicationHistory) and row.reason is not None
+        if isinstance(row, ApplicationHistory) and (row.reason is not None or row.reason_code is not None)
     }
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
@@ -99,8 +99,8 @@ def _screen_one(
             return _decide(session, application_id, message_id, deliveries, max_deliveries)
     except IntegrityError:
         return _already_recorded(application_id)
-    except TRANSIENT:
-        if counted is None:  # counted here; a batch gives back what it counted
+    except TRANSIENT as exc:
+        if counted is None and connection_lost(exc):  # counted here; a batch gives back what it counted
             give_back_deliveries(db, [application_id])
         raise
     except also_transient:
@@ -276,8 +276,9 @@ def screen_batch(
             )
             # This delivery is counted already: counting it again would dead-letter a killer one death early.
             return _one_at_a_time(db, items, max_deliveries, also_transient, deliveries)
-    except TRANSIENT:
-        give_back_deliveries(db, list(deliveries))
+    except TRANSIENT as exc:
+        if connection_lost(exc):
+            give_back_deliveries(db, list(deliveries))
         raise
 
 
@@ -311,8 +312,17 @@ def _delivered_before(db: Database, application_ids: Sequence[str]) -> bool:
         )
 
 
+def connection_lost(exc: Exception) -> bool:
+    """A database that went away under the screening (its connection ended, the pool had none): no
+    fault of the application's. Other operational errors (a statement timeout, a limit exceeded) may
+    recur for this application every time, so they stay counted and end in review, not in a loop."""
+    if isinstance(exc, InterfaceError | PoolTimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 def give_back_deliveries(db: Database, application_ids: Sequence[str]) -> None:
-    """Uncount a delivery of each still undecided application: its screening met a database fault (the
+    """Uncount a delivery of each still undecided application: its screening lost its database (the
     task retries it) and lived to say so, unlike a message that kills its worker, which is what the
     count is for. Without this, a few database restarts would dead-letter a healthy application. Best
     effort: a database still away keeps the count, which only brings review nearer."""

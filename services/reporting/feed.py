@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from models import Event, Role, Trial
 from services.events.catalogue import sponsor_sees
-from services.events.retention import require_within_reach
+from services.events.retention import purged_through, require_within_reach
 from services.pagination import decode_cursor, encode_cursor
 from services.tokens import Caller
 
@@ -59,10 +59,14 @@ def envelope(event: Event, *, for_admin: bool) -> dict[str, Any]:
 
 
 def _finished_before(session: Session) -> ColumnElement[bool]:
-    """Only events whose transaction, and every older one, has finished."""
+    """Only events whose transaction, and every older one, has finished: read once, so that the page
+    and where its reader stands (_caught_up) are measured against the same horizon."""
     if session.get_bind().dialect.name != "postgresql":
         return true()
-    return Event.txid < literal_column("(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint")
+    horizon: int = session.execute(
+        select(literal_column("(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint"))
+    ).scalar_one()
+    return Event.txid < horizon
 
 
 def _visible_to(session: Session, caller: Caller) -> ColumnElement[bool]:
@@ -70,6 +74,24 @@ def _visible_to(session: Session, caller: Caller) -> ColumnElement[bool]:
         return true()
     trials = session.execute(select(Trial.trial_id, Trial.sponsor)).all()
     return Event.trial_id.in_([trial_id for trial_id, sponsor in trials if caller.speaks_for(sponsor)])
+
+
+def _newest_finished(
+    session: Session, position: tuple[int, int], finished: ColumnElement[bool]
+) -> tuple[int, int]:
+    """The feed position of the newest finished event after `position`, whoever may see it (or
+    `position`). Read before the page: an event that finishes meanwhile comes after it (SQLite's
+    writers take turns; PostgreSQL's horizon is fixed), so a cursor moved up to it skips nothing."""
+    newest = session.execute(
+        select(Event.txid, Event.seq)
+        .where(
+            or_(Event.txid > position[0], and_(Event.txid == position[0], Event.seq > position[1])),
+            finished,
+        )
+        .order_by(Event.txid.desc(), Event.seq.desc())
+        .limit(1)
+    ).first()
+    return (int(newest.txid), int(newest.seq)) if newest is not None else position
 
 
 def read_feed(
@@ -82,12 +104,18 @@ def read_feed(
     """
     position = decode_cursor(cursor, FEED_SCOPE, key) if cursor else START
     txid, seq = int(position["t"]), int(position["s"])
+    finished = _finished_before(session)
+    # Where a reader who sees every event visible to it up to the horizon stands: past the newest
+    # finished event, whoever may see it, and never before the purge. A quiet sponsor's cursor thus moves
+    # with the whole log, and a purge of other trials' events never strands it behind a 410 (it would
+    # have missed nothing); only a reader away longer than the retention period finds it expired.
+    caught_up = _newest_finished(session, (txid, seq), finished)
     events = list(
         session.scalars(
             select(Event)
             .where(
                 or_(Event.txid > txid, and_(Event.txid == txid, Event.seq > seq)),
-                _finished_before(session),
+                finished,
                 _visible_to(session, caller),
             )
             .order_by(Event.txid, Event.seq)
@@ -98,5 +126,8 @@ def read_feed(
         require_within_reach(session, (txid, seq))
     if events:
         position = {"t": events[-1].txid, "s": events[-1].seq}
+    if len(events) < limit:
+        furthest = max((int(position["t"]), int(position["s"])), caught_up, purged_through(session))
+        position = {"t": furthest[0], "s": furthest[1]}
     for_admin = caller.role is Role.ADMIN
     return [envelope(e, for_admin=for_admin) for e in events], encode_cursor(position, FEED_SCOPE, key)

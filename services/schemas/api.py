@@ -959,7 +959,7 @@ class AuditEntryOut(BaseModel):
         description="Per changed field: [previous, new]; clinical fields name keys only"
     )
     service: str | None = Field(
-        default=None, description="The process that wrote it, `role@host:pid` (null before revision 0022)"
+        default=None, description="The process that wrote it, `role@host:pid` (null before revision 0024)"
     )
     request_id: str | None = Field(
         default=None, description="The request that caused it (`X-Request-Id`), also for a worker's acts"

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select, update
 
-from models import EmailMessage, Event, EventStatus, WebhookDelivery, WebhookSubscription
+from models import EmailMessage, Event, EventStatus, Role, Trial, WebhookDelivery, WebhookSubscription
 from models.base import utcnow
 from models.event import EventRetention
 from services.events.catalogue import (
@@ -36,11 +36,12 @@ from services.events.catalogue import (
 )
 from services.events.outbox import event_row
 from services.events.retention import purged_through
+from services.tokens import create_token
 from tests.support.applicants import eligible_applicant
 from tests.support.http import assert_problem, auth
 from tests.support.outbox import claim_plan, insert_events, reads_the_due_index
 from tests.support.relay import in_memory_broker
-from tests.support.stack import Stack
+from tests.support.stack import TRIAL, Stack
 from tests.support.waiting import wait_until
 from workers.beat import periodic_jobs
 from workers.maintenance import purge_expired_events
@@ -223,3 +224,26 @@ def test_s26_a_feed_cursor_from_before_the_purge_gets_410_cursor_expired(stack: 
 def listed(response: Any) -> list[str]:
     assert response.status_code == 200, response.get_json()
     return [item["id"] for item in response.get_json()["items"]]
+
+
+def test_s26_a_quiet_sponsor_polling_the_feed_is_not_stranded_by_a_purge_of_other_trials(
+    stack: Stack,
+) -> None:
+    """A sponsor whose trials are quiet reads empty pages; its cursor still moves with the whole log,
+    so purging other trials' events (which it could never see) does not expire it."""
+    with stack.db.transaction() as session:
+        sponsor = create_token(session, Role.SPONSOR, sponsor=session.get_one(Trial, TRIAL).sponsor)
+
+    def sponsors_feed(after: str | None) -> Any:
+        query = {"limit": 100, **({"after": after} if after else {})}
+        return stack.client.get("/api/v1/events", query_string=query, headers=auth(sponsor))
+
+    before = sponsors_feed(None).get_json()["next_cursor"]
+    ids = [written(stack, CLOSED) for _ in range(3)]  # another trial's: never the sponsor's to see
+    wait_until(lambda: listed(feed(stack, limit=1000))[-3:] == ids, timeout=15, what="the events")
+    polled = sponsors_feed(before)
+    assert listed(polled) == []
+    age(stack, *ids)
+    assert purge_expired_events(stack.db, stack.settings) == 3
+    assert listed(sponsors_feed(polled.get_json()["next_cursor"])) == []  # 200: it missed nothing
+    assert_problem(sponsors_feed(before), 410)  # a cursor from before the purged events still expires

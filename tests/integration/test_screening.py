@@ -146,13 +146,17 @@ def test_a_delivery_that_meets_a_database_fault_is_given_back_and_never_brings_r
     def flaky(*args: Any, **kwargs: Any) -> Any:
         if faults["left"] > 0:
             faults["left"] -= 1
-            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+            raise OperationalError(
+                "SELECT 1", {}, Exception("server closed the connection"), connection_invalidated=True
+            )
         return real(*args, **kwargs)
 
     def flaky_single(session: Any, *args: Any) -> Any:
         if faults["left"] > 0:
             faults["left"] -= 1
-            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+            raise OperationalError(
+                "SELECT 1", {}, Exception("server closed the connection"), connection_invalidated=True
+            )
         return real_single(session, *args)
 
     real_single = screening_module._decide

@@ -90,11 +90,17 @@ def _rechain_without_provenance(bind: sa.Connection) -> None:
     if first is None:
         return
     keys = audit_keys_of(bind.dialect)
-    previous = bind.execute(sa.select(entries.c.hash).where(entries.c.seq == first - 1)).scalar() or GENESIS
+    stood = bind.execute(sa.select(entries.c.hash).where(entries.c.seq == first - 1)).scalar() or GENESIS
+    previous, expected_seq = stood, first
     updates: list[dict[str, Any]] = []
     for row in _rows_from(bind, first):
-        if (row["prev_hash"] != previous and not updates) or keys.entry_hash(row) != row["hash"]:
+        # Checked as it stands, link by link: a gap, a reordering or an edit stops the downgrade.
+        intact = (
+            row["seq"] == expected_seq and row["prev_hash"] == stood and keys.entry_hash(row) == row["hash"]
+        )
+        if not intact:
             raise RuntimeError(f"audit entry {row['seq']} does not verify: not re-chained, downgrade stopped")
+        stood, expected_seq = row["hash"], expected_seq + 1
         plain = {**row, "service": None, "request_id": None, "prev_hash": previous}
         previous = keys.entry_hash(plain)
         updates.append({"s": row["seq"], "p": plain["prev_hash"], "h": previous})
