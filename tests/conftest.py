@@ -34,6 +34,7 @@ from tests.support.servers import (
 )
 from tests.support.stack import Stack, database_url_for, make_settings, sqlite_url
 from tests.support.templates import TEMPLATES
+from tests.support.webhooks import pipeline_settings
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -203,3 +204,12 @@ def inbox(smtp_port: int) -> Iterator[Inbox]:
     """A real SMTP server on `smtp_port` that keeps what it receives."""
     with smtp_server(smtp_port) as handler:
         yield handler
+
+
+@pytest.fixture(params=["sqlite", "postgres+redis"])
+def pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    """A stack for real worker and scheduler processes: SQLite with the embedded broker, or PostgreSQL
+    with a Redis database of its own (tests.support.webhooks.pipeline_settings)."""
+    built = Stack(pipeline_settings(request, tmp_path))
+    yield built
+    built.close()

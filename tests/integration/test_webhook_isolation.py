@@ -14,9 +14,6 @@ one delivery (a new site's `site.status_changed`), the healthy one every applica
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
 
@@ -27,7 +24,7 @@ from tests.support.processes import Processes
 from tests.support.stack import TRIAL, Stack
 from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import receiving
-from tests.support.webhooks import pipeline_settings, subscribe
+from tests.support.webhooks import subscribe
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 15  # seconds; the receiver hangs for 60
@@ -38,13 +35,6 @@ ENV = {
     "ACCRUAL_WEBHOOK_TIMEOUT_SECONDS": str(TIMEOUT),
     "ACCRUAL_WEBHOOK_DISPATCH_INTERVAL_SECONDS": "0.1",
 }
-
-
-@pytest.fixture(params=["sqlite", "postgres+redis"])
-def pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
-    built = Stack(pipeline_settings(request, tmp_path))
-    yield built
-    built.close()
 
 
 def start_isolated_workers(processes: Processes, stack: Stack) -> None:

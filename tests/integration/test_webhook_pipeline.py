@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -25,7 +23,7 @@ from tests.support.servers import free_port
 from tests.support.stack import Stack
 from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import receiving
-from tests.support.webhooks import pipeline_settings, subscribe
+from tests.support.webhooks import subscribe
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:aiosmtpd")]
 HOOK_ENV = {
@@ -34,13 +32,6 @@ HOOK_ENV = {
     "ACCRUAL_WEBHOOK_TIMEOUT_SECONDS": "2",  # the dispatcher's lease is three timeouts: 6 s
     "ACCRUAL_WEBHOOK_DISPATCH_INTERVAL_SECONDS": "0.1",
 }
-
-
-@pytest.fixture(params=["sqlite", "postgres+redis"])
-def pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
-    built = Stack(pipeline_settings(request, tmp_path))
-    yield built
-    built.close()
 
 
 def statuses(stack: Stack) -> list[str]:
