@@ -354,26 +354,30 @@ class Verdict:
         return self.problem is None
 
 
-def _one_snapshot(session: Session) -> None:
+def one_snapshot(session: Session) -> None:
     """PostgreSQL gives each statement its own snapshot by default: entries committed while a long
     verification runs would look like a chain running past its head. Read everything at one."""
     if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
-def _entries(session: Session, batch: int) -> Iterator[RowMapping]:
-    """Every entry in seq order, as plain rows (not kept in the session: the trail may be long)."""
-    after = 0
+def chained_entries(
+    session: Session, batch: int, first: int = 1, last: int | None = None
+) -> Iterator[RowMapping]:
+    """The entries from place `first` to `last` (to the end when None) in seq order, a batch at a time,
+    as plain rows (not kept in the session: the trail may be long)."""
+    after = first - 1
     while True:
-        rows = session.execute(
-            select(AuditEntry.__table__).where(AuditEntry.seq > after).order_by(AuditEntry.seq).limit(batch)
-        ).mappings()
-        last = None
-        for last in rows:
-            yield last
-        if last is None:
+        query = select(AuditEntry.__table__).where(AuditEntry.seq > after)
+        if last is not None:
+            query = query.where(AuditEntry.seq <= last)
+        rows = session.execute(query.order_by(AuditEntry.seq).limit(batch)).mappings()
+        newest = None
+        for newest in rows:
+            yield newest
+        if newest is None:
             return
-        after = last["seq"]
+        after = newest["seq"]
 
 
 def _fault(entry: RowMapping, seq: int, previous: str, keys: AuditKeys) -> str | None:
@@ -400,10 +404,10 @@ def verify_chain(session: Session, checkpoint: Checkpoint | None = None, batch: 
     """Recompute every entry's HMAC in order: a changed, removed, inserted or reordered entry, or one
     chained without the key, is reported; with a checkpoint, the trail must still hold its entry."""
     keys = audit_keys_of(session.get_bind().dialect)
-    _one_snapshot(session)
+    one_snapshot(session)
     head = session.execute(select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1)).one()
     previous, count, by_key = GENESIS, 0, Counter[str]()
-    for entry in _entries(session, batch):
+    for entry in chained_entries(session, batch):
         problem = _fault(entry, count + 1, previous, keys)
         if problem is None and checkpoint is not None and entry["seq"] == checkpoint.seq:
             problem = _unlike(checkpoint, entry)

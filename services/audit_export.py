@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from models import AuditEntry
 from models.db import Database
-from services.audit import chain_pending_entries, note
+from services.audit import chain_pending_entries, chained_entries, note, one_snapshot
 
 FORMATS = ("jsonl", "csv")
 BATCH = 5000
@@ -51,21 +51,18 @@ def export_audit(
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
     chain_pending_entries(db)
     with db.reading() as session:
-        _one_snapshot(session)
+        one_snapshot(session)  # the range's bounds and the entries between them agree
         first, last = _seq_range(session, since, until)
-        rows = _entries(session, first, last) if first is not None and last is not None else iter(())
+        rows = (
+            chained_entries(session, BATCH, first, last)
+            if first is not None and last is not None
+            else iter(())
+        )
         count = (_write_jsonl if form == "jsonl" else _write_csv)(rows, out)
     out.flush()
     exported = Exported(count, first, last)
     _audit_the_export(db, since, until, form, destination, exported)
     return exported
-
-
-def _one_snapshot(session: Session) -> None:
-    """On PostgreSQL each statement sees its own snapshot by default: read the range and its entries
-    in one, so that the range's bounds and the entries between them agree."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
 def _seq_range(session: Session, since: datetime, until: datetime) -> tuple[int | None, int | None]:
@@ -76,26 +73,6 @@ def _seq_range(session: Session, since: datetime, until: datetime) -> tuple[int 
         )
     ).one()
     return bounds[0], bounds[1]
-
-
-def _entries(session: Session, first: int, last: int) -> Iterator[RowMapping]:
-    """Entries `first` to `last` in chain order, a batch at a time (a range may be years long)."""
-    after = first - 1
-    while after < last:
-        rows = (
-            session.execute(
-                select(AuditEntry.__table__)
-                .where(AuditEntry.seq > after, AuditEntry.seq <= last)
-                .order_by(AuditEntry.seq)
-                .limit(BATCH)
-            )
-            .mappings()
-            .all()
-        )
-        if not rows:
-            return
-        yield from rows
-        after = int(rows[-1]["seq"])
 
 
 def plain(entry: RowMapping) -> dict[str, Any]:

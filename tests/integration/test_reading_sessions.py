@@ -10,8 +10,7 @@ from psycopg._connection_base import BaseConnection
 from sqlalchemy import select, text
 
 from models import Trial
-from services.audit import _one_snapshot as one_snapshot
-from services.audit import verify_trail
+from services.audit import one_snapshot, verify_trail
 from tests.support.stack import Stack
 
 
