@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import RowMapping, event, func, insert, inspect, select
+from sqlalchemy import RowMapping, event, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from models import (
@@ -265,6 +265,9 @@ def take_signed_entries(session: Session) -> list[dict[str, Any]]:
     return rows
 
 
+CLOCK = "SELECT clock_timestamp()"
+
+
 def database_clock(session: Session) -> datetime | None:
     """The database server's UTC time, read as the transaction is about to commit; None on SQLite.
 
@@ -275,7 +278,8 @@ def database_clock(session: Session) -> datetime | None:
     """
     if session.get_bind().dialect.name != "postgresql":
         return None
-    now: datetime = session.execute(select(func.clock_timestamp())).scalar_one()
+    # Plain SQL on the transaction's connection: this runs before every commit that writes the trail.
+    now: datetime = session.connection().exec_driver_sql(CLOCK).scalar_one()
     return now.astimezone(UTC)
 
 
